@@ -1,0 +1,15 @@
+//! `moltvault backup` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {}
+
+pub fn run(_ctx: &Ctx, _args: BackupArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault backup` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

@@ -1,0 +1,15 @@
+//! `moltvault backups` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct BackupsArgs {}
+
+pub fn run(_ctx: &Ctx, _args: BackupsArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault backups` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

@@ -1,0 +1,15 @@
+//! `moltvault cat` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct CatArgs {}
+
+pub fn run(_ctx: &Ctx, _args: CatArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault cat` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

@@ -1,0 +1,15 @@
+//! `moltvault grep` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct GrepArgs {}
+
+pub fn run(_ctx: &Ctx, _args: GrepArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault grep` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

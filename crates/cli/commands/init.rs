@@ -1,0 +1,15 @@
+//! `moltvault init` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {}
+
+pub fn run(_ctx: &Ctx, _args: InitArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault init` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

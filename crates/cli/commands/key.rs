@@ -1,0 +1,15 @@
+//! `moltvault key` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {}
+
+pub fn run(_ctx: &Ctx, _args: KeyArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault key` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

@@ -1,0 +1,15 @@
+//! `moltvault plugin` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct PluginArgs {}
+
+pub fn run(_ctx: &Ctx, _args: PluginArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault plugin` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

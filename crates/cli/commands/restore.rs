@@ -1,0 +1,15 @@
+//! `moltvault restore` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {}
+
+pub fn run(_ctx: &Ctx, _args: RestoreArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault restore` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

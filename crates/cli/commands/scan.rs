@@ -1,0 +1,15 @@
+//! `moltvault scan` (not implemented yet).
+
+use crate::commands::Ctx;
+use crate::report::Status;
+
+/// (Not implemented yet.)
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {}
+
+pub fn run(_ctx: &Ctx, _args: ScanArgs) -> anyhow::Result<Status> {
+    Err(crate::report::user_error(
+        "`moltvault scan` is not implemented yet",
+        "See the CHANGELOG for what this version can do.",
+    ))
+}

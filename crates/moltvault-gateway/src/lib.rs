@@ -1,0 +1,1 @@
+//! Discovers OpenClaw / Moltbot / Clawdbot gateways and reads their session stores (skeleton).

@@ -1,0 +1,1 @@
+//! Plans and journals the rotation of a gateway's secrets (skeleton).

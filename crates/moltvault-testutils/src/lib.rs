@@ -1,0 +1,1 @@
+//! Test-only helpers: temporary gateway homes and fake secrets built from fragments.

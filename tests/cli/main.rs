@@ -1,0 +1,3 @@
+//! The CLI end to end: one test binary, one module per verb.
+
+mod help;
