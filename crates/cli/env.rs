@@ -8,6 +8,8 @@ pub const OPENCLAW_STATE_DIR: &str = "OPENCLAW_STATE_DIR";
 pub const OPENCLAW_CONFIG_PATH: &str = "OPENCLAW_CONFIG_PATH";
 /// Replaces `$HOME` for OpenClaw's defaults.
 pub const OPENCLAW_HOME: &str = "OPENCLAW_HOME";
+/// Selects the OpenClaw profile dir `~/.openclaw-<profile>`.
+pub const OPENCLAW_PROFILE: &str = "OPENCLAW_PROFILE";
 /// The Moltbot state dir.
 pub const MOLTBOT_STATE_DIR: &str = "MOLTBOT_STATE_DIR";
 /// The Clawdbot state dir.
@@ -16,6 +18,29 @@ pub const CLAWDBOT_STATE_DIR: &str = "CLAWDBOT_STATE_DIR";
 pub const CLAWDBOT_CONFIG_PATH: &str = "CLAWDBOT_CONFIG_PATH";
 /// A vault passphrase for automation (never on argv).
 pub const MOLTVAULT_PASSPHRASE: &str = "MOLTVAULT_PASSPHRASE";
+/// Test suites only: makes new passphrase key files use scrypt work factor 2^10 instead of
+/// 2^18 (like borg's BORG_TESTONLY_WEAKEN_KDF). Never set it on a real vault.
+pub const MOLTVAULT_TESTONLY_WEAKEN_KDF: &str = "MOLTVAULT_TESTONLY_WEAKEN_KDF";
+/// S3-compatible endpoint for `s3://` backup targets (e.g. `http://127.0.0.1:9000`).
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+/// S3 access key id for `s3://` backup targets.
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// S3 secret access key for `s3://` backup targets.
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// S3 session token for `s3://` backup targets (temporary credentials).
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+/// S3 region for `s3://` backup targets.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// S3 region fallback for `s3://` backup targets.
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// `moltvault rotate` crash tests only (debug builds): `after:<step>` aborts the process right
+/// after that durable step (`journal:<seq>`, `write:<item>:<i>`, `staged:<item>`).
+pub const MOLTVAULT_FAILPOINT: &str = "MOLTVAULT_FAILPOINT";
+/// `moltvault rotate --verify-online` base-URL overrides, `provider=URL[,provider=URL…]`
+/// (HTTPS, or HTTP on loopback only); `--verify-base-url` beats it.
+pub const MOLTVAULT_VERIFY_BASE_URL: &str = "MOLTVAULT_VERIFY_BASE_URL";
+/// Where `moltvault rotate` looks for the `openclaw` and `systemctl` commands.
+pub const PATH: &str = "PATH";
 /// Disables colour when set (https://no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// The user's home directory.

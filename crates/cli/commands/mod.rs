@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::env;
 use crate::report::Status;
 
+mod audit;
 mod backup;
 mod backups;
 mod cat;
@@ -18,6 +19,7 @@ mod lock;
 mod plugin;
 mod redact;
 mod restore;
+mod rotate;
 mod scan;
 mod seal;
 mod serve;
@@ -67,6 +69,8 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     Plugin(plugin::PluginArgs),
     Serve(serve::ServeArgs),
+    Audit(audit::AuditArgs),
+    Rotate(rotate::RotateArgs),
 }
 
 /// Runs the parsed command line.
@@ -89,6 +93,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Plugin(a) => plugin::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
+        Command::Audit(a) => audit::run(&ctx, a),
+        Command::Rotate(a) => rotate::run(&ctx, a),
     }
 }
 

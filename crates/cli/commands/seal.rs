@@ -1,26 +1,287 @@
-//! `moltvault seal` / `moltvault unseal` (not implemented yet).
+//! `moltvault seal` / `moltvault unseal`: inactive transcripts ⇄ `<name>.age` beside them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use moltvault_gateway::{Gateway, TranscriptFile, TranscriptKind};
+use moltvault_vault::Vault;
+use moltvault_vault::seal::{self, SealOptions};
 
 use crate::commands::Ctx;
-use crate::report::Status;
+use crate::commands::key::{UnlockArgs, unlock};
+use crate::report::{Status, user_error};
+use crate::ui;
 
-/// (Not implemented yet.)
+/// Seals inactive transcripts: each file (`<sid>.jsonl`, trajectory sidecars, `.deleted`,
+/// `.reset` and `.bak` copies, `.zst` archives) becomes `<name>.age` beside it, encrypted to the
+/// vault recipient (no passphrase needed). The sealed copy is written to a temp file, fsynced,
+/// renamed, decrypt-verified (SHA-256), and only then is the plaintext removed.
+///
+/// The current session of a session key is refused: the gateway reopens it every turn and would
+/// append plaintext. `--include-current` takes idle current ones too; those conversations then
+/// restart without their history until unsealed. A file whose `.lock` is held, or that was
+/// written in the last minute, is never sealed.
 #[derive(Debug, clap::Args)]
-pub struct SealArgs {}
-
-/// (Not implemented yet.)
-#[derive(Debug, clap::Args)]
-pub struct UnsealArgs {}
-
-pub fn run_seal(_ctx: &Ctx, _args: SealArgs) -> anyhow::Result<Status> {
-    Err(crate::report::user_error(
-        "`moltvault seal` is not implemented yet",
-        "See the CHANGELOG.",
-    ))
+pub struct SealArgs {
+    /// Session ids (every file of the session) or transcript file paths.
+    #[arg(value_name = "SESSION")]
+    sessions: Vec<String>,
+    /// Seal every transcript untouched for `--idle`.
+    #[arg(long, conflicts_with = "sessions")]
+    all_idle: bool,
+    /// With `--all-idle`: how long a transcript must be untouched (`30m`, `12h`, `7d`, `2w`).
+    #[arg(long, value_name = "DURATION", default_value = "1d")]
+    idle: String,
+    /// Also seal idle current sessions (their conversations restart without history).
+    #[arg(long)]
+    include_current: bool,
+    /// List what would be sealed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
-pub fn run_unseal(_ctx: &Ctx, _args: UnsealArgs) -> anyhow::Result<Status> {
-    Err(crate::report::user_error(
-        "`moltvault unseal` is not implemented yet",
-        "See the CHANGELOG.",
-    ))
+/// Unseals sealed transcripts back to plaintext, restoring their mode; unlocks the vault once.
+///
+/// Each file is decrypted to a temp file beside it and kept only once the whole file
+/// authenticated, so a damaged file leaves nothing behind.
+#[derive(Debug, clap::Args)]
+pub struct UnsealArgs {
+    /// Session ids or sealed file paths.
+    #[arg(value_name = "SESSION")]
+    sessions: Vec<String>,
+    /// Unseal every sealed transcript.
+    #[arg(long, conflicts_with = "sessions")]
+    all: bool,
+    #[command(flatten)]
+    unlock: UnlockArgs,
+}
+
+/// Finds the gateway for a command.
+pub fn gateway(ctx: &Ctx) -> anyhow::Result<Gateway> {
+    Ok(moltvault_gateway::discover(
+        &crate::commands::backups::gateway_options(ctx),
+    )?)
+}
+
+/// Parses `90s`, `30m`, `12h`, `7d`, `2w` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| bad_duration(s))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad_duration(s)),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(mult)))
+}
+
+fn bad_duration(s: &str) -> anyhow::Error {
+    user_error(
+        format!("{s:?} is not a duration"),
+        "Write a number and a unit: 90s, 30m, 12h, 7d or 2w.",
+    )
+}
+
+/// Resolves command-line names (session ids or paths) to transcript files.
+pub fn resolve(
+    files: &[TranscriptFile],
+    names: &[String],
+    sealed_only: bool,
+) -> anyhow::Result<Vec<TranscriptFile>> {
+    let mut out = Vec::new();
+    for name in names {
+        let as_path = Path::new(name);
+        let found: Vec<&TranscriptFile> = if name.contains('/') || as_path.exists() {
+            let abs = std::path::absolute(as_path).unwrap_or_else(|_| as_path.to_path_buf());
+            files
+                .iter()
+                .filter(|f| f.path == abs || f.path == as_path)
+                .collect()
+        } else {
+            files.iter().filter(|f| f.session_id == *name).collect()
+        };
+        let found: Vec<&TranscriptFile> = found
+            .into_iter()
+            .filter(|f| !sealed_only || f.kind == TranscriptKind::Sealed)
+            .collect();
+        if found.is_empty() {
+            if name.contains('/') || as_path.exists() {
+                // Name what is wrong with the path itself (a symlink, a directory...).
+                seal::open_regular(as_path)?;
+            }
+            return Err(user_error(
+                format!(
+                    "no {}transcript named {name}",
+                    if sealed_only { "sealed " } else { "" }
+                ),
+                "Pass a session id (the file name without .jsonl) or a transcript path under the gateway's agents/<id>/sessions/ directory; `moltvault status` lists them.",
+            ));
+        }
+        for f in found {
+            if !out.iter().any(|o: &TranscriptFile| o.path == f.path) {
+                out.push(f.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The paths of current sessions (the gateway appends to them).
+fn current_paths(gw: &Gateway) -> anyhow::Result<BTreeSet<PathBuf>> {
+    let mut set = BTreeSet::new();
+    for s in gw.sessions()? {
+        if s.current {
+            set.extend(s.paths.iter().cloned());
+        }
+    }
+    Ok(set)
+}
+
+pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
+    if args.sessions.is_empty() && !args.all_idle {
+        return Err(user_error(
+            "nothing to seal",
+            "Name sessions (`moltvault seal <session-id>`), or pass --all-idle [--idle 7d].",
+        ));
+    }
+    let vault = Vault::open(&ctx.vault_dir)?;
+    let gw = gateway(ctx)?;
+    let files: Vec<TranscriptFile> = gw
+        .transcript_files()?
+        .into_iter()
+        .filter(|f| f.kind != TranscriptKind::Sealed)
+        .collect();
+    let current = current_paths(&gw)?;
+    let now = SystemTime::now();
+    let mut selected = Vec::new();
+    let mut skipped = 0usize;
+    if args.all_idle {
+        let idle = parse_duration(&args.idle)?;
+        for f in files {
+            let mtime = std::fs::symlink_metadata(&f.path)
+                .and_then(|m| m.modified())
+                .ok();
+            let old = mtime
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|d| d >= idle);
+            if !old {
+                continue;
+            }
+            if current.contains(&f.path) && !args.include_current {
+                skipped += 1;
+                continue;
+            }
+            selected.push(f);
+        }
+    } else {
+        for f in resolve(&files, &args.sessions, false)? {
+            if current.contains(&f.path) && !args.include_current {
+                return Err(user_error(
+                    format!(
+                        "{} is the current session of a session key; the gateway reopens it every turn and would append plaintext",
+                        f.path.display()
+                    ),
+                    "Seal it once the conversation has moved on (`/new` or a reset), or pass --include-current: the conversation then restarts without its history until you unseal it.",
+                ));
+            }
+            selected.push(f);
+        }
+    }
+    if args.include_current && selected.iter().any(|f| current.contains(&f.path)) {
+        ui::warn(
+            "sealing current sessions: those conversations restart without their history until `moltvault unseal`",
+        );
+    }
+    if args.dry_run {
+        for f in &selected {
+            ui::data(&f.path.display().to_string());
+        }
+        ui::note(&format!("{} file(s) would be sealed", selected.len()));
+        return Ok(Status::Ok);
+    }
+    let opts = SealOptions::default();
+    let bar = ui::progress(selected.len() as u64, "sealing", false);
+    let (mut ok, mut failed) = (0usize, 0usize);
+    let mut first_err = None;
+    for f in &selected {
+        match seal::seal_file(&f.path, vault.recipient(), &opts) {
+            Ok(s) => {
+                ok += 1;
+                bar.suspend(|| ui::note(&format!("sealed {}", s.sealed.display())));
+            }
+            Err(e) => {
+                failed += 1;
+                let e = anyhow::Error::from(e);
+                ui::warn(&crate::report::render(&e).replacen("error: ", "", 1));
+                first_err.get_or_insert(e);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut summary = format!("sealed {ok} file(s)");
+    if skipped > 0 {
+        summary.push_str(&format!(
+            ", skipped {skipped} current session file(s) (--include-current takes them)"
+        ));
+    }
+    ui::note(&summary);
+    match first_err {
+        Some(e) if failed > 0 => Err(e.context(format!("{failed} file(s) could not be sealed"))),
+        _ => Ok(Status::Ok),
+    }
+}
+
+pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
+    if args.sessions.is_empty() && !args.all {
+        return Err(user_error(
+            "nothing to unseal",
+            "Name sessions (`moltvault unseal <session-id>`), or pass --all.",
+        ));
+    }
+    let vault = Vault::open(&ctx.vault_dir)?;
+    let gw = gateway(ctx)?;
+    let files: Vec<TranscriptFile> = gw.transcript_files()?;
+    let selected = if args.all {
+        files
+            .into_iter()
+            .filter(|f| f.kind == TranscriptKind::Sealed)
+            .collect()
+    } else {
+        resolve(&files, &args.sessions, true)?
+    };
+    if selected.is_empty() {
+        ui::note("nothing is sealed");
+        return Ok(Status::Ok);
+    }
+    let identity = unlock(&vault, &args.unlock)?;
+    let bar = ui::progress(selected.len() as u64, "unsealing", false);
+    let (mut ok, mut failed) = (0usize, 0usize);
+    let mut first_err = None;
+    for f in &selected {
+        match seal::unseal_file(&f.path, &identity) {
+            Ok(u) => {
+                ok += 1;
+                bar.suspend(|| ui::note(&format!("unsealed {}", u.plain.display())));
+            }
+            Err(e) => {
+                failed += 1;
+                let e = anyhow::Error::from(e);
+                ui::warn(&crate::report::render(&e).replacen("error: ", "", 1));
+                first_err.get_or_insert(e);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    ui::note(&format!("unsealed {ok} file(s)"));
+    match first_err {
+        Some(e) if failed > 0 => Err(e.context(format!("{failed} file(s) could not be unsealed"))),
+        _ => Ok(Status::Ok),
+    }
 }

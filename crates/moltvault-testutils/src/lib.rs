@@ -1,1 +1,4 @@
 //! Test-only helpers: temporary gateway homes and fake secrets built from fragments.
+
+pub mod homes;
+pub mod secrets;

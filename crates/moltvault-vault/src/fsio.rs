@@ -169,20 +169,20 @@ impl AtomicFile {
     pub fn commit(mut self) -> Result<(), FsError> {
         let file = self.file.take().expect("file present until commit");
         let result = (|| {
-            if self.opts.keep_owner {
-                if let Ok(meta) = fs::symlink_metadata(&self.dest) {
-                    let (uid, gid) = (meta.uid(), meta.gid());
-                    let cur = file
-                        .metadata()
-                        .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
-                    if cur.uid() != uid || cur.gid() != gid {
-                        rustix::fs::fchown(
-                            &file,
-                            Some(rustix::fs::Uid::from_raw(uid)),
-                            Some(rustix::fs::Gid::from_raw(gid)),
-                        )
-                        .map_err(|e| FsError::io("set owner of", &self.tmp, e.into()))?;
-                    }
+            if self.opts.keep_owner
+                && let Ok(meta) = fs::symlink_metadata(&self.dest)
+            {
+                let (uid, gid) = (meta.uid(), meta.gid());
+                let cur = file
+                    .metadata()
+                    .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
+                if cur.uid() != uid || cur.gid() != gid {
+                    rustix::fs::fchown(
+                        &file,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                    )
+                    .map_err(|e| FsError::io("set owner of", &self.tmp, e.into()))?;
                 }
             }
             file.sync_all()
@@ -314,6 +314,7 @@ fn check_dest(dest: &Path, replace: Replace) -> Result<(), FsError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

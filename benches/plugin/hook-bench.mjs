@@ -1,0 +1,107 @@
+// Hook overhead of the moltvault-redact gateway plugin, per message, inside Node.
+//
+//   cargo build --release --bin moltvault
+//   node benches/plugin/hook-bench.mjs [path/to/moltvault]     # quick (< 1 min)
+//   BENCH_FULL=1 node benches/plugin/hook-bench.mjs ...          # more iterations
+//
+// For 1 KB, 16 KB and 1 MB tool-result messages (realistic shell output, no secret, and the same
+// with one secret) it times, in the same run: a no-op hook (the baseline), the bridge alone (a
+// `ping` round trip to `moltvault serve --stdio`), and the real hook (`redactMessage`: stringify,
+// round trip, engine, reply). Prints p50/p99 in microseconds, and a JSON line for tooling.
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { Redactor, resolveConfig } from "../../plugins/openclaw/index.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const binary = process.argv[2] ?? process.env.MOLTVAULT_BIN ?? path.join(root, "target/release/moltvault");
+const full = !!process.env.BENCH_FULL;
+
+// Realistic tool output: shell-ish lines (paths, numbers, words), deterministic.
+function shellText(bytes, seed) {
+  const words = ["build", "ok", "src/main.rs", "warning:", "compiling", "serde_json", "v1.0.133", "Finished", "target/debug", "PASS", "test", "127.0.0.1:8080", "GET", "/v1/models", "200", "ms", "drwxr-xr-x", "root", "node_modules", "README.md"];
+  let x = seed >>> 0;
+  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 16) % words.length;
+  const parts = [];
+  let n = 0;
+  while (n < bytes) {
+    const line = `${words[rnd()]} ${words[rnd()]} ${words[rnd()]} ${x % 100000} ${words[rnd()]}\n`;
+    parts.push(line);
+    n += line.length;
+  }
+  return parts.join("").slice(0, bytes);
+}
+
+function message(bytes, secret, seed) {
+  let text = shellText(bytes, seed);
+  if (secret) {
+    const tok = "gh" + "p_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8";
+    const at = Math.floor(text.length / 2);
+    text = text.slice(0, at) + ` GITHUB_TOKEN=${tok} ` + text.slice(at);
+  }
+  return {
+    role: "toolResult",
+    toolCallId: "call_bench",
+    toolName: "exec",
+    content: [{ type: "text", text }],
+    details: { status: "completed", exitCode: 0, durationMs: 12, aggregated: text, cwd: "/home/user/ws" },
+    isError: false,
+    timestamp: 1795630124788,
+  };
+}
+
+function pct(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function time(fn, iters, warm) {
+  for (let i = 0; i < warm; i++) fn(i);
+  const out = new Float64Array(iters);
+  for (let i = 0; i < iters; i++) {
+    const t = performance.now();
+    fn(i);
+    out[i] = (performance.now() - t) * 1000;
+  }
+  out.sort();
+  return { p50: pct(out, 50), p99: pct(out, 99), n: iters };
+}
+
+const cfg = resolveConfig({ binary, mode: "all", sweep: false, timeoutMs: 30000 });
+const redactor = new Redactor(cfg, { info() {}, error: (m) => console.error(m), warn() {} });
+redactor.ensureEngine();
+const engine = redactor.engine;
+
+const sizes = [
+  ["1 KB", 1 << 10, full ? 20000 : 3000],
+  ["16 KB", 16 << 10, full ? 10000 : 2000],
+  ["1 MB", 1 << 20, full ? 300 : 60],
+];
+const results = [];
+console.log(`moltvault-redact hook overhead (µs), engine ${binary}`);
+console.log("size    variant        no-op p50/p99    bridge ping p50/p99   hook p50/p99");
+for (const [label, bytes, iters] of sizes) {
+  for (const secret of [false, true]) {
+    // Distinct objects per call: the hook skips objects it has already seen (its WeakSet).
+    const pool = Array.from({ length: 8 }, (_, i) => message(bytes, secret, i + 1));
+    const fresh = (i) => ({ ...pool[i % pool.length] });
+    let sink = 0;
+    const noop = time((i) => {
+      const m = fresh(i);
+      sink += m.role.length;
+    }, iters, Math.min(200, iters));
+    const ping = time(() => engine.call({ op: "ping" }, 30000), iters, Math.min(200, iters));
+    let changed = 0;
+    const hook = time((i) => {
+      if (redactor.redactMessage(fresh(i)) !== undefined) changed++;
+    }, iters, Math.min(50, iters));
+    if (secret && changed === 0) throw new Error("the engine redacted nothing in the secret variant");
+    if (!secret && changed !== 0) throw new Error("the engine changed a message without a secret");
+    const variant = secret ? "one secret" : "clean";
+    const f = (r) => `${r.p50.toFixed(1).padStart(7)} / ${r.p99.toFixed(1).padStart(7)}`;
+    console.log(`${label.padEnd(7)} ${variant.padEnd(13)} ${f(noop)}   ${f(ping)}     ${f(hook)}`);
+    results.push({ size: label, variant, noop, ping, hook });
+    void sink;
+  }
+}
+engine.stop();
+console.log(JSON.stringify({ bench: "plugin-hook", binary, results }));

@@ -1,0 +1,290 @@
+//! Applies the safe fixes of an [`AuditReport`]: permissions through `fchmod` on descriptors
+//! opened without following any symlink, and redaction of inactive transcripts through the
+//! atomic write funnel.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use moltvault_redact::{LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet};
+use moltvault_vault::fsio::{self, AtomicFile, WriteOptions};
+use rustix::fs::{FileType, Mode as FsMode, OFlags};
+
+use super::plaintext::{literals, open_nofollow};
+use super::{AuditReport, SafeFix};
+use crate::Result;
+use crate::discover::Gateway;
+use crate::sessions::lock_state;
+
+/// Transcripts written more recently than this are left alone: the gateway may be appending.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(60);
+
+/// What [`fix`] needs besides the report.
+#[derive(Debug)]
+pub struct FixOptions<'a> {
+    /// The redaction rules.
+    pub rules: &'a RuleSet,
+    /// The install's fingerprint key, so placeholders match the ones `moltvault redact` writes.
+    pub key: moltvault_redact::FingerprintKey,
+    /// A JSONL file where each redaction is noted (file, counts by rule, time; no value).
+    pub note: Option<PathBuf>,
+    /// The time the fix considers "now" (for the active-transcript window).
+    pub now: SystemTime,
+}
+
+/// What one fix did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FixAction {
+    /// Permissions changed.
+    Chmod {
+        /// Mode before, as octal.
+        from: String,
+        /// Mode after, as octal.
+        to: String,
+    },
+    /// Secrets redacted in place.
+    Redacted {
+        /// Secrets replaced, by rule id.
+        secrets: BTreeMap<String, u64>,
+    },
+    /// Left alone, with the reason.
+    Skipped {
+        /// Why (the file is active, changed, a symlink, not ours…).
+        reason: String,
+    },
+}
+
+/// One fix applied (or skipped) on one path.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FixOutcome {
+    /// The check whose finding this fixes.
+    pub check: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What happened.
+    #[serde(flatten)]
+    pub action: FixAction,
+}
+
+/// Applies every safe fix in `report`: permissions first, then redaction of inactive transcripts.
+/// Nothing else is changed; run [`super::audit`] again to see what is left.
+///
+/// # Errors
+/// Fails only when the note cannot be written; a path that cannot be fixed becomes a
+/// [`FixAction::Skipped`] outcome.
+pub fn fix(
+    gateway: &Gateway,
+    report: &AuditReport,
+    opts: &FixOptions<'_>,
+) -> Result<Vec<FixOutcome>> {
+    let mut outcomes = Vec::new();
+    for f in &report.findings {
+        if f.fix != Some(SafeFix::Chmod) {
+            continue;
+        }
+        for a in &f.files {
+            let action = match tighten(&report.state_dir, &a.path) {
+                Ok(a) => a,
+                Err(e) => FixAction::Skipped {
+                    reason: e.to_string(),
+                },
+            };
+            outcomes.push(FixOutcome {
+                check: f.check,
+                path: a.path.clone(),
+                action,
+            });
+        }
+    }
+
+    let redacting: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.fix == Some(SafeFix::Redact))
+        .collect();
+    if !redacting.is_empty() {
+        let literals = literals(&gateway.configured_secrets().unwrap_or_default());
+        let redactor = build_redactor(opts, literals)?;
+        let mut notes = Vec::new();
+        for f in redacting {
+            for a in &f.files {
+                let action = match redact_file(&redactor, &a.path, opts.now) {
+                    Ok(a) => a,
+                    Err(e) => FixAction::Skipped {
+                        reason: e.to_string(),
+                    },
+                };
+                if let FixAction::Redacted { secrets } = &action {
+                    notes.push(serde_json::json!({
+                        "time": opts.now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs(),
+                        "check": f.check,
+                        "path": a.path,
+                        "secrets": secrets,
+                    }));
+                }
+                outcomes.push(FixOutcome {
+                    check: f.check,
+                    path: a.path.clone(),
+                    action,
+                });
+            }
+        }
+        if let (Some(note), false) = (&opts.note, notes.is_empty()) {
+            append_notes(note, &notes)?;
+        }
+    }
+    Ok(outcomes)
+}
+
+fn build_redactor(opts: &FixOptions<'_>, literals: Vec<LiteralSecret>) -> Result<Redactor> {
+    let mut ro = RedactorOptions::new(Mode::All, opts.key.clone());
+    ro.literals = literals;
+    Redactor::new(opts.rules, ro).map_err(|e| crate::Error::Io {
+        path: PathBuf::from("<redaction rules>"),
+        source: io::Error::other(e.to_string()),
+    })
+}
+
+/// Opens `path` without following a symlink in any component below `root` (or, for a path
+/// outside `root`, at its last component).
+fn open_beneath(root: &Path, path: &Path) -> io::Result<OwnedFd> {
+    let (base, rel) = match path.strip_prefix(root) {
+        Ok(rel) => (root.to_path_buf(), rel.to_path_buf()),
+        Err(_) => {
+            let parent = path.parent().ok_or_else(|| io::Error::other("no parent"))?;
+            let name = path
+                .file_name()
+                .ok_or_else(|| io::Error::other("no name"))?;
+            (parent.to_path_buf(), PathBuf::from(name))
+        }
+    };
+    let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut fd = rustix::fs::open(&base, dir_flags, FsMode::empty())?;
+    let comps: Vec<_> = rel.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        let Component::Normal(name) = c else {
+            return Err(io::Error::other("unexpected path component"));
+        };
+        let last = i + 1 == comps.len();
+        let flags = if last {
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY
+        } else {
+            dir_flags | OFlags::NOFOLLOW
+        };
+        fd = rustix::fs::openat(&fd, *name, flags, FsMode::empty()).map_err(|e| {
+            if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR {
+                io::Error::other("a path component is a symlink; not followed")
+            } else {
+                io::Error::from(e)
+            }
+        })?;
+    }
+    Ok(fd)
+}
+
+/// Removes the group and other bits of a file or directory we own.
+pub(crate) fn tighten(root: &Path, path: &Path) -> io::Result<FixAction> {
+    let fd = open_beneath(root, path)?;
+    let st = rustix::fs::fstat(&fd)?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ft != FileType::RegularFile && ft != FileType::Directory {
+        return Ok(FixAction::Skipped {
+            reason: "not a regular file or directory".into(),
+        });
+    }
+    if st.st_uid != rustix::process::geteuid().as_raw() {
+        return Ok(FixAction::Skipped {
+            reason: "owned by another user".into(),
+        });
+    }
+    let from = st.st_mode & 0o7777;
+    let to = from & !0o077;
+    if from != to {
+        rustix::fs::fchmod(&fd, FsMode::from_raw_mode(to))?;
+    }
+    Ok(FixAction::Chmod {
+        from: format!("{from:04o}"),
+        to: format!("{to:04o}"),
+    })
+}
+
+/// Whether the gateway holds the write lock of this transcript (trajectory sidecars share the
+/// transcript's lock).
+fn locked(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let transcript = match name.strip_suffix(".trajectory.jsonl") {
+        Some(sid) => path.with_file_name(format!("{sid}.jsonl")),
+        None => path.to_path_buf(),
+    };
+    lock_state(&transcript).is_held()
+}
+
+/// Redacts one inactive transcript in place, keeping its mode and owner.
+fn redact_file(redactor: &Redactor, path: &Path, now: SystemTime) -> io::Result<FixAction> {
+    if locked(path) {
+        return Ok(FixAction::Skipped {
+            reason: "the gateway holds its write lock".into(),
+        });
+    }
+    let file = open_nofollow(path)?;
+    let before = file.metadata()?;
+    if !before.is_file() {
+        return Ok(FixAction::Skipped {
+            reason: "not a regular file".into(),
+        });
+    }
+    let mtime = before.modified()?;
+    if now.duration_since(mtime).unwrap_or_default() < ACTIVE_WINDOW {
+        return Ok(FixAction::Skipped {
+            reason: "written in the last minute (active session)".into(),
+        });
+    }
+    let opts = WriteOptions::like_existing(path).map_err(io::Error::other)?;
+    let mut out = AtomicFile::create(path, opts).map_err(io::Error::other)?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sink = |f: moltvault_redact::Finding| {
+        *counts.entry(f.rule_id).or_insert(0) += 1;
+    };
+    redactor
+        .redact_jsonl(BufReader::new(file), &mut out, &mut sink)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    out.flush()?;
+    if counts.is_empty() {
+        // Nothing to replace: drop the temp file, leave the original untouched.
+        return Ok(FixAction::Skipped {
+            reason: "no secret left to redact".into(),
+        });
+    }
+    // The gateway may have appended while we read: then keep the original.
+    let after = std::fs::symlink_metadata(path)?;
+    if after.ino() != before.ino() || after.len() != before.len() || after.mtime() != before.mtime()
+    {
+        return Ok(FixAction::Skipped {
+            reason: "changed while being redacted; run the audit again".into(),
+        });
+    }
+    out.commit().map_err(io::Error::other)?;
+    Ok(FixAction::Redacted { secrets: counts })
+}
+
+/// Appends notes to the JSONL note file (rewritten atomically, 0600).
+fn append_notes(note: &Path, notes: &[serde_json::Value]) -> Result<()> {
+    if let Some(dir) = note.parent() {
+        fsio::create_secret_dir_all(dir)?;
+    }
+    let mut data = match std::fs::read(note) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(crate::Error::io(note, e)),
+    };
+    for n in notes {
+        data.extend_from_slice(n.to_string().as_bytes());
+        data.push(b'\n');
+    }
+    fsio::write_atomic(note, &data, WriteOptions::secret_replace())?;
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! Counts plaintext secrets (by rule, never a value) in the files where the gateway leaves them:
+//! transcripts, trajectory sidecars, archives, logs, config backups and `models.json`.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use moltvault_redact::{FingerprintKey, LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet};
+use rayon::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::fsscan::{EntryKind, FileKind, Tree};
+use super::{Affected, Finding, SafeFix, Severity};
+use crate::secrets::ConfiguredSecret;
+
+/// Where a scanned file came from, which decides the check id, severity and remedy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Surface {
+    Transcript,
+    Trajectory,
+    Archive,
+    Log,
+    ConfigBackup,
+    ModelsJson,
+}
+
+impl Surface {
+    fn of(kind: FileKind) -> Option<Surface> {
+        Some(match kind {
+            FileKind::Transcript => Surface::Transcript,
+            FileKind::Trajectory => Surface::Trajectory,
+            FileKind::Archive => Surface::Archive,
+            FileKind::Log => Surface::Log,
+            FileKind::ConfigBackup => Surface::ConfigBackup,
+            FileKind::ModelsJson => Surface::ModelsJson,
+            _ => return None,
+        })
+    }
+
+    fn check(self) -> &'static str {
+        match self {
+            Surface::Transcript => "secrets.transcript",
+            Surface::Trajectory => "secrets.trajectory",
+            Surface::Archive => "secrets.archive",
+            Surface::Log => "secrets.log",
+            Surface::ConfigBackup => "secrets.config_backup",
+            Surface::ModelsJson => "secrets.models_json",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Surface::Transcript => "transcript",
+            Surface::Trajectory => "trajectory sidecar",
+            Surface::Archive => "compressed transcript archive",
+            Surface::Log => "log file",
+            Surface::ConfigBackup => "config backup",
+            Surface::ModelsJson => "models.json catalogue",
+        }
+    }
+
+    fn severity(self) -> Severity {
+        match self {
+            // models.json is the gateway's own 0600 copy of the configured keys.
+            Surface::ModelsJson => Severity::Medium,
+            _ => Severity::High,
+        }
+    }
+
+    fn fix(self) -> Option<SafeFix> {
+        matches!(self, Surface::Transcript | Surface::Trajectory).then_some(SafeFix::Redact)
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Surface::Transcript | Surface::Trajectory => {
+                "`moltvault audit --fix` redacts inactive ones (or run `moltvault redact --in-place`); install the plugin so new ones stay clean."
+            }
+            Surface::Archive => {
+                "Run `moltvault redact --in-place` (it re-compresses archives), or seal them with `moltvault seal`."
+            }
+            Surface::Log => {
+                "Delete or redact old logs (`moltvault redact --in-place <file>`), and set `logging.file` to a private directory."
+            }
+            Surface::ConfigBackup => {
+                "`moltvault secrets import` scrubs config backups; otherwise delete backups you do not need."
+            }
+            Surface::ModelsJson => {
+                "The gateway copies configured keys here: move them to SecretRefs (`moltvault secrets import`) and it stops writing them."
+            }
+        }
+    }
+}
+
+/// A file to scan.
+#[derive(Debug)]
+struct Target {
+    path: PathBuf,
+    surface: Surface,
+}
+
+/// The gateway's configured secrets with a literal value, to be matched literally in the files
+/// scanned (the strongest rule: it finds the gateway's own tokens whatever their shape).
+pub(crate) fn literals(secrets: &[ConfiguredSecret]) -> Vec<LiteralSecret> {
+    let mut seen = std::collections::HashSet::new();
+    secrets
+        .iter()
+        .filter_map(|s| {
+            let v = s.value.as_ref()?;
+            // Short values would match by accident in unrelated text.
+            let v = v.expose_secret();
+            (v.len() >= 8 && seen.insert(v.to_string()))
+                .then(|| LiteralSecret::new(literal_id(&s.id), SecretString::from(v.to_string())))
+        })
+        .collect()
+}
+
+/// `models.providers.openai.apiKey` → `config-models-providers-openai-apikey`.
+fn literal_id(key: &str) -> String {
+    let mut id = String::from("config-");
+    for c in key.chars() {
+        id.push(if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        });
+    }
+    id
+}
+
+/// A redactor used only to count: its fingerprints are never shown, so any key will do.
+pub(crate) fn counting_redactor(rules: &RuleSet, literals: Vec<LiteralSecret>) -> Option<Redactor> {
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).ok()?;
+    let mut opts = RedactorOptions::new(Mode::All, FingerprintKey::from_bytes(key));
+    opts.literals = literals;
+    Redactor::new(rules, opts).ok()
+}
+
+/// Opens a file for reading without following a symlink at its last component.
+pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+}
+
+/// Counts bytes read through it.
+struct Counting<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// Scans one file; returns secrets by rule and the bytes read (decompressed).
+pub(crate) fn scan_file(
+    redactor: &Redactor,
+    path: &Path,
+    compressed: bool,
+) -> io::Result<(BTreeMap<String, u64>, u64)> {
+    let file = open_nofollow(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let reader: Box<dyn Read> = if compressed {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else {
+        Box::new(file)
+    };
+    let mut input = BufReader::with_capacity(
+        256 * 1024,
+        Counting {
+            inner: reader,
+            n: 0,
+        },
+    );
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sink = |f: moltvault_redact::Finding| {
+        *counts.entry(f.rule_id).or_insert(0) += 1;
+    };
+    redactor
+        .redact_jsonl(&mut input, io::sink(), &mut sink)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let n = input.get_ref().n;
+    Ok((counts, n))
+}
+
+/// Log files outside the state dir: the given files, and the regular files directly inside the
+/// given directories, owned by the current user (never someone else's).
+fn external_logs(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let mut out = Vec::new();
+    let owned_file =
+        |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.uid() == uid);
+    for p in paths {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|f| owned_file(f))
+                    .collect();
+                files.sort();
+                out.extend(files);
+            }
+            Ok(_) if owned_file(p) => out.push(p.clone()),
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Scans every secret-bearing file and adds grouped findings; returns (files, bytes) scanned.
+pub(crate) fn secret_findings(
+    tree: &Tree,
+    secrets: &[ConfiguredSecret],
+    log_paths: &[PathBuf],
+    rules: &RuleSet,
+    out: &mut Vec<Finding>,
+) -> (u64, u64) {
+    let Some(redactor) = counting_redactor(rules, literals(secrets)) else {
+        out.push(Finding::new(
+            "secrets.unscanned",
+            Severity::Medium,
+            &tree.root,
+            "the secret scanner could not be set up, so file contents were not scanned",
+            "Check the redaction rules (`moltvault scan` reports the error).",
+        ));
+        return (0, 0);
+    };
+    let mut targets: Vec<Target> = tree
+        .entries
+        .iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::File(k) => Surface::of(k).map(|surface| Target {
+                path: e.path.clone(),
+                surface,
+            }),
+            _ => None,
+        })
+        .collect();
+    for p in external_logs(log_paths) {
+        if !targets.iter().any(|t| t.path == p) {
+            targets.push(Target {
+                path: p,
+                surface: Surface::Log,
+            });
+        }
+    }
+
+    let results: Vec<(usize, io::Result<(BTreeMap<String, u64>, u64)>)> = targets
+        .par_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                i,
+                scan_file(&redactor, &t.path, t.surface == Surface::Archive),
+            )
+        })
+        .collect();
+
+    let mut files = 0u64;
+    let mut bytes = 0u64;
+    let mut groups: BTreeMap<(Surface, PathBuf), Vec<Affected>> = BTreeMap::new();
+    for (i, r) in results {
+        let t = &targets[i];
+        match r {
+            Ok((counts, n)) => {
+                files += 1;
+                bytes += n;
+                if !counts.is_empty() {
+                    let dir = t.path.parent().unwrap_or(&tree.root).to_path_buf();
+                    groups.entry((t.surface, dir)).or_default().push(Affected {
+                        path: t.path.clone(),
+                        mode: None,
+                        secrets: counts,
+                    });
+                }
+            }
+            Err(e) => out.push(Finding::new(
+                "secrets.unscanned",
+                Severity::Low,
+                &t.path,
+                format!("could not be scanned for secrets ({e})"),
+                "Check the file (a damaged archive?) and run the audit again.",
+            )),
+        }
+    }
+    for ((surface, dir), items) in groups {
+        let mut total: BTreeMap<String, u64> = BTreeMap::new();
+        for a in &items {
+            for (rule, n) in &a.secrets {
+                *total.entry(rule.clone()).or_insert(0) += n;
+            }
+        }
+        let sum: u64 = total.values().sum();
+        let detail = if items.len() == 1 {
+            format!("{sum} plaintext secret(s) in a {}", surface.what())
+        } else {
+            format!(
+                "{sum} plaintext secret(s) in {} {}s",
+                items.len(),
+                surface.what()
+            )
+        };
+        let path = if items.len() == 1 {
+            items[0].path.clone()
+        } else {
+            dir
+        };
+        let mut f = Finding::new(
+            surface.check(),
+            surface.severity(),
+            path,
+            detail,
+            surface.hint(),
+        );
+        f.fix = surface.fix();
+        f.files = items;
+        f.secrets = total;
+        out.push(f);
+    }
+    (files, bytes)
+}

@@ -1,0 +1,421 @@
+#![allow(clippy::disallowed_methods)]
+
+use std::fs::{self, File};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::checks::ref_capable;
+use super::fsscan::{FileKind, classify, lexical_join};
+use super::*;
+use crate::discover::Gateway;
+
+/// A fake OpenAI-style key, assembled so this file does not trip secret scanners.
+fn fake_openai_key() -> String {
+    format!(
+        "sk-{}-{}",
+        "proj", "T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"
+    )
+}
+
+/// A fake gateway token (48 hex characters, like the gateway's own).
+fn fake_gateway_token() -> String {
+    format!(
+        "{}{}",
+        "9f3c2a7b41d8e6f0", "5a9b3c7d2e1f4a8b6c0d9e7f3a2b1c4d"
+    )
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn age(path: &Path, days: u64) {
+    let t = SystemTime::now() - Duration::from_secs(days * 86_400);
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+fn transcript_line(secret: &str) -> String {
+    format!(
+        concat!(
+            r#"{{"type":"session","version":3,"id":"s1","timestamp":"2026-11-25T18:00:00.000Z","cwd":"/w"}}"#,
+            "\n",
+            r#"{{"type":"message","id":"a1b2c3d4","parentId":null,"timestamp":"2026-11-25T18:00:01.000Z","message":{{"role":"toolResult","toolCallId":"call_1","toolName":"exec","content":[{{"type":"text","text":"export OPENAI_API_KEY={}"}}]}}}}"#,
+            "\n"
+        ),
+        secret
+    )
+}
+
+struct Home {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    state: PathBuf,
+    vault: PathBuf,
+    backups: PathBuf,
+}
+
+/// An OpenClaw 2026.7.35-style home with one instance of every finding planted.
+fn planted_home() -> Home {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let state = home.join(".openclaw");
+    let key = fake_openai_key();
+    let token = fake_gateway_token();
+    let config = format!(
+        r#"{{
+  // JSON5: comments are allowed
+  meta: {{ lastTouchedVersion: "2026.7.35" }},
+  gateway: {{ bind: "lan", auth: {{ mode: "none" }}, remote: {{ token: "{token}" }} }},
+  logging: {{ redactSensitive: "off" }},
+  models: {{ providers: {{ openai: {{ apiKey: "{key}", baseUrl: "https://api.openai.com/v1" }},
+                          envref: {{ apiKey: "${{OPENAI_API_KEY}}" }} }} }},
+}}"#
+    );
+    write(&state.join("openclaw.json"), &config, 0o600);
+    write(
+        &state.join("openclaw.json.bak"),
+        &format!("{{\"models\":{{\"providers\":{{\"openai\":{{\"apiKey\":\"{key}\"}}}}}}}}\n"),
+        0o644,
+    );
+    let sessions = state.join("agents/main/sessions");
+    write(&sessions.join("s1.jsonl"), &transcript_line(&key), 0o644);
+    age(&sessions.join("s1.jsonl"), 30);
+    write(
+        &sessions.join("s2.trajectory.jsonl"),
+        &transcript_line(&key),
+        0o600,
+    );
+    age(&sessions.join("s2.trajectory.jsonl"), 30);
+    write(
+        &sessions.join("live.jsonl"),
+        &transcript_line(&token),
+        0o600,
+    );
+    age(&sessions.join("live.jsonl"), 30);
+    write(&sessions.join("live.jsonl.lock"), "{\"pid\":1}", 0o644);
+    write(&sessions.join("sessions.json"), "{}", 0o600);
+    write(
+        &state.join("agents/main/agent/models.json"),
+        &format!("{{\"providers\":{{\"openai\":{{\"apiKey\":\"{key}\"}}}}}}\n"),
+        0o600,
+    );
+    write(
+        &state.join("logs/config-audit.jsonl"),
+        &format!(
+            "{{\"argv\":[\"openclaw\",\"config\",\"set\",\"gateway.remote.token\",\"{token}\"]}}\n"
+        ),
+        0o644,
+    );
+    fs::create_dir_all(state.join("plugin-skills")).unwrap();
+    symlink("/usr/share", state.join("plugin-skills/canvas")).unwrap();
+    symlink("/etc", state.join("agents/main/escape")).unwrap();
+    symlink("sessions/s1.jsonl", state.join("agents/main/inside")).unwrap();
+    chmod(&state.join("agents"), 0o755);
+    chmod(&state.join("agents/main"), 0o755);
+    chmod(&sessions, 0o755);
+    chmod(&state, 0o755);
+
+    let vault = home.join(".moltvault");
+    write(&vault.join("rotation/active"), "20261125T180000Z\n", 0o600);
+    write(
+        &vault.join("rotation/runs/20261125T180000Z/journal.jsonl"),
+        "{}\n",
+        0o600,
+    );
+    // A finished run leaves its journal but no `active` pointer.
+    write(
+        &vault.join("rotation/runs/20261001T000000Z/journal.jsonl"),
+        "{}\n",
+        0o600,
+    );
+    let backups = vault.join("backups");
+    fs::create_dir_all(&backups).unwrap();
+    Home {
+        _tmp: tmp,
+        home,
+        state,
+        vault,
+        backups,
+    }
+}
+
+fn opts(h: &Home) -> AuditOptions {
+    AuditOptions {
+        log_paths: Vec::new(),
+        vault_dir: Some(h.vault.clone()),
+        backup_dir: Some(h.backups.clone()),
+        ..AuditOptions::default()
+    }
+}
+
+fn checks(r: &AuditReport) -> Vec<(&'static str, Severity, String)> {
+    r.findings
+        .iter()
+        .map(|f| (f.check, f.severity, display_path(&f.path, &r.state_dir)))
+        .collect()
+}
+
+#[test]
+fn audit_finds_every_planted_problem_and_fix_leaves_only_human_work() {
+    let h = planted_home();
+    let gw = Gateway::open(&h.state, &h.home).unwrap();
+    let rules = moltvault_redact::RuleSet::builtin();
+    let report = audit(&gw, &opts(&h), &rules).unwrap();
+    let found = checks(&report);
+    let ids: Vec<&str> = found.iter().map(|c| c.0).collect();
+    for want in [
+        "gateway.bind_no_auth",
+        "fs.state_dir.perms",
+        "config.redact_off",
+        "rotation.unfinished",
+        "secrets.transcript",
+        "secrets.trajectory",
+        "secrets.config_backup",
+        "secrets.log",
+        "fs.transcript.perms",
+        "fs.config_backup.perms",
+        "fs.dir.perms",
+        "fs.secret_file.perms",
+        "fs.symlink.outside",
+        "config.inline_secret",
+        "plugin.not_installed",
+        "backup.none",
+        "secrets.models_json",
+        "vault.idle_unsealed",
+        "fs.symlink.plugin_skills",
+    ] {
+        assert!(ids.contains(&want), "{want} missing from {found:#?}");
+    }
+    // Most severe first.
+    assert_eq!(report.findings[0].check, "gateway.bind_no_auth");
+    assert_eq!(report.findings[0].severity, Severity::Critical);
+    // Only the inline secrets of literal values, not the `${VAR}` reference.
+    let inline: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.check == "config.inline_secret")
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(inline.len(), 2, "{inline:?}");
+    assert!(
+        inline
+            .iter()
+            .any(|d| d.contains("models.providers.openai.apiKey"))
+    );
+    assert!(!inline.iter().any(|d| d.contains("envref")));
+    // Only the active (unfinished) run.
+    let rot: Vec<_> = found
+        .iter()
+        .filter(|c| c.0 == "rotation.unfinished")
+        .collect();
+    assert_eq!(rot.len(), 1);
+    assert!(
+        rot[0].2.ends_with("runs/20261125T180000Z/journal.jsonl"),
+        "{rot:?}"
+    );
+    // The in-tree symlink is fine; the one to /etc is not.
+    let sym: Vec<_> = found
+        .iter()
+        .filter(|c| c.0 == "fs.symlink.outside")
+        .collect();
+    assert_eq!(sym.len(), 1);
+    assert_eq!(sym[0].2, "agents/main/escape");
+
+    // The report never carries a secret value.
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains(&fake_openai_key()));
+    assert!(!json.contains(&fake_gateway_token()));
+    // The config's own token is found literally in the log.
+    let log = report
+        .findings
+        .iter()
+        .find(|f| f.check == "secrets.log")
+        .unwrap();
+    assert_eq!(log.secrets.get("config-gateway-remote-token"), Some(&1));
+
+    let outcomes = fix(
+        &gw,
+        &report,
+        &FixOptions {
+            rules: &rules,
+            key: moltvault_redact::FingerprintKey::from_bytes([3; 32]),
+            note: Some(h.vault.join("audit-fixes.jsonl")),
+            now: SystemTime::now(),
+        },
+    )
+    .unwrap();
+    assert!(
+        outcomes.iter().any(|o| o.path.ends_with("s1.jsonl")
+            && matches!(o.action, FixAction::Redacted { .. })),
+        "{outcomes:#?}"
+    );
+    assert!(outcomes.iter().any(|o| o.path.ends_with("live.jsonl")
+        && matches!(&o.action, FixAction::Skipped { reason } if reason.contains("lock"))));
+    let s1 = fs::read_to_string(h.state.join("agents/main/sessions/s1.jsonl")).unwrap();
+    assert!(!s1.contains(&fake_openai_key()));
+    assert!(s1.contains("[REDACTED:"));
+    assert_eq!(s1.lines().count(), 2, "line count is kept");
+    let note = fs::read_to_string(h.vault.join("audit-fixes.jsonl")).unwrap();
+    assert_eq!(note.lines().count(), 2, "{note}");
+    assert!(!note.contains(&fake_openai_key()));
+    // Permissions were tightened through the descriptors; the symlink target was not touched.
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&h.state), 0o700);
+    assert_eq!(mode(&h.state.join("agents/main/sessions")), 0o700);
+    assert_eq!(mode(&h.state.join("agents/main/sessions/s1.jsonl")), 0o600);
+    assert_eq!(mode(&h.state.join("openclaw.json.bak")), 0o600);
+    assert_eq!(mode(&h.state.join("logs/config-audit.jsonl")), 0o600);
+    assert_ne!(mode(Path::new("/etc")), 0o700);
+
+    let after = audit(&gw, &opts(&h), &rules).unwrap();
+    let left: Vec<&str> = after.findings.iter().map(|f| f.check).collect();
+    for gone in [
+        "fs.state_dir.perms",
+        "fs.transcript.perms",
+        "fs.config_backup.perms",
+        "fs.dir.perms",
+        "fs.secret_file.perms",
+        "secrets.trajectory",
+    ] {
+        assert!(!left.contains(&gone), "{gone} still there: {left:?}");
+    }
+    // The locked transcript still needs a human (or a later run).
+    let t: Vec<_> = after
+        .findings
+        .iter()
+        .filter(|f| f.check == "secrets.transcript")
+        .collect();
+    assert_eq!(t.len(), 1);
+    assert!(t[0].path.ends_with("live.jsonl"));
+    assert!(left.contains(&"gateway.bind_no_auth"));
+    assert!(left.contains(&"secrets.config_backup"));
+
+    // A second fix run changes nothing it already changed.
+    let again = fix(
+        &gw,
+        &after,
+        &FixOptions {
+            rules: &rules,
+            key: moltvault_redact::FingerprintKey::from_bytes([3; 32]),
+            note: None,
+            now: SystemTime::now(),
+        },
+    )
+    .unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|o| !matches!(o.action, FixAction::Redacted { .. })),
+        "{again:#?}"
+    );
+}
+
+#[test]
+fn fix_never_chmods_through_a_symlinked_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("state");
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(root.join("agents")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    write(&outside.join("victim.jsonl"), "x\n", 0o644);
+    symlink(&outside, root.join("agents/main")).unwrap();
+    let err = super::fix::tighten(&root, &root.join("agents/main/victim.jsonl")).unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert_eq!(
+        fs::metadata(outside.join("victim.jsonl"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+}
+
+#[test]
+fn files_are_classified_by_their_place_in_the_state_dir() {
+    let k = |p: &str| classify(Path::new(p));
+    assert_eq!(k("agents/main/sessions/a.jsonl"), FileKind::Transcript);
+    assert_eq!(
+        k("agents/main/sessions/a-topic-7.jsonl"),
+        FileKind::Transcript
+    );
+    assert_eq!(
+        k("agents/main/sessions/a.jsonl.deleted.2026-01-01T00-00-00.000Z"),
+        FileKind::Transcript
+    );
+    assert_eq!(
+        k("agents/main/sessions/a.jsonl.deleted.1700000000000.ab12.zst"),
+        FileKind::Archive
+    );
+    assert_eq!(
+        k("agents/main/sessions/cold/ab.jsonl.zst"),
+        FileKind::Archive
+    );
+    assert_eq!(
+        k("agents/main/sessions/a.trajectory.jsonl"),
+        FileKind::Trajectory
+    );
+    assert_eq!(k("agents/main/sessions/a.jsonl.age"), FileKind::Sealed);
+    assert_eq!(k("agents/main/sessions/a.jsonl.lock"), FileKind::Other);
+    assert_eq!(
+        k("agents/main/sessions/sessions.json"),
+        FileKind::SecretStore
+    );
+    assert_eq!(k("agents/main/agent/models.json"), FileKind::ModelsJson);
+    assert_eq!(
+        k("agents/main/agent/openclaw-agent.sqlite-wal"),
+        FileKind::SecretStore
+    );
+    assert_eq!(
+        k("agents/main/agent/openclaw-agent.generation-lock.sqlite"),
+        FileKind::Other
+    );
+    assert_eq!(
+        k("credentials/whatsapp/x/creds.json"),
+        FileKind::SecretStore
+    );
+    assert_eq!(k("logs/config-audit.jsonl"), FileKind::Log);
+    assert_eq!(k(".env"), FileKind::SecretStore);
+    assert_eq!(k("workspace/AGENTS.md"), FileKind::Other);
+}
+
+#[test]
+fn secretref_capable_keys_follow_the_gateway_surface() {
+    assert!(ref_capable("gateway.auth.token"));
+    assert!(ref_capable("models.providers.a.apiKey"));
+    assert!(ref_capable("channels.telegram.accounts.work.botToken"));
+    assert!(!ref_capable("hooks.token"));
+    assert!(!ref_capable("hooks.gmail.pushToken"));
+    assert!(!ref_capable("env.vars.GROQ_API_KEY"));
+}
+
+#[test]
+fn symlink_targets_are_resolved_lexically() {
+    assert_eq!(
+        lexical_join(Path::new("/s/agents"), Path::new("../../etc")),
+        PathBuf::from("/etc")
+    );
+    assert_eq!(
+        lexical_join(Path::new("/s/a"), Path::new("./b/../c")),
+        PathBuf::from("/s/a/c")
+    );
+}
+
+#[test]
+fn severity_parses_and_orders() {
+    assert_eq!("HIGH".parse::<Severity>().unwrap(), Severity::High);
+    assert!("bad".parse::<Severity>().is_err());
+    assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Info);
+}

@@ -1,0 +1,165 @@
+//! Best-effort detection of a running gateway.
+//!
+//! The heuristic (Linux, reads `/proc`; nothing is locked, opened for writing or signalled):
+//! 1. **Processes**: a process other than this one whose command line names
+//!    `openclaw`/`clawdbot`/`moltbot` together with `gateway` (argv `… openclaw … gateway`, or
+//!    a process title such as `openclaw-gateway`). When that process's environment is readable
+//!    and sets `OPENCLAW_STATE_DIR`/`CLAWDBOT_STATE_DIR`/`MOLTBOT_STATE_DIR` to a different
+//!    directory, it belongs to another gateway and is ignored.
+//! 2. **Session write locks**: a `<transcript>.jsonl.lock` whose pid is alive.
+//! 3. **Held file locks** (from `/proc/locks`, matched by inode): on the agent databases' and
+//!    `state/openclaw.sqlite`'s `-shm` files (every open SQLite connection in WAL mode holds a
+//!    lock there), on the 2026.9 lock files in `<state>/tmp/openclaw-<uid>/` and in
+//!    `<tmp>/openclaw-state-locks-<uid>/`.
+//!
+//! False positives: a `openclaw gateway status` command running at the same moment, or another
+//! tool holding the database open. False negatives: a gateway in another PID namespace
+//! (container) that has no lock on these files yet. Treat `true` as "stop the gateway first".
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::discover::Gateway;
+use crate::sessions::lock_state;
+use crate::transcripts::TranscriptKind;
+
+/// Why [`Gateway::is_running`] thinks the gateway runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunningEvidence {
+    /// Gateway processes: `(pid, program name)` (never the full command line, which can hold
+    /// a token).
+    pub processes: Vec<(u32, String)>,
+    /// Transcripts whose `.lock` names a live pid.
+    pub locked_transcripts: Vec<PathBuf>,
+    /// Files on which some process holds a lock.
+    pub held_locks: Vec<PathBuf>,
+}
+
+impl RunningEvidence {
+    /// Whether any evidence was found.
+    pub fn any(&self) -> bool {
+        !(self.processes.is_empty()
+            && self.locked_transcripts.is_empty()
+            && self.held_locks.is_empty())
+    }
+}
+
+impl Gateway {
+    /// Returns whether the gateway seems to be running (see the module docs for the heuristic).
+    pub fn is_running(&self) -> bool {
+        self.running_evidence().any()
+    }
+
+    /// Collects the evidence [`Gateway::is_running`] decides on.
+    pub fn running_evidence(&self) -> RunningEvidence {
+        let mut ev = RunningEvidence {
+            processes: gateway_processes(&self.state_dir),
+            ..RunningEvidence::default()
+        };
+        if let Ok(files) = self.transcript_files() {
+            ev.locked_transcripts = files
+                .into_iter()
+                .filter(|f| f.kind == TranscriptKind::Jsonl && lock_state(&f.path).is_held())
+                .map(|f| f.path)
+                .collect();
+        }
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        for db in self.agent_dbs() {
+            candidates.push(PathBuf::from(format!("{}-shm", db.display())));
+            candidates.push(db);
+        }
+        let state_db = self.state_dir.join("state/openclaw.sqlite");
+        candidates.push(PathBuf::from(format!("{}-shm", state_db.display())));
+        candidates.push(state_db);
+        let uid = rustix::process::getuid().as_raw();
+        for dir in [
+            self.state_dir.join(format!("tmp/openclaw-{uid}")),
+            self.tmp_dir.join(format!("openclaw-state-locks-{uid}")),
+        ] {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                candidates.push(e.path());
+            }
+        }
+        let locked = locked_inodes();
+        ev.held_locks = candidates
+            .into_iter()
+            .filter(|p| {
+                fs::symlink_metadata(p)
+                    .map(|m| m.is_file() && locked.contains(&m.ino()))
+                    .unwrap_or(false)
+            })
+            .collect();
+        ev
+    }
+}
+
+/// Inodes with a lock in `/proc/locks` (`1: POSIX ADVISORY WRITE <pid> <maj>:<min>:<ino> …`).
+fn locked_inodes() -> Vec<u64> {
+    let Ok(text) = fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|f| f.matches(':').count() == 2)
+                .and_then(|f| f.rsplit(':').next())
+                .and_then(|ino| ino.parse().ok())
+        })
+        .collect()
+}
+
+fn gateway_processes(state_dir: &Path) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).to_lowercase())
+            .collect();
+        let names = ["openclaw", "clawdbot", "moltbot"];
+        let named = args.iter().any(|a| names.iter().any(|n| a.contains(n)));
+        let gateway = args
+            .iter()
+            .any(|a| a == "gateway" || names.iter().any(|n| a.contains(&format!("{n}-gateway"))));
+        if !(named && gateway) {
+            continue;
+        }
+        if let Ok(env) = fs::read(e.path().join("environ")) {
+            let other = env.split(|b| *b == 0).any(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                [
+                    "OPENCLAW_STATE_DIR=",
+                    "CLAWDBOT_STATE_DIR=",
+                    "MOLTBOT_STATE_DIR=",
+                ]
+                .iter()
+                .any(|k| {
+                    kv.strip_prefix(k).is_some_and(|v| {
+                        fs::canonicalize(v).map(|c| c != state_dir).unwrap_or(true)
+                    })
+                })
+            });
+            if other {
+                continue;
+            }
+        }
+        // Only the program name: other arguments can carry tokens (`--token …`).
+        let prog = args
+            .first()
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
+            .unwrap_or_default();
+        out.push((pid, prog));
+    }
+    out
+}

@@ -1,0 +1,725 @@
+//! The per-agent SQLite store of OpenClaw ≥ 2026.8 (`agents/<id>/agent/openclaw-agent.sqlite`).
+//!
+//! Each `transcript_events` row is one former JSONL line: `event_json` (TEXT) or, for large
+//! events, `event_zstd` (a zstd frame of the same UTF-8 JSON, `event_utf8_bytes` long). The
+//! database also keeps derived plaintext copies of transcript text, which [`AgentDb::redact`]
+//! rewrites in the same transaction:
+//!
+//! | table.column | content |
+//! |---|---|
+//! | `transcript_events.event_json` / `event_zstd` | the transcript entries |
+//! | `trajectory_runtime_events.event_json` | flight recorder: tool args, tool results, model output |
+//! | `acp_parent_stream_events.event_json` | streamed events relayed to a parent session |
+//! | `session_transcript_fts.text` | FTS5 copy of user/assistant text (updated through the FTS table) |
+//! | `memory_index_chunks.text` | memory index chunks (triggers keep `memory_index_chunks_fts` in step) |
+//! | `session_transcript_archives.archive_blob`, `session_transcript_cold_archives.archive_blob` | JSONL archives (identity or zstd) |
+//! | `session_pending_inputs.message_json`, `context_engine_turn_outbox.payload_json`, `session_input_completions.outcome_json`, `session_goal_operations.result_json` | queued / relayed messages |
+//! | `conversation_deliveries.reply_text`, `session_suggestions.text`, `session_progress_cards.markdown` / `steps_json` | outgoing text |
+//! | `session_nodes.entry_json` / `display_name`, `session_windows.display_name` | session metadata (display names are built from the first user message) |
+//!
+//! Not rewritten: `memory_index_chunks.embedding` (vectors, not text; the chunk's `hash` goes
+//! stale so the gateway re-indexes it) and `transcript_events.navigation_json` byte counters.
+//! Archive rows get a new `archive_sha256`, computed over the stored blob (the gateway's exact
+//! definition of that hash is not documented).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// File name of the per-agent database.
+pub const AGENT_DB_NAME: &str = "openclaw-agent.sqlite";
+
+/// How long a statement waits for the gateway's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest event the gateway stores (`event_utf8_bytes` upper bound).
+const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// A session as the SQLite store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSession {
+    /// The session id (one transcript generation).
+    pub session_id: String,
+    /// The session key it belongs to (`agent:main:main`), if recorded.
+    pub session_key: Option<String>,
+    /// Whether it is the `current_session_id` of some `session_nodes` row.
+    pub current: bool,
+    /// Last transcript or row update, in milliseconds since the epoch.
+    pub updated_at_ms: Option<i64>,
+    /// Number of transcript events.
+    pub events: u64,
+}
+
+/// One transcript event (one former JSONL line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptEvent {
+    /// The session id.
+    pub session_id: String,
+    /// Position in the session.
+    pub seq: i64,
+    /// The entry, decoded from `event_json` or `event_zstd`.
+    pub value: Value,
+}
+
+/// What [`AgentDb::redact`] changed: rows rewritten per `table.column`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedactReport {
+    /// Rows rewritten, by `table.column`.
+    pub changed: BTreeMap<String, usize>,
+    /// Rows examined.
+    pub scanned: usize,
+}
+
+impl RedactReport {
+    /// Total rows rewritten.
+    pub fn total_changed(&self) -> usize {
+        self.changed.values().sum()
+    }
+}
+
+/// An open per-agent database.
+#[derive(Debug)]
+pub struct AgentDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// How a text column is interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Json,
+    Text,
+}
+
+/// Derived copies rewritten by [`AgentDb::redact`] besides `transcript_events` and the archives.
+const TEXT_COLUMNS: &[(&str, &str, Col)] = &[
+    ("trajectory_runtime_events", "event_json", Col::Json),
+    ("acp_parent_stream_events", "event_json", Col::Json),
+    ("session_transcript_fts", "text", Col::Text),
+    ("memory_index_chunks", "text", Col::Text),
+    ("session_pending_inputs", "message_json", Col::Json),
+    ("context_engine_turn_outbox", "payload_json", Col::Json),
+    ("session_input_completions", "outcome_json", Col::Json),
+    ("session_goal_operations", "result_json", Col::Json),
+    ("conversation_deliveries", "reply_text", Col::Text),
+    ("session_suggestions", "text", Col::Text),
+    ("session_progress_cards", "markdown", Col::Text),
+    ("session_progress_cards", "steps_json", Col::Json),
+    ("session_nodes", "entry_json", Col::Json),
+    ("session_nodes", "display_name", Col::Text),
+    ("session_windows", "display_name", Col::Text),
+];
+
+fn sql_err(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| Error::sqlite(&path, op, e)
+}
+
+impl AgentDb {
+    /// Opens an existing database read-only.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] if it cannot be opened.
+    pub fn open_read_only(path: &Path) -> Result<AgentDb> {
+        Self::open_with(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+
+    /// Opens an existing database for reading and writing (never creates one).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] if it cannot be opened.
+    pub fn open(path: &Path) -> Result<AgentDb> {
+        Self::open_with(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<AgentDb> {
+        let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path, "opening"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql_err(path, "setting busy_timeout"))?;
+        Ok(AgentDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection (for callers that need a query this type does not offer).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether a table (or virtual table) exists.
+    pub fn has_table(&self, name: &str) -> bool {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE name = ?1 AND type = 'table'",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    /// The app version that last migrated the schema (`schema_meta.app_version`), if recorded.
+    pub fn app_version(&self) -> Option<String> {
+        if !self.has_table("schema_meta") {
+            return None;
+        }
+        self.conn
+            .query_row(
+                "SELECT app_version FROM schema_meta WHERE app_version IS NOT NULL \
+                 ORDER BY updated_at DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// `(archive_name, session_id)` of every cold archive row.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on query failure.
+    pub fn cold_archive_names(&self) -> Result<Vec<(String, String)>> {
+        if !self.has_table("session_transcript_cold_archives") {
+            return Ok(Vec::new());
+        }
+        let op = "listing cold archives";
+        let mut st = self
+            .conn
+            .prepare("SELECT archive_name, session_id FROM session_transcript_cold_archives")
+            .map_err(sql_err(&self.path, op))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err(&self.path, op))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql_err(&self.path, op))
+    }
+
+    /// The auth-profile store rows: `(store_key, parsed store_json)`.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on query failure, [`Error::BadRow`] when a row is not JSON.
+    pub fn auth_profile_store(&self) -> Result<Vec<(String, Value)>> {
+        if !self.has_table("auth_profile_store") {
+            return Ok(Vec::new());
+        }
+        let op = "reading auth_profile_store";
+        let mut st = self
+            .conn
+            .prepare("SELECT store_key, store_json FROM auth_profile_store ORDER BY store_key")
+            .map_err(sql_err(&self.path, op))?;
+        let rows: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err(&self.path, op))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql_err(&self.path, op))?;
+        rows.into_iter()
+            .map(|(k, j)| {
+                let v = serde_json::from_str(&j).map_err(|_| Error::BadRow {
+                    path: self.path.clone(),
+                    table: "auth_profile_store",
+                    what: format!("store_json of row `{k}`"),
+                })?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
+    /// Lists the sessions: every `session_windows` row plus any session that only has events.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on query failure.
+    pub fn sessions(&self) -> Result<Vec<DbSession>> {
+        let op = "listing sessions";
+        let mut out: Vec<DbSession> = Vec::new();
+        let has_nodes = self.has_table("session_nodes");
+        let has_events = self.has_table("transcript_events");
+        if self.has_table("session_windows") {
+            let current = if has_nodes {
+                "EXISTS (SELECT 1 FROM session_nodes n WHERE n.current_session_id = w.session_id)"
+            } else {
+                "0"
+            };
+            let count = if has_events {
+                "(SELECT COUNT(*) FROM transcript_events e WHERE e.session_id = w.session_id)"
+            } else {
+                "0"
+            };
+            let sql = format!(
+                "SELECT w.session_id, w.session_key, {current}, \
+                 max(w.updated_at, coalesce(w.transcript_updated_at, 0)), {count} \
+                 FROM session_windows w ORDER BY w.session_id"
+            );
+            let mut st = self.conn.prepare(&sql).map_err(sql_err(&self.path, op))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(DbSession {
+                        session_id: r.get(0)?,
+                        session_key: r.get(1)?,
+                        current: r.get::<_, i64>(2)? != 0,
+                        updated_at_ms: r.get(3)?,
+                        events: r.get::<_, i64>(4)?.max(0).unsigned_abs(),
+                    })
+                })
+                .map_err(sql_err(&self.path, op))?;
+            for r in rows {
+                out.push(r.map_err(sql_err(&self.path, op))?);
+            }
+        }
+        if has_events {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT session_id, max(created_at), COUNT(*) FROM transcript_events \
+                     GROUP BY session_id ORDER BY session_id",
+                )
+                .map_err(sql_err(&self.path, op))?;
+            let rows: Vec<(String, Option<i64>, i64)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql_err(&self.path, op))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql_err(&self.path, op))?;
+            for (sid, at, n) in rows {
+                if out.iter().any(|s| s.session_id == sid) {
+                    continue;
+                }
+                let current = has_nodes
+                    && self
+                        .conn
+                        .query_row(
+                            "SELECT 1 FROM session_nodes WHERE current_session_id = ?1",
+                            [&sid],
+                            |_| Ok(()),
+                        )
+                        .optional()
+                        .map_err(sql_err(&self.path, op))?
+                        .is_some();
+                out.push(DbSession {
+                    session_id: sid,
+                    session_key: None,
+                    current,
+                    updated_at_ms: at,
+                    events: n.max(0).unsigned_abs(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the transcript of one session, in `seq` order, decoding `event_zstd` rows.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on query failure, [`Error::BadRow`] for rows that do not decode.
+    pub fn events(&self, session_id: &str) -> Result<Vec<TranscriptEvent>> {
+        let mut out = Vec::new();
+        self.for_each_event(Some(session_id), |ev| {
+            out.push(ev);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every transcript event (of one session, or of all), in order.
+    ///
+    /// # Errors
+    /// Errors of the query, of decoding, or returned by `f`.
+    pub fn for_each_event(
+        &self,
+        session_id: Option<&str>,
+        mut f: impl FnMut(TranscriptEvent) -> Result<()>,
+    ) -> Result<()> {
+        let op = "reading events";
+        let sql = match session_id {
+            Some(_) => {
+                "SELECT session_id, seq, event_json, event_zstd, event_utf8_bytes \
+                 FROM transcript_events WHERE session_id = ?1 ORDER BY seq"
+            }
+            None => {
+                "SELECT session_id, seq, event_json, event_zstd, event_utf8_bytes \
+                 FROM transcript_events ORDER BY session_id, seq"
+            }
+        };
+        let mut st = self.conn.prepare(sql).map_err(sql_err(&self.path, op))?;
+        let mut rows = match session_id {
+            Some(s) => st.query([s]),
+            None => st.query([]),
+        }
+        .map_err(sql_err(&self.path, op))?;
+        while let Some(r) = rows.next().map_err(sql_err(&self.path, op))? {
+            let sid: String = r.get(0).map_err(sql_err(&self.path, op))?;
+            let seq: i64 = r.get(1).map_err(sql_err(&self.path, op))?;
+            let json: Option<String> = r.get(2).map_err(sql_err(&self.path, op))?;
+            let zst: Option<Vec<u8>> = r.get(3).map_err(sql_err(&self.path, op))?;
+            let len: Option<i64> = r.get(4).map_err(sql_err(&self.path, op))?;
+            let text = decode_event(&self.path, &sid, seq, json, zst, len)?;
+            let value =
+                serde_json::from_str(&text).map_err(|_| bad_event(&self.path, &sid, seq))?;
+            f(TranscriptEvent {
+                session_id: sid,
+                seq,
+                value,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes the session's events as JSONL (one entry per line), as the JSONL era stored them.
+    ///
+    /// # Errors
+    /// Query/decoding errors, and I/O errors of `out`.
+    pub fn export_jsonl(&self, session_id: &str, out: &mut dyn std::io::Write) -> Result<()> {
+        self.for_each_event(Some(session_id), |ev| {
+            let line = serde_json::to_string(&ev.value).map_err(|e| Error::json(&self.path, &e))?;
+            writeln!(out, "{line}").map_err(|e| Error::io(&self.path, e))
+        })
+    }
+
+    /// Rewrites, in ONE immediate transaction, every transcript event and derived plaintext copy
+    /// for which `f` reports a change (see the module docs for the columns).
+    ///
+    /// `f` receives JSON entries as parsed values and plain-text columns (FTS text, memory
+    /// chunks, display names) as a [`Value::String`]; it returns whether it changed the value.
+    /// JSON columns that do not parse are passed as a string too, so they are never skipped.
+    /// Concurrent writers wait on the busy timeout; the gateway's own appends land either
+    /// before the transaction (and are redacted) or after it.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] (the transaction is rolled back, nothing changes), [`Error::BadRow`].
+    pub fn redact(&mut self, mut f: impl FnMut(&mut Value) -> bool) -> Result<RedactReport> {
+        let path = self.path.clone();
+        let mut report = RedactReport::default();
+        let present: Vec<String> = {
+            let op = "listing tables";
+            let mut st = self
+                .conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .map_err(sql_err(&path, op))?;
+            st.query_map([], |r| r.get(0))
+                .map_err(sql_err(&path, op))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql_err(&path, op))?
+        };
+        let has = |t: &str| present.iter().any(|p| p == t);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err(&path, "starting the redaction transaction"))?;
+
+        if has("transcript_events") {
+            let n = redact_events(&tx, &path, &mut f, &mut report)?;
+            if n > 0 {
+                report
+                    .changed
+                    .insert("transcript_events.event_json".to_owned(), n);
+            }
+        }
+        for (table, col, kind) in TEXT_COLUMNS {
+            if !has(table) {
+                continue;
+            }
+            let n = redact_column(&tx, &path, table, col, *kind, &mut f, &mut report)?;
+            if n > 0 {
+                report.changed.insert(format!("{table}.{col}"), n);
+            }
+        }
+        for table in [
+            "session_transcript_archives",
+            "session_transcript_cold_archives",
+        ] {
+            if !has(table) {
+                continue;
+            }
+            let n = redact_archives(&tx, &path, table, &mut f, &mut report)?;
+            if n > 0 {
+                report.changed.insert(format!("{table}.archive_blob"), n);
+            }
+        }
+        tx.commit()
+            .map_err(sql_err(&path, "committing the redaction"))?;
+        Ok(report)
+    }
+
+    /// Runs `PRAGMA integrity_check` and the FTS5 `integrity-check` of the full-text indexes;
+    /// returns the problems found (empty when the database is sound).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] when the checks cannot run.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        let op = "checking integrity";
+        let mut st = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(sql_err(&self.path, op))?;
+        let mut out: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .map_err(sql_err(&self.path, op))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql_err(&self.path, op))?;
+        out.retain(|s| s != "ok");
+        for fts in ["session_transcript_fts", "memory_index_chunks_fts"] {
+            if self.has_table(fts) {
+                let sql = format!("INSERT INTO {fts}({fts}) VALUES('integrity-check')");
+                if let Err(err) = self.conn.execute(&sql, []) {
+                    out.push(format!("{fts}: {err}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn bad_event(path: &Path, sid: &str, seq: i64) -> Error {
+    Error::BadRow {
+        path: path.to_path_buf(),
+        table: "transcript_events",
+        what: format!("event {seq} of session {sid}"),
+    }
+}
+
+fn decode_event(
+    path: &Path,
+    sid: &str,
+    seq: i64,
+    json: Option<String>,
+    zst: Option<Vec<u8>>,
+    len: Option<i64>,
+) -> Result<String> {
+    match (json, zst) {
+        (Some(j), _) => Ok(j),
+        (None, Some(z)) => {
+            let cap = len
+                .and_then(|l| usize::try_from(l).ok())
+                .unwrap_or(MAX_EVENT_BYTES)
+                .min(MAX_EVENT_BYTES);
+            let raw = zstd::bulk::decompress(&z, cap).map_err(|_| bad_event(path, sid, seq))?;
+            String::from_utf8(raw).map_err(|_| bad_event(path, sid, seq))
+        }
+        (None, None) => Err(bad_event(path, sid, seq)),
+    }
+}
+
+type EventUpdate = (i64, Option<String>, Option<(Vec<u8>, i64)>);
+
+fn redact_events(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    f: &mut impl FnMut(&mut Value) -> bool,
+    report: &mut RedactReport,
+) -> Result<usize> {
+    let op = "reading events";
+    let mut updates: Vec<EventUpdate> = Vec::new();
+    {
+        let mut st = tx
+            .prepare(
+                "SELECT rowid, session_id, seq, event_json, event_zstd, event_utf8_bytes \
+                 FROM transcript_events",
+            )
+            .map_err(sql_err(path, op))?;
+        let mut rows = st.query([]).map_err(sql_err(path, op))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+            report.scanned += 1;
+            let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
+            let sid: String = r.get(1).map_err(sql_err(path, op))?;
+            let seq: i64 = r.get(2).map_err(sql_err(path, op))?;
+            let json: Option<String> = r.get(3).map_err(sql_err(path, op))?;
+            let zst: Option<Vec<u8>> = r.get(4).map_err(sql_err(path, op))?;
+            let len: Option<i64> = r.get(5).map_err(sql_err(path, op))?;
+            let was_zstd = json.is_none();
+            let text = decode_event(path, &sid, seq, json, zst, len)?;
+            let Some(new) = apply(&text, Col::Json, f) else {
+                continue;
+            };
+            if was_zstd {
+                let z = zstd::bulk::compress(new.as_bytes(), 3).map_err(|e| Error::io(path, e))?;
+                let n = i64::try_from(new.len()).unwrap_or(i64::MAX);
+                updates.push((rowid, None, Some((z, n))));
+            } else {
+                updates.push((rowid, Some(new), None));
+            }
+        }
+    }
+    let op = "rewriting events";
+    for (rowid, json, zst) in &updates {
+        match (json, zst) {
+            (Some(j), _) => tx.execute(
+                "UPDATE transcript_events SET event_json = ?1 WHERE rowid = ?2",
+                params![j, rowid],
+            ),
+            (None, Some((z, n))) => tx.execute(
+                "UPDATE transcript_events SET event_zstd = ?1, event_utf8_bytes = ?2 \
+                 WHERE rowid = ?3",
+                params![z, n, rowid],
+            ),
+            (None, None) => Ok(0),
+        }
+        .map_err(sql_err(path, op))?;
+    }
+    Ok(updates.len())
+}
+
+fn redact_column(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    table: &str,
+    col: &str,
+    kind: Col,
+    f: &mut impl FnMut(&mut Value) -> bool,
+    report: &mut RedactReport,
+) -> Result<usize> {
+    let op = "reading derived copies";
+    let mut updates: Vec<(i64, String)> = Vec::new();
+    {
+        let sql = format!("SELECT rowid, {col} FROM {table} WHERE {col} IS NOT NULL");
+        let mut st = tx.prepare(&sql).map_err(sql_err(path, op))?;
+        let mut rows = st.query([]).map_err(sql_err(path, op))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+            report.scanned += 1;
+            let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
+            let Ok(text) = r.get::<_, String>(1) else {
+                continue;
+            };
+            if let Some(new) = apply(&text, kind, f) {
+                updates.push((rowid, new));
+            }
+        }
+    }
+    // For the FTS5 table this UPDATE goes through the virtual table, which removes the old terms
+    // from the index and adds the new ones; for memory_index_chunks the schema's triggers do the
+    // same for memory_index_chunks_fts.
+    let sql = format!("UPDATE {table} SET {col} = ?1 WHERE rowid = ?2");
+    for (rowid, new) in &updates {
+        tx.execute(&sql, params![new, rowid])
+            .map_err(sql_err(path, "rewriting derived copies"))?;
+    }
+    Ok(updates.len())
+}
+
+fn redact_archives(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    table: &'static str,
+    f: &mut impl FnMut(&mut Value) -> bool,
+    report: &mut RedactReport,
+) -> Result<usize> {
+    let cold = table == "session_transcript_cold_archives";
+    let sql = if cold {
+        "SELECT rowid, 'zstd', archive_blob FROM session_transcript_cold_archives \
+         WHERE archive_blob IS NOT NULL"
+    } else {
+        "SELECT rowid, encoding, archive_blob FROM session_transcript_archives"
+    };
+    let op = "reading archives";
+    let mut updates: Vec<(i64, Vec<u8>, usize)> = Vec::new();
+    {
+        let mut st = tx.prepare(sql).map_err(sql_err(path, op))?;
+        let mut rows = st.query([]).map_err(sql_err(path, op))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+            report.scanned += 1;
+            let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
+            let enc: String = r.get(1).map_err(sql_err(path, op))?;
+            let blob: Vec<u8> = r.get(2).map_err(sql_err(path, op))?;
+            let bad = || Error::BadRow {
+                path: path.to_path_buf(),
+                table,
+                what: format!("archive_blob of row {rowid}"),
+            };
+            let raw = if enc == "zstd" {
+                zstd::stream::decode_all(&blob[..]).map_err(|_| bad())?
+            } else {
+                blob
+            };
+            let text = String::from_utf8(raw).map_err(|_| bad())?;
+            if let Some(new) = apply_jsonl(&text, f) {
+                let stored = if enc == "zstd" {
+                    zstd::stream::encode_all(new.as_bytes(), 3).map_err(|e| Error::io(path, e))?
+                } else {
+                    new.clone().into_bytes()
+                };
+                updates.push((rowid, stored, new.len()));
+            }
+        }
+    }
+    let op = "rewriting archives";
+    for (rowid, blob, raw_len) in &updates {
+        let sha = hex::encode(Sha256::digest(blob));
+        let raw_len = i64::try_from(*raw_len).unwrap_or(i64::MAX);
+        let blob_len = i64::try_from(blob.len()).unwrap_or(i64::MAX);
+        if cold {
+            tx.execute(
+                "UPDATE session_transcript_cold_archives SET archive_blob = ?1, \
+                 archive_sha256 = ?2, raw_bytes = ?3, archive_bytes = ?4 WHERE rowid = ?5",
+                params![blob, sha, raw_len, blob_len, rowid],
+            )
+        } else {
+            tx.execute(
+                "UPDATE session_transcript_archives SET archive_blob = ?1, \
+                 archive_sha256 = ?2 WHERE rowid = ?3",
+                params![blob, sha, rowid],
+            )
+        }
+        .map_err(sql_err(path, op))?;
+    }
+    Ok(updates.len())
+}
+
+/// Applies `f` to one column value; returns the new text when `f` changed it.
+fn apply(text: &str, kind: Col, f: &mut impl FnMut(&mut Value) -> bool) -> Option<String> {
+    if kind == Col::Json
+        && let Ok(mut v) = serde_json::from_str::<Value>(text)
+    {
+        return f(&mut v).then(|| v.to_string());
+    }
+    let mut v = Value::String(text.to_owned());
+    if !f(&mut v) {
+        return None;
+    }
+    match v {
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Applies `f` to every line of a JSONL text; returns the new text when a line changed.
+fn apply_jsonl(text: &str, f: &mut impl FnMut(&mut Value) -> bool) -> Option<String> {
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        if body.trim().is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        match apply(body, Col::Json, f) {
+            Some(new) => {
+                changed = true;
+                out.push_str(&new);
+            }
+            None => out.push_str(body),
+        }
+        out.push_str(nl);
+    }
+    changed.then_some(out)
+}

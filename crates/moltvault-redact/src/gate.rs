@@ -1,0 +1,238 @@
+//! Stage A: the raw-byte gate deciding which records (and which rules) need a closer look.
+//!
+//! Long keywords (≥ 4 bytes) go into one Aho-Corasick searcher (Teddy when there are at most
+//! 64 of them); 3-byte keywords are searched with `memmem` and confirmed by their rules'
+//! regexes on a window around the hit; contextual keywords (`token`, `password`…) count only
+//! when an assignment-shaped value follows. An escape detector (`\u00XX` of printable ASCII,
+//! `\/`) sends the record to every rule, since escapes could hide a keyword.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use memchr::memmem;
+
+use crate::rules::Rule;
+
+#[derive(Debug, Clone)]
+enum Pat {
+    Keyword { rules: Vec<usize>, context: bool },
+    Escape,
+}
+
+/// The prefilter built from a rule set and literal secrets.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    ac: AhoCorasick,
+    pats: Vec<Pat>,
+    short: Vec<(memmem::Finder<'static>, Vec<usize>)>,
+    always: Vec<usize>,
+    n_rules: usize,
+    pub(crate) literals: Option<AhoCorasick>,
+}
+
+/// The outcome of the gate for one record.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    pub rules: Vec<bool>,
+    pub all: bool,
+    pub literal: bool,
+    pub any: bool,
+}
+
+impl Candidates {
+    pub fn wants(&self, rule: usize) -> bool {
+        self.all || self.rules.get(rule).copied().unwrap_or(false)
+    }
+}
+
+const ESCAPES: &[&str] = &["\\u00", "\\/"];
+
+impl Gate {
+    pub fn new(rules: &[Rule], literal_forms: &[Vec<u8>]) -> Gate {
+        let mut long: Vec<(String, Vec<usize>, bool)> = Vec::new();
+        let mut short: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.keywords.is_empty() {
+                always.push(i);
+            }
+            for k in &r.keywords {
+                if k.len() >= 4 {
+                    match long.iter_mut().find(|(kw, _, _)| kw == k) {
+                        Some((_, v, ctx)) => {
+                            v.push(i);
+                            *ctx &= r.context;
+                        }
+                        None => long.push((k.clone(), vec![i], r.context)),
+                    }
+                } else {
+                    match short.iter_mut().find(|(kw, _)| kw == k) {
+                        Some((_, v)) => v.push(i),
+                        None => short.push((k.clone(), vec![i])),
+                    }
+                }
+            }
+        }
+        let mut pats: Vec<Pat> = Vec::new();
+        let mut strings: Vec<String> = Vec::new();
+        for (k, rules, context) in long {
+            strings.push(k);
+            pats.push(Pat::Keyword { rules, context });
+        }
+        for e in ESCAPES {
+            strings.push((*e).to_string());
+            pats.push(Pat::Escape);
+        }
+        // Building can only fail on absurd limits; the pattern set here is small.
+        #[allow(clippy::expect_used)]
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&strings)
+            .expect("gate automaton builds");
+        let short = short
+            .into_iter()
+            .map(|(k, v)| (memmem::Finder::new(k.as_bytes()).into_owned(), v))
+            .collect();
+        let literals = if literal_forms.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(literal_forms)
+                .ok()
+        };
+        Gate {
+            ac,
+            pats,
+            short,
+            always,
+            n_rules: rules.len(),
+            literals,
+        }
+    }
+
+    /// Examines one record; `c.any` says whether it needs stage B.
+    pub fn check(&self, rules: &[Rule], hay: &[u8], c: &mut Candidates) {
+        c.rules.clear();
+        c.rules.resize(self.n_rules, false);
+        c.all = false;
+        c.literal = false;
+        c.any = false;
+        for &i in &self.always {
+            c.rules[i] = true;
+            c.any = true;
+        }
+        for m in self.ac.find_iter(hay) {
+            match &self.pats[m.pattern().as_usize()] {
+                Pat::Escape => {
+                    // `\u00XX` counts only for printable ASCII (2x..7x); `\/` always.
+                    if hay[m.start() + 1] == b'/' || matches!(hay.get(m.end()), Some(b'2'..=b'7')) {
+                        c.all = true;
+                        c.any = true;
+                    }
+                }
+                Pat::Keyword { rules, context } => {
+                    if *context && !assignment_follows(hay, m.end()) {
+                        continue;
+                    }
+                    for &r in rules {
+                        c.rules[r] = true;
+                    }
+                    c.any = true;
+                }
+            }
+        }
+        for (finder, owners) in &self.short {
+            for pos in finder.find_iter(hay) {
+                let lo = pos.saturating_sub(160);
+                let hi = (pos + 1024).min(hay.len());
+                // Escapes (`\n` before a token) would defeat word boundaries: decode first.
+                let decoded;
+                let window = if memchr::memchr(b'\\', &hay[lo..hi]).is_some() {
+                    decoded = crate::text::unescape(&hay[lo..hi]).0;
+                    &decoded[..]
+                } else {
+                    &hay[lo..hi]
+                };
+                let mut hit = false;
+                for &r in owners {
+                    if c.rules[r] {
+                        continue;
+                    }
+                    if rules[r].regex.as_ref().is_some_and(|re| re.is_match(window)) {
+                        c.rules[r] = true;
+                        hit = true;
+                    }
+                }
+                if hit {
+                    c.any = true;
+                }
+                if owners.iter().all(|&r| c.rules[r]) {
+                    break;
+                }
+            }
+        }
+        if let Some(lit) = &self.literals {
+            if lit.is_match(hay) {
+                c.literal = true;
+                c.any = true;
+            }
+        }
+    }
+}
+
+/// Whether an assignment-shaped, non-numeric value follows a contextual keyword ending at `at`:
+/// `[\w.-]{0,32}` then quotes/backslashes/spaces, `=` or `:`, then a value.
+fn assignment_follows(hay: &[u8], mut at: usize) -> bool {
+    let n = hay.len();
+    let stop = (at + 32).min(n);
+    while at < stop && (hay[at].is_ascii_alphanumeric() || matches!(hay[at], b'_' | b'.' | b'-')) {
+        at += 1;
+    }
+    let stop = (at + 8).min(n);
+    while at < stop && matches!(hay[at], b'"' | b'\'' | b'\\' | b' ' | b'\t') {
+        at += 1;
+    }
+    if at >= n || !matches!(hay[at], b'=' | b':') {
+        return false;
+    }
+    at += 1;
+    let stop = (at + 12).min(n);
+    while at < stop && matches!(hay[at], b'"' | b'\'' | b'\\' | b' ' | b'\t' | b'=' | b'>' | b':') {
+        at += 1;
+    }
+    if at >= n {
+        return false;
+    }
+    let b = hay[at];
+    if matches!(b, b'{' | b'[' | b',' | b'}' | b']') {
+        return false;
+    }
+    if b.is_ascii_digit() {
+        let mut j = at;
+        while j < n && hay[j].is_ascii_digit() {
+            j += 1;
+        }
+        return j < n && (hay[j].is_ascii_alphabetic() || matches!(hay[j], b'_' | b'-' | b':'));
+    }
+    for lit in [&b"null"[..], b"true", b"false"] {
+        if hay[at..].starts_with(lit) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_shape() {
+        assert!(assignment_follows(b"TOKEN=sk-test", 5));
+        assert!(assignment_follows(br#"Token":"abc"#, 5));
+        assert!(assignment_follows(br#"Token\": \"abc"#, 5));
+        assert!(!assignment_follows(br#"Tokens":110,"#, 5));
+        assert!(!assignment_follows(br#"Token":null"#, 5));
+        assert!(!assignment_follows(b"token is here", 5));
+        assert!(assignment_follows(br#"token":"123abc"#, 5));
+    }
+}

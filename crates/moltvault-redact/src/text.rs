@@ -1,0 +1,392 @@
+//! Matching on text: JSON-string unescaping with an offset map, per-rule matching with
+//! validators, and the recursion into escaped text (JSON inside JSON strings).
+
+use crate::rules::{Rule, Validate};
+
+/// How many escape levels below a string value are decoded and searched.
+pub(crate) const MAX_DEPTH: u8 = 3;
+
+/// A secret span in some text, before merging.
+#[derive(Debug, Clone)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+    /// Index into the rule list, or `rules.len() + i` for literal secret `i`.
+    pub rule: usize,
+    /// The first 4 bytes of the keyed fingerprint.
+    pub fp: [u8; 4],
+}
+
+/// Decodes JSON string escapes in `esc`, returning the decoded bytes and, for every decoded
+/// byte offset (plus the end), the offset in `esc` it starts at. Unknown escapes are kept.
+pub(crate) fn unescape(esc: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::with_capacity(esc.len());
+    let mut starts = Vec::with_capacity(esc.len() + 1);
+    let mut i = 0;
+    while i < esc.len() {
+        let b = esc[i];
+        if b != b'\\' || i + 1 >= esc.len() {
+            out.push(b);
+            starts.push(i);
+            i += 1;
+            continue;
+        }
+        let simple = match esc[i + 1] {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            starts.push(i);
+            i += 2;
+            continue;
+        }
+        if esc[i + 1] == b'u' {
+            if let Some(cp) = hex4(esc, i + 2) {
+                let mut len = 6;
+                let mut ch = None;
+                if (0xD800..0xDC00).contains(&cp) {
+                    if esc.get(i + 6) == Some(&b'\\') && esc.get(i + 7) == Some(&b'u') {
+                        if let Some(lo) = hex4(esc, i + 8) {
+                            if (0xDC00..0xE000).contains(&lo) {
+                                ch = char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+                                len = 12;
+                            }
+                        }
+                    }
+                } else {
+                    ch = char::from_u32(cp);
+                }
+                let ch = ch.unwrap_or('\u{FFFD}');
+                let mut buf = [0u8; 4];
+                for &x in ch.encode_utf8(&mut buf).as_bytes() {
+                    out.push(x);
+                    starts.push(i);
+                }
+                i += len;
+                continue;
+            }
+        }
+        // An unknown or broken escape: keep the backslash as text.
+        out.push(b);
+        starts.push(i);
+        i += 1;
+    }
+    starts.push(esc.len());
+    (out, starts)
+}
+
+fn hex4(s: &[u8], at: usize) -> Option<u32> {
+    let h = s.get(at..at + 4)?;
+    let mut v = 0u32;
+    for &c in h {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Shannon entropy in bits per byte.
+pub(crate) fn entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Whether a value is a reference, template or placeholder rather than a secret.
+pub(crate) fn is_placeholder(v: &[u8]) -> bool {
+    let first = v.first().copied().unwrap_or(b' ');
+    if matches!(first, b'$' | b'%' | b'<' | b'{' | b'(' | b'*' | b'[') {
+        return true;
+    }
+    const WORDS: &[&[u8]] = &[
+        b"process.env",
+        b"os.environ",
+        b"getenv",
+        b"xxxx",
+        b"example",
+        b"your_",
+        b"your-",
+        b"yourkey",
+        b"changeme",
+        b"placeholder",
+        b"redacted",
+        b"dummy",
+        b"secretref",
+        b"****",
+        b"....",
+        b"${",
+        b"{{",
+    ];
+    if WORDS.iter().any(|w| contains_ci(v, w)) {
+        return true;
+    }
+    if v.contains(&b'(') {
+        return true;
+    }
+    matches!(
+        v.to_ascii_lowercase().as_slice(),
+        b"true" | b"false" | b"null" | b"none" | b"undefined" | b"nil" | b"password" | b"secret"
+    )
+}
+
+/// Whether a value has the shape of a hash, UUID or integrity string (not a credential).
+pub(crate) fn is_hash_shape(v: &[u8]) -> bool {
+    let hex = |s: &[u8]| s.iter().all(|b| b.is_ascii_hexdigit());
+    if (v.len() == 40 || v.len() == 64 || v.len() == 128 || v.len() == 32) && hex(v) {
+        return true;
+    }
+    if v.len() == 36 {
+        let dashes = [8, 13, 18, 23];
+        if dashes.iter().all(|&i| v[i] == b'-')
+            && v.iter()
+                .enumerate()
+                .all(|(i, b)| dashes.contains(&i) || b.is_ascii_hexdigit())
+        {
+            return true;
+        }
+    }
+    [&b"sha512-"[..], b"sha384-", b"sha256-", b"sha1-"]
+        .iter()
+        .any(|p| v.starts_with(p))
+}
+
+/// The credential validator: placeholders, hash shapes and randomness.
+pub(crate) fn credential_ok(name: &[u8], v: &[u8]) -> bool {
+    if v.is_empty() || is_placeholder(v) {
+        return false;
+    }
+    let lname = name.to_ascii_lowercase();
+    let strong_name = [&b"pass"[..], b"pwd", b"secret", b"private"]
+        .iter()
+        .any(|w| contains_ci(&lname, w));
+    if strong_name && lname.windows(4).any(|w| w == b"pass") {
+        // Passwords may be short and word-like.
+        return v.len() >= 4 && !v.iter().all(|b| b.is_ascii_digit()) || v.len() >= 6;
+    }
+    if v.len() < 8 || v.iter().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if v.starts_with(b"/") || v.starts_with(b"./") || v.starts_with(b"~/") {
+        return false;
+    }
+    if !strong_name && is_hash_shape(v) {
+        return false;
+    }
+    let digit = v.iter().any(|b| b.is_ascii_digit());
+    let alpha = v.iter().any(|b| b.is_ascii_alphabetic());
+    let e = entropy(v);
+    if digit && alpha {
+        e >= 2.8
+    } else {
+        v.len() >= 24 && e >= 4.0 && !v.contains(&b'.')
+    }
+}
+
+/// Runs one regex rule over `hay`, calling `hit(start, end)` for every validated secret.
+pub(crate) fn rule_spans(rule: &Rule, hay: &[u8], mut hit: impl FnMut(usize, usize)) {
+    let Some(re) = &rule.regex else { return };
+    let mut locs = re.capture_locations();
+    let mut at = 0;
+    while at <= hay.len() {
+        let Some(m) = re.captures_read_at(&mut locs, hay, at) else {
+            break;
+        };
+        let (ms, me) = (m.start(), m.end());
+        at = if me > ms { me } else { me + 1 };
+        let (s, e) = match rule.secret_group.and_then(|g| locs.get(g)) {
+            Some(x) => x,
+            None if rule.secret_group.is_some() => continue,
+            None => (ms, me),
+        };
+        let v = &hay[s..e];
+        if v.is_empty() || contains_ci(v, b"EXAMPLE") {
+            continue;
+        }
+        if let Some(min) = rule.entropy {
+            if entropy(v) < min {
+                continue;
+            }
+        }
+        match rule.validate {
+            Validate::None => {}
+            Validate::Placeholder => {
+                if is_placeholder(v) {
+                    continue;
+                }
+            }
+            Validate::Credential => {
+                let name = rule
+                    .name_group
+                    .and_then(|g| locs.get(g))
+                    .map(|(a, b)| &hay[a..b])
+                    .unwrap_or(rule.id.as_bytes());
+                if !credential_ok(name, v) {
+                    continue;
+                }
+            }
+        }
+        hit(s, e);
+    }
+}
+
+/// Whether a rule finds a secret in `text` (used for the example checks), searching escaped
+/// levels too; key rules take a JSON object as their example.
+pub(crate) fn rule_finds(rule: &Rule, text: &[u8]) -> bool {
+    if let Some(key) = &rule.key {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) else {
+            return false;
+        };
+        return value_has_key_hit(rule, key, &v);
+    }
+    let mut found = false;
+    level_search(text, 0, &mut |hay| {
+        rule_spans(rule, hay, |_, _| found = true);
+    });
+    found
+}
+
+fn value_has_key_hit(rule: &Rule, key: &regex::bytes::Regex, v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.iter().any(|(k, x)| match x {
+            serde_json::Value::String(s) => {
+                key.is_match(k.as_bytes()) && key_value_ok(rule, k.as_bytes(), s.as_bytes())
+            }
+            other => value_has_key_hit(rule, key, other),
+        }),
+        serde_json::Value::Array(a) => a.iter().any(|x| value_has_key_hit(rule, key, x)),
+        _ => false,
+    }
+}
+
+/// Whether the value of a credential-named JSON key is a secret.
+pub(crate) fn key_value_ok(rule: &Rule, name: &[u8], v: &[u8]) -> bool {
+    if v.starts_with(crate::PLACEHOLDER_PREFIX.as_bytes()) {
+        return false;
+    }
+    if let Some(min) = rule.entropy {
+        if entropy(v) < min {
+            return false;
+        }
+    }
+    credential_ok(name, v)
+}
+
+fn level_search(text: &[u8], depth: u8, f: &mut dyn FnMut(&[u8])) {
+    f(text);
+    if depth < MAX_DEPTH && memchr::memchr(b'\\', text).is_some() {
+        let (d, _) = unescape(text);
+        level_search(&d, depth + 1, f);
+    }
+}
+
+/// Finds spans in `text` and in its escaped levels below `depth`, mapped back to `text`.
+pub(crate) fn spans_levels(
+    text: &[u8],
+    depth: u8,
+    find: &dyn Fn(&[u8], &mut Vec<Span>),
+    out: &mut Vec<Span>,
+) {
+    find(text, out);
+    if depth < MAX_DEPTH && memchr::memchr(b'\\', text).is_some() {
+        let (d, starts) = unescape(text);
+        let mut inner = Vec::new();
+        spans_levels(&d, depth + 1, find, &mut inner);
+        for s in inner {
+            out.push(Span {
+                start: starts[s.start],
+                end: starts[s.end],
+                rule: s.rule,
+                fp: s.fp,
+            });
+        }
+    }
+}
+
+/// Sorts and merges overlapping spans (the earliest, then longest, wins the label).
+pub(crate) fn merge(spans: &mut Vec<Span>) {
+    spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans.drain(..) {
+        if let Some(last) = out.last_mut() {
+            if s.start < last.end {
+                last.end = last.end.max(s.end);
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    *spans = out;
+}
+
+/// Byte ranges of placeholders already present in `text`.
+pub(crate) fn placeholder_ranges(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    for s in memchr::memmem::find_iter(text, crate::PLACEHOLDER_PREFIX.as_bytes()) {
+        let end = text[s..]
+            .iter()
+            .position(|&b| b == b']')
+            .map(|p| s + p + 1)
+            .unwrap_or(text.len());
+        v.push((s, end));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_maps_offsets() {
+        let esc = br#"a\nb\u0041\ud83d\ude00c\\"#;
+        let (d, starts) = unescape(esc);
+        assert_eq!(d, "a\nbA\u{1F600}c\\".as_bytes());
+        assert_eq!(starts.len(), d.len() + 1);
+        assert_eq!(starts[1], 1); // \n
+        assert_eq!(starts[3], 4); // \u0041
+        assert_eq!(starts[4], 10); // surrogate pair start
+        assert_eq!(starts[8], 22); // c
+        assert_eq!(*starts.last().unwrap(), esc.len());
+    }
+
+    #[test]
+    fn credential_validator() {
+        assert!(credential_ok(b"SECRET_TOKEN", b"sk-test-1234567890abcdef"));
+        assert!(credential_ok(b"password", b"hunter22"));
+        assert!(!credential_ok(b"api_key", b"${API_KEY}"));
+        assert!(!credential_ok(b"api_key", b"$API_KEY"));
+        assert!(!credential_ok(b"apiKey", b"process.env.OPENAI_KEY"));
+        assert!(!credential_ok(b"token", b"<YOUR_TOKEN>"));
+        assert!(!credential_ok(b"token", b"xxxxxxxxxxxxxxxx"));
+        assert!(!credential_ok(b"token", b"0b9c2f3e-8a1d-4e5f-9a6b-7c8d9e0f1a2b"));
+        assert!(!credential_ok(b"token", b"da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+        assert!(!credential_ok(b"integrity_token", b"sha512-abcDEF123+/="));
+        assert!(!credential_ok(b"totalTokens", b"123456"));
+        assert!(!credential_ok(b"sessionKey", b"agent:main:main"));
+    }
+}

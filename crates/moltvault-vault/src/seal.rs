@@ -1,0 +1,785 @@
+//! Streaming age encryption to the vault recipient and decryption with the vault identity,
+//! plus sealing and unsealing files in place (`<name>` ⇄ `<name>.age`).
+//!
+//! Sealing needs no secret: the file is encrypted to the vault recipient **and** to a fresh
+//! ephemeral recipient whose identity lives only in memory for the duration of the call, and
+//! the sealed copy is decrypt-verified with that ephemeral identity (SHA-256 of the plaintext)
+//! before the plaintext is removed. The ephemeral identity is dropped (zeroized) afterwards,
+//! so only the vault identity can open the file later.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{DecryptFailure, Error, Result};
+use crate::fsio::{self, AtomicFile, Replace, WriteOptions};
+use crate::keys::Identity;
+
+/// The suffix of sealed files.
+pub const SEALED_SUFFIX: &str = ".age";
+
+/// An age writer: everything written is encrypted; call [`SealWriter::finish`] at the end.
+pub struct SealWriter<W: Write> {
+    inner: age::stream::StreamWriter<W>,
+}
+
+impl<W: Write> std::fmt::Debug for SealWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealWriter")
+    }
+}
+
+impl<W: Write> SealWriter<W> {
+    /// Writes the final chunk and returns the underlying writer.
+    ///
+    /// # Errors
+    /// Fails if the underlying writer fails; without `finish` the output is truncated and will
+    /// not decrypt.
+    pub fn finish(self) -> io::Result<W> {
+        self.inner.finish()
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Starts an age v1 stream encrypted to `recipient` on `writer` (the header is written now).
+///
+/// # Errors
+/// Fails if the header cannot be written.
+pub fn encrypt_to<W: Write>(
+    writer: W,
+    recipient: &age::x25519::Recipient,
+) -> io::Result<SealWriter<W>> {
+    encrypt_to_many(writer, &[recipient as &dyn age::Recipient])
+}
+
+/// Starts an age v1 stream encrypted to every recipient in `recipients`.
+///
+/// # Errors
+/// Fails if the recipients cannot be combined (mixing a passphrase with keys) or the header
+/// cannot be written.
+pub fn encrypt_to_many<W: Write>(
+    writer: W,
+    recipients: &[&dyn age::Recipient],
+) -> io::Result<SealWriter<W>> {
+    let enc = age::Encryptor::with_recipients(recipients.iter().copied())
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(SealWriter {
+        inner: enc.wrap_output(writer)?,
+    })
+}
+
+/// A reader of decrypted age content.
+///
+/// It yields each 64 KiB chunk once that chunk is authenticated, so a truncated or damaged
+/// file fails only when the reader reaches the damage: callers that keep plaintext must read to
+/// the end before trusting any of it.
+pub struct OpenReader<R: Read> {
+    inner: age::stream::StreamReader<age::armor::ArmoredReader<BufReader<R>>>,
+}
+
+impl<R: Read> std::fmt::Debug for OpenReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenReader")
+    }
+}
+
+impl<R: Read> Read for OpenReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// Opens an age v1 stream (binary or ASCII-armored) with the vault identity.
+///
+/// # Errors
+/// Fails with the kind of damage if the header is invalid or not encrypted to the identity.
+pub fn decrypt_reader<R: Read>(
+    reader: R,
+    identity: &Identity,
+) -> Result<OpenReader<R>, DecryptFailure> {
+    decrypt_reader_with(reader, &[identity.as_age() as &dyn age::Identity])
+}
+
+/// Opens an age v1 stream with any of `identities`.
+///
+/// # Errors
+/// As [`decrypt_reader`].
+pub fn decrypt_reader_with<R: Read>(
+    reader: R,
+    identities: &[&dyn age::Identity],
+) -> Result<OpenReader<R>, DecryptFailure> {
+    let armored = age::armor::ArmoredReader::new(reader);
+    let dec = age::Decryptor::new(armored).map_err(|e| DecryptFailure::from_age(&e))?;
+    let inner = dec
+        .decrypt(identities.iter().copied())
+        .map_err(|e| DecryptFailure::from_age(&e))?;
+    Ok(OpenReader { inner })
+}
+
+/// The sealed name of a plaintext file (`x.jsonl` → `x.jsonl.age`).
+pub fn sealed_path(plain: &Path) -> PathBuf {
+    let mut s = plain.as_os_str().to_owned();
+    s.push(SEALED_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// The plaintext name of a sealed file (`x.jsonl.age` → `x.jsonl`), if it ends in `.age`.
+pub fn plain_path(sealed: &Path) -> Option<PathBuf> {
+    let s = sealed.to_str()?;
+    s.strip_suffix(SEALED_SUFFIX)
+        .filter(|p| !p.is_empty() && !p.ends_with('/'))
+        .map(PathBuf::from)
+}
+
+/// Whether a path names a sealed file.
+pub fn is_sealed_path(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(SEALED_SUFFIX) && n.len() > SEALED_SUFFIX.len())
+}
+
+/// How [`seal_file`] decides a file is safe to seal.
+#[derive(Debug, Clone)]
+pub struct SealOptions {
+    /// Refuse files modified more recently than this (the gateway may still write them).
+    pub min_idle: Duration,
+    /// Refuse files whose `<file>.lock` is held by a live process.
+    pub respect_lock: bool,
+    /// "Now", for the idle check (tests inject it).
+    pub now: SystemTime,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions {
+            min_idle: Duration::from_secs(60),
+            respect_lock: true,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+/// What sealing one file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The plaintext file, now removed.
+    pub plain: PathBuf,
+    /// The sealed file.
+    pub sealed: PathBuf,
+    /// Plaintext size in bytes.
+    pub bytes: u64,
+}
+
+/// Seals `plain` into `<plain>.age` next to it: temp file, fsync, rename, decrypt-verify,
+/// then the plaintext is removed durably. The sealed file keeps the plaintext's permission
+/// bits, so [`unseal_file`] can restore them.
+///
+/// # Errors
+/// Refuses symlinks and non-regular files, files with a held `.lock`, files written within
+/// `opts.min_idle`, and plaintext that already has a sealed copy ([`Error::Conflict`]). Any
+/// I/O failure (a full disk included) leaves the plaintext untouched and no sealed file.
+pub fn seal_file(
+    plain: &Path,
+    recipient: &age::x25519::Recipient,
+    opts: &SealOptions,
+) -> Result<Sealed> {
+    let mut file = open_regular(plain)?;
+    let meta = file.metadata().map_err(|e| io_err("inspect", plain, e))?;
+    if opts.respect_lock {
+        check_lock(plain)?;
+    }
+    if let Ok(mtime) = meta.modified() {
+        let age = opts.now.duration_since(mtime).unwrap_or(Duration::ZERO);
+        if age < opts.min_idle {
+            return Err(Error::RecentlyWritten {
+                path: plain.to_path_buf(),
+                secs: age.as_secs(),
+            });
+        }
+    }
+    let dest = sealed_path(plain);
+    if fs::symlink_metadata(&dest).is_ok() {
+        return Err(Error::Conflict {
+            plain: plain.to_path_buf(),
+            sealed: dest,
+        });
+    }
+    let mode = meta.mode() & 0o777;
+    remove_stale_temps(&dest);
+    let ephemeral = age::x25519::Identity::generate();
+    let eph_rcpt = ephemeral.to_public();
+    let mut out = AtomicFile::create(
+        &dest,
+        WriteOptions {
+            mode,
+            replace: Replace::Never,
+            keep_owner: false,
+        },
+    )?;
+    let mut hasher = Sha256::new();
+    let bytes = {
+        let mut w = encrypt_to_many(&mut out, &[recipient, &eph_rcpt])
+            .map_err(|e| Error::Encrypt {
+                path: dest.clone(),
+                source: e,
+            })?;
+        let n = copy_hashing(&mut file, &mut w, &mut hasher).map_err(|e| match e {
+            CopyError::Read(e) => io_err("read", plain, e),
+            CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &dest, e)),
+        })?;
+        w.finish()
+            .map_err(|e| Error::Fs(fsio::FsError::io("write", &dest, e)))?;
+        n
+    };
+    let want = hasher.finalize();
+    out.commit()?;
+    // The sealed file keeps the transcript's mtime, so idle checks and `unseal` see the age of
+    // the conversation, not of the sealing.
+    if let Ok(mtime) = meta.modified() {
+        let _ = OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&dest)
+            .and_then(|f| f.set_modified(mtime));
+    }
+    // Decrypt-verify the committed file before the plaintext goes.
+    let verified = (|| -> Result<()> {
+        let f = File::open(&dest).map_err(|e| io_err("open", &dest, e))?;
+        let mut r = decrypt_reader_with(f, &[&ephemeral as &dyn age::Identity]).map_err(|kind| {
+            Error::Decrypt {
+                path: dest.clone(),
+                kind,
+            }
+        })?;
+        let mut h = Sha256::new();
+        copy_hashing(&mut r, &mut io::sink(), &mut h).map_err(|e| match e {
+            CopyError::Read(e) => Error::Decrypt {
+                path: dest.clone(),
+                kind: DecryptFailure::from_io(&e),
+            },
+            CopyError::Write(e) => io_err("verify", &dest, e),
+        })?;
+        if h.finalize() != want {
+            return Err(Error::VerifyMismatch { path: dest.clone() });
+        }
+        Ok(())
+    })();
+    drop(ephemeral);
+    if let Err(e) = verified {
+        let _ = fsio::remove_durably(&dest);
+        return Err(e);
+    }
+    fsio::remove_durably(plain)?;
+    Ok(Sealed {
+        plain: plain.to_path_buf(),
+        sealed: dest,
+        bytes,
+    })
+}
+
+/// What unsealing one file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed {
+    /// The sealed file, now removed.
+    pub sealed: PathBuf,
+    /// The restored plaintext.
+    pub plain: PathBuf,
+    /// Plaintext size in bytes.
+    pub bytes: u64,
+    /// True when the plaintext already existed with the same content (a crash left both).
+    pub already_plain: bool,
+}
+
+/// Unseals `sealed` (`x.age` → `x`): decrypts into a temp file beside it, keeps it only after
+/// the whole file authenticated, renames it into place with the sealed file's permission bits
+/// (0600 if those were wider than 0666 or the file was not written by moltvault), then removes
+/// the sealed file.
+///
+/// If the plaintext already exists with the same content (a crash between the two steps), only
+/// the sealed copy is removed.
+///
+/// # Errors
+/// Fails on a symlink or non-regular file, a file not for the identity, any damage (nothing is
+/// written), a differing plaintext ([`Error::Conflict`]) or an I/O failure.
+pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
+    let plain = plain_path(sealed).ok_or_else(|| Error::NotRegularFile {
+        path: sealed.to_path_buf(),
+        symlink: false,
+    })?;
+    let mut file = open_regular(sealed)?;
+    check_magic(&mut file, sealed)?;
+    let meta = file.metadata().map_err(|e| io_err("inspect", sealed, e))?;
+    let mut mode = meta.mode() & 0o777;
+    if mode & 0o600 != 0o600 {
+        mode = 0o600;
+    }
+    let existing = match fs::symlink_metadata(&plain) {
+        Ok(m) if m.file_type().is_symlink() || !m.is_file() => {
+            return Err(Error::NotRegularFile {
+                symlink: m.file_type().is_symlink(),
+                path: plain,
+            });
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    };
+    let mut r = decrypt_reader(file, identity).map_err(|kind| Error::Decrypt {
+        path: sealed.to_path_buf(),
+        kind,
+    })?;
+    if existing {
+        let mut h = Sha256::new();
+        let n = copy_hashing(&mut r, &mut io::sink(), &mut h).map_err(|e| decrypt_io(sealed, e))?;
+        let mut h2 = Sha256::new();
+        let mut pf = open_regular(&plain)?;
+        copy_hashing(&mut pf, &mut io::sink(), &mut h2)
+            .map_err(|e| io_err("read", &plain, e.into_inner()))?;
+        if h.finalize() != h2.finalize() {
+            return Err(Error::Conflict {
+                plain,
+                sealed: sealed.to_path_buf(),
+            });
+        }
+        fsio::remove_durably(sealed)?;
+        return Ok(Unsealed {
+            sealed: sealed.to_path_buf(),
+            plain,
+            bytes: n,
+            already_plain: true,
+        });
+    }
+    remove_stale_temps(&plain);
+    let mut out = AtomicFile::create(
+        &plain,
+        WriteOptions {
+            mode,
+            replace: Replace::Never,
+            keep_owner: false,
+        },
+    )?;
+    let mut h = Sha256::new();
+    let n = copy_hashing(&mut r, &mut out, &mut h).map_err(|e| match e {
+        CopyError::Read(e) => decrypt_io(sealed, CopyError::Read(e)),
+        CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &plain, e)),
+    })?;
+    // Only now, after the final chunk authenticated, does the plaintext become visible.
+    out.commit()?;
+    if let Ok(mtime) = meta.modified() {
+        let _ = OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&plain)
+            .and_then(|f| f.set_modified(mtime));
+    }
+    fsio::remove_durably(sealed)?;
+    Ok(Unsealed {
+        sealed: sealed.to_path_buf(),
+        plain,
+        bytes: n,
+        already_plain: false,
+    })
+}
+
+/// Opens a sealed file for streaming (no plaintext touches the disk).
+///
+/// # Errors
+/// Fails on a symlink, a non-regular file, or a header that does not open with `identity`.
+pub fn open_sealed(path: &Path, identity: &Identity) -> Result<OpenReader<File>> {
+    let mut f = open_regular(path)?;
+    check_magic(&mut f, path)?;
+    decrypt_reader(f, identity).map_err(|kind| Error::Decrypt {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+/// Decrypts a whole sealed file to memory-free verification, returning its plaintext size and
+/// SHA-256.
+///
+/// # Errors
+/// As [`open_sealed`], plus any damage in the payload.
+pub fn verify_sealed(path: &Path, identity: &Identity) -> Result<(u64, [u8; 32])> {
+    let mut r = open_sealed(path, identity)?;
+    let mut h = Sha256::new();
+    let n = copy_hashing(&mut r, &mut io::sink(), &mut h).map_err(|e| decrypt_io(path, e))?;
+    Ok((n, h.finalize().into()))
+}
+
+/// Removes temp files a killed run left for `dest` (`.<name>.mvtmp-*` beside it): for unseal
+/// they may hold partial plaintext.
+fn remove_stale_temps(dest: &Path) {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!(".{name}.mvtmp-");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let n = e.file_name();
+            if n.to_str().is_some_and(|n| n.starts_with(&prefix))
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Rejects files that do not start like an age file (binary or armored), then rewinds.
+fn check_magic(f: &mut File, path: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    const BIN: &[u8] = b"age-encryption.org/";
+    const ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    let mut head = [0u8; 34];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("read", path, e)),
+        }
+    }
+    let head = &head[..n];
+    let trimmed = head.trim_ascii_start();
+    let like = |magic: &[u8], h: &[u8]| {
+        let k = magic.len().min(h.len());
+        !h.is_empty() && h[..k] == magic[..k]
+    };
+    if !(like(BIN, head) || like(ARMOR, trimmed)) {
+        return Err(Error::Decrypt {
+            path: path.to_path_buf(),
+            kind: DecryptFailure::BadHeader,
+        });
+    }
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| io_err("read", path, e))?;
+    Ok(())
+}
+
+/// Opens a path for reading, refusing symlinks and anything but a regular file.
+///
+/// # Errors
+/// [`Error::NotRegularFile`] or an I/O error naming the path.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                Error::NotRegularFile {
+                    path: path.to_path_buf(),
+                    symlink: true,
+                }
+            } else {
+                io_err("open", path, e)
+            }
+        })?;
+    let meta = f.metadata().map_err(|e| io_err("inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            symlink: false,
+        });
+    }
+    Ok(f)
+}
+
+/// Whether `<file>.lock` is held: it exists and names a live pid (or cannot be parsed).
+///
+/// # Errors
+/// [`Error::LockHeld`] when held.
+pub fn check_lock(file: &Path) -> Result<()> {
+    let mut lock = file.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = PathBuf::from(lock);
+    let Ok(text) = fs::read_to_string(&lock) else {
+        return if fs::symlink_metadata(&lock).is_ok() {
+            Err(Error::LockHeld {
+                path: file.to_path_buf(),
+                lock,
+            })
+        } else {
+            Ok(())
+        };
+    };
+    let pid = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("pid").and_then(|p| p.as_i64()));
+    let alive = match pid {
+        Some(p) if p > 0 && p <= i32::MAX as i64 => {
+            match rustix::process::Pid::from_raw(p as i32) {
+                Some(pid) => match rustix::process::test_kill_process(pid) {
+                    Ok(()) => true,
+                    Err(e) => e != rustix::io::Errno::SRCH,
+                },
+                None => true,
+            }
+        }
+        _ => true,
+    };
+    if alive {
+        Err(Error::LockHeld {
+            path: file.to_path_buf(),
+            lock,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn io_err(op: &'static str, path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn decrypt_io(path: &Path, e: CopyError) -> Error {
+    match e {
+        CopyError::Read(e) => Error::Decrypt {
+            path: path.to_path_buf(),
+            kind: DecryptFailure::from_io(&e),
+        },
+        CopyError::Write(e) => io_err("write", path, e),
+    }
+}
+
+pub(crate) enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+impl CopyError {
+    fn into_inner(self) -> io::Error {
+        match self {
+            CopyError::Read(e) | CopyError::Write(e) => e,
+        }
+    }
+}
+
+/// Copies `r` to `w` in 64 KiB steps, hashing what passes; returns the byte count.
+pub(crate) fn copy_hashing(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    h: &mut Sha256,
+) -> std::result::Result<u64, CopyError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        h.update(&buf[..k]);
+        w.write_all(&buf[..k]).map_err(CopyError::Write)?;
+        n += k as u64;
+    }
+    w.flush().map_err(CopyError::Write)?;
+    Ok(n)
+}
+
+/// Sets a file's permission bits (used when restoring locked credentials).
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| io_err("set mode of", path, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn old_opts() -> SealOptions {
+        SealOptions {
+            now: SystemTime::now() + Duration::from_secs(3600),
+            ..SealOptions::default()
+        }
+    }
+
+    fn transcript(dir: &Path, name: &str, lines: usize) -> (PathBuf, Vec<u8>) {
+        let p = dir.join(name);
+        let mut body = Vec::new();
+        for i in 0..lines {
+            body.extend_from_slice(
+                format!("{{\"type\":\"message\",\"id\":\"{i:08}\",\"text\":\"hello {i}\"}}\n")
+                    .as_bytes(),
+            );
+        }
+        fs::write(&p, &body).unwrap();
+        (p, body)
+    }
+
+    #[test]
+    fn seal_then_unseal_round_trips_bytes_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (p, body) = transcript(dir.path(), "s1.jsonl", 5000);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        let sealed = seal_file(&p, &id.to_public(), &old_opts()).unwrap();
+        assert!(!p.exists());
+        assert_eq!(sealed.sealed, dir.path().join("s1.jsonl.age"));
+        assert_eq!(sealed.bytes, body.len() as u64);
+        let ct = fs::read(&sealed.sealed).unwrap();
+        assert!(ct.starts_with(b"age-encryption.org/v1\n"));
+        assert!(!ct.windows(5).any(|w| w == b"hello"));
+        let un = unseal_file(&sealed.sealed, &id).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), body);
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o640);
+        assert!(!un.already_plain);
+        assert!(!sealed.sealed.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp files");
+    }
+
+    #[test]
+    fn refuses_recent_locked_symlinked_and_conflicting_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (p, _) = transcript(dir.path(), "live.jsonl", 3);
+        assert!(matches!(
+            seal_file(&p, &id.to_public(), &SealOptions::default()),
+            Err(Error::RecentlyWritten { .. })
+        ));
+        let lock = dir.path().join("live.jsonl.lock");
+        fs::write(&lock, format!("{{\"pid\":{},\"createdAt\":1}}", std::process::id())).unwrap();
+        assert!(matches!(
+            seal_file(&p, &id.to_public(), &old_opts()),
+            Err(Error::LockHeld { .. })
+        ));
+        // A stale lock (dead pid) does not block.
+        fs::write(&lock, "{\"pid\":2147483600,\"createdAt\":1}").unwrap();
+        seal_file(&p, &id.to_public(), &old_opts()).unwrap();
+
+        let (target, _) = transcript(dir.path(), "real.jsonl", 3);
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        match seal_file(&link, &id.to_public(), &old_opts()) {
+            Err(Error::NotRegularFile { symlink: true, path }) => assert_eq!(path, link),
+            other => panic!("{other:?}"),
+        }
+        assert!(target.exists() && link.exists());
+
+        let (c, _) = transcript(dir.path(), "c.jsonl", 3);
+        fs::write(dir.path().join("c.jsonl.age"), b"x").unwrap();
+        assert!(matches!(
+            seal_file(&c, &id.to_public(), &old_opts()),
+            Err(Error::Conflict { .. })
+        ));
+        assert!(c.exists());
+    }
+
+    #[test]
+    fn damaged_sealed_files_fail_with_a_kind_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (p, _) = transcript(dir.path(), "d.jsonl", 6000); // > 3 chunks
+        let s = seal_file(&p, &id.to_public(), &old_opts()).unwrap().sealed;
+        let good = fs::read(&s).unwrap();
+        let check = |bytes: &[u8], want: &[DecryptFailure]| {
+            fs::write(&s, bytes).unwrap();
+            match unseal_file(&s, &id) {
+                Err(Error::Decrypt { path, kind }) => {
+                    assert_eq!(path, s);
+                    assert!(want.contains(&kind), "{kind:?} not in {want:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(!p.exists(), "no plaintext may appear");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
+            assert_eq!(fs::read(&s).unwrap(), bytes, "sealed file unchanged");
+        };
+        // Truncations: mid final chunk, at a chunk boundary, inside the header.
+        check(&good[..good.len() - 1], &[DecryptFailure::Damaged]);
+        let header_end = good.windows(4).position(|w| w == b"--- ").unwrap();
+        let payload_start = header_end + good[header_end..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let boundary = payload_start + 16 + 3 * (64 * 1024 + 16);
+        check(&good[..boundary], &[DecryptFailure::Truncated]);
+        check(&good[..40], &[DecryptFailure::BadHeader, DecryptFailure::Truncated]);
+        // Bit flips across the file.
+        for off in [30usize, header_end + 10, payload_start + 3, payload_start + 70_000, good.len() - 5] {
+            let mut b = good.clone();
+            b[off] ^= 0x04;
+            check(
+                &b,
+                &[
+                    DecryptFailure::BadHeader,
+                    DecryptFailure::BadMac,
+                    DecryptFailure::NotForUs,
+                    DecryptFailure::Damaged,
+                ],
+            );
+        }
+        // Sealed to someone else.
+        fs::write(&s, &good).unwrap();
+        let other = Identity::generate();
+        match unseal_file(&s, &other) {
+            Err(Error::Decrypt { kind, .. }) => assert_eq!(kind, DecryptFailure::NotForUs),
+            r => panic!("{r:?}"),
+        }
+        // Not an age file at all.
+        check(b"{\"type\":\"message\"}\n", &[DecryptFailure::BadHeader]);
+    }
+
+    #[test]
+    fn unseal_resolves_a_crash_that_left_both_copies_and_refuses_differing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (p, body) = transcript(dir.path(), "b.jsonl", 10);
+        let s = seal_file(&p, &id.to_public(), &old_opts()).unwrap().sealed;
+        fs::write(&p, &body).unwrap();
+        let u = unseal_file(&s, &id).unwrap();
+        assert!(u.already_plain);
+        assert!(!s.exists());
+        let s = seal_file(&p, &id.to_public(), &old_opts()).unwrap().sealed;
+        fs::write(&p, b"different\n").unwrap();
+        assert!(matches!(unseal_file(&s, &id), Err(Error::Conflict { .. })));
+        assert!(s.exists());
+        assert_eq!(fs::read(&p).unwrap(), b"different\n");
+    }
+
+    #[test]
+    fn streaming_helpers_round_trip_and_open_armored_input() {
+        let id = Identity::generate();
+        let mut w = encrypt_to(Vec::new(), &id.to_public()).unwrap();
+        w.write_all(b"abc").unwrap();
+        let ct = w.finish().unwrap();
+        let mut out = String::new();
+        decrypt_reader(&ct[..], &id).unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "abc");
+        let armored = age::encrypt_and_armor(&id.to_public(), b"armored").unwrap();
+        let mut out = String::new();
+        decrypt_reader(armored.as_bytes(), &id)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "armored");
+        assert!(!format!("{:?}", decrypt_reader(&ct[..], &id).unwrap()).contains("abc"));
+    }
+
+    #[test]
+    fn names_map_both_ways() {
+        let p = Path::new("/a/s.jsonl.deleted.2026.zst");
+        assert_eq!(sealed_path(p), Path::new("/a/s.jsonl.deleted.2026.zst.age"));
+        assert_eq!(plain_path(&sealed_path(p)).unwrap(), p);
+        assert!(is_sealed_path(Path::new("x.jsonl.age")));
+        assert!(!is_sealed_path(Path::new(".age")));
+        assert!(plain_path(Path::new("x.jsonl")).is_none());
+    }
+}

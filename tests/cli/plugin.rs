@@ -1,0 +1,421 @@
+//! `moltvault plugin install|status|uninstall` and `moltvault serve --stdio|--sweep`, against a
+//! temporary OpenClaw state dir, real files and a real SQLite database; the JS plugin itself is
+//! tested against this binary with `node --test` when a Node.js is on PATH.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use moltvault_testutils::secrets::{FakeRng, provider_secrets};
+use serde_json::{Value, json};
+
+const PLUGIN_FILES: &[&str] = &[
+    "package.json",
+    "openclaw.plugin.json",
+    "clawdbot.plugin.json",
+    "moltbot.plugin.json",
+    "index.js",
+    "bridge.js",
+    "bridge-worker.js",
+];
+
+/// A temp home with an onboarded-looking OpenClaw state dir whose config holds a gateway token.
+struct Home {
+    dir: tempfile::TempDir,
+    token: String,
+}
+
+impl Home {
+    fn new() -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".openclaw");
+        std::fs::create_dir_all(state.join("agents/main/sessions")).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let token = FakeRng::new(7).hex(48);
+        let cfg = json!({
+            "gateway": {"mode": "local", "auth": {"mode": "token", "token": token}},
+            "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
+            "meta": {"lastTouchedVersion": "2026.7.35"}
+        });
+        std::fs::write(state.join("openclaw.json"), serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        Home { dir, token }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join(".openclaw")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("moltvault").unwrap();
+        c.env_clear()
+            .env("HOME", self.dir.path())
+            .env("MOLTVAULT_DIR", self.dir.path().join(".moltvault"))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        c
+    }
+
+    fn config(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.state().join("openclaw.json")).unwrap()).unwrap()
+    }
+}
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("moltvault")
+}
+
+fn repo_plugin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/openclaw")
+}
+
+#[test]
+fn install_copies_the_embedded_plugin_and_enables_it_in_the_config() {
+    let home = Home::new();
+    let out = home.cmd().args(["plugin", "status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "not installed yet is a finding");
+
+    let out = home.cmd().args(["plugin", "install"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = home.state().join("extensions/moltvault-redact");
+    for f in PLUGIN_FILES {
+        assert_eq!(
+            std::fs::read(dir.join(f)).unwrap(),
+            std::fs::read(repo_plugin_dir().join(f)).unwrap(),
+            "{f} differs from plugins/openclaw"
+        );
+    }
+    let cfg = home.config();
+    let entry = &cfg["plugins"]["entries"]["moltvault-redact"];
+    assert_eq!(entry["enabled"], true);
+    assert_eq!(entry["config"]["mode"], "all");
+    assert_eq!(entry["config"]["failPolicy"], "withhold");
+    assert_eq!(entry["config"]["binary"], bin().canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(cfg["plugins"]["load"]["paths"], json!([dir.to_str().unwrap()]));
+    // The gateway's own settings survive, and the previous config is kept.
+    assert_eq!(cfg["gateway"]["auth"]["token"], home.token.as_str());
+    assert!(home.state().join("openclaw.json.moltvault-bak").is_file());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(&home.token), "install output leaks the gateway token");
+    assert!(stderr.contains("1 gateway secrets") || stderr.contains("gateway secrets"), "{stderr}");
+
+    // Installing again changes nothing.
+    let before = std::fs::read(home.state().join("openclaw.json")).unwrap();
+    assert!(home.cmd().args(["plugin", "install"]).output().unwrap().status.success());
+    let after: Value = serde_json::from_slice(&std::fs::read(home.state().join("openclaw.json")).unwrap()).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&before).unwrap(), after);
+
+    let out = home.cmd().args(["plugin", "status", "--json"]).output().unwrap();
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{st}");
+    assert_eq!(st["enabled"], true);
+    assert_eq!(st["files_current"], true);
+    assert_eq!(st["engine"]["protocol"], 1);
+    assert!(st["engine"]["literals"].as_u64().unwrap() >= 1);
+    assert!(st["last_load"].is_null(), "no gateway has loaded it yet");
+}
+
+#[test]
+fn status_notices_stale_plugin_files() {
+    let home = Home::new();
+    assert!(home.cmd().args(["plugin", "install"]).output().unwrap().status.success());
+    std::fs::write(home.state().join("extensions/moltvault-redact/index.js"), "// old\n").unwrap();
+    let out = home.cmd().args(["plugin", "status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("differ from this moltvault version"), "{text}");
+}
+
+#[test]
+fn install_link_points_the_gateway_at_a_checkout() {
+    let home = Home::new();
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--link"])
+        .arg(repo_plugin_dir())
+        .args(["--mode", "tools", "--fail-policy", "passthrough"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = home.config();
+    let d = repo_plugin_dir().canonicalize().unwrap();
+    assert_eq!(cfg["plugins"]["load"]["paths"], json!([d.to_str().unwrap()]));
+    assert_eq!(cfg["plugins"]["entries"]["moltvault-redact"]["config"]["mode"], "tools");
+    assert!(!home.state().join("extensions/moltvault-redact").exists());
+}
+
+#[test]
+fn install_refuses_a_broken_engine_and_changes_nothing() {
+    let home = Home::new();
+    let before = std::fs::read(home.state().join("openclaw.json")).unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--binary", "/bin/false"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not start"));
+    assert_eq!(std::fs::read(home.state().join("openclaw.json")).unwrap(), before);
+}
+
+#[test]
+fn uninstall_removes_the_entries_and_the_files() {
+    let home = Home::new();
+    let mut cfg = home.config();
+    cfg["plugins"] = json!({"allow": ["other"], "load": {"paths": ["/opt/other-plugin"]}});
+    std::fs::write(home.state().join("openclaw.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    assert!(home.cmd().args(["plugin", "install"]).output().unwrap().status.success());
+    let cfg = home.config();
+    assert_eq!(cfg["plugins"]["allow"], json!(["other", "moltvault-redact"]));
+    assert_eq!(cfg["plugins"]["load"]["paths"].as_array().unwrap().len(), 2);
+
+    let out = home.cmd().args(["plugin", "uninstall"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = home.config();
+    assert!(cfg["plugins"]["entries"].get("moltvault-redact").is_none());
+    assert_eq!(cfg["plugins"]["allow"], json!(["other"]));
+    assert_eq!(cfg["plugins"]["load"]["paths"], json!(["/opt/other-plugin"]));
+    assert!(!home.state().join("extensions/moltvault-redact").exists());
+}
+
+/// A running `moltvault serve --stdio` child.
+struct Serve {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Serve {
+    fn start(home: &Home) -> Serve {
+        let mut child = StdCommand::new(bin())
+            .env_clear()
+            .env("HOME", home.dir.path())
+            .env("MOLTVAULT_DIR", home.dir.path().join(".moltvault"))
+            .args(["serve", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Serve { child, out }
+    }
+
+    fn call_raw(&mut self, line: &str) -> Value {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+        let mut reply = String::new();
+        self.out.read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    fn call(&mut self, req: Value) -> Value {
+        self.call_raw(&req.to_string())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_redacts_messages_with_the_engine_and_the_gateway_token() {
+    let home = Home::new();
+    let mut serve = Serve::start(&home);
+    let hello = serve.call(json!({"id": 1, "op": "hello", "client": {"pid": std::process::id(), "process": "test"}}));
+    assert_eq!(hello["ok"], true);
+    assert_eq!(hello["protocol"], 1);
+    assert!(hello["rules"].as_u64().unwrap() > 10, "{hello}");
+    assert_eq!(hello["literals"], 1, "the gateway token is loaded from the config");
+    // The hello with a client records who loaded the plugin.
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(home.state().join("moltvault/plugin-loaded.json")).unwrap()).unwrap();
+    assert_eq!(rec["pid"], std::process::id());
+
+    let mut rng = FakeRng::new(11);
+    let secrets = provider_secrets(&mut rng);
+    let planted: String = secrets.iter().map(|s| format!("{}\n", s.text)).collect::<String>() + &home.token;
+    let msg = json!({
+        "role": "toolResult", "toolCallId": "call_abc", "toolName": "exec",
+        "content": [{"type": "text", "text": planted}],
+        "details": {"aggregated": planted, "exitCode": 0}, "isError": false, "timestamp": 1
+    });
+    let rep = serve.call(json!({"id": 2, "op": "redact", "value": msg}));
+    assert_eq!(rep["ok"], true, "{rep}");
+    assert_eq!(rep["changed"], true);
+    let text = rep["value"].to_string();
+    for s in &secrets {
+        assert!(!text.contains(&s.secret), "{} survived", s.rule);
+    }
+    assert!(!text.contains(&home.token), "the gateway token survived");
+    assert!(text.contains("[REDACTED:gateway-auth-token:"), "{text}");
+    assert_eq!(rep["value"]["toolCallId"], "call_abc");
+    let findings = rep["findings"].as_array().unwrap();
+    assert!(findings.len() >= secrets.len());
+    assert!(!rep["findings"].to_string().contains(&home.token));
+
+    // Clean: a tiny reply without the value.
+    let rep = serve.call(json!({"id": 3, "op": "redact", "value": {"role": "user", "content": "hi"}}));
+    assert_eq!(rep, json!({"id": 3, "ok": true, "changed": false}));
+    // Idempotent: the redacted value comes back unchanged.
+    let again = serve.call(json!({"id": 4, "op": "redact", "value": rep_value_of(&serve_redacted(&home))}));
+    assert_eq!(again["changed"], false, "{again}");
+}
+
+fn serve_redacted(home: &Home) -> Value {
+    let mut s = Serve::start(home);
+    let gh = provider_secrets(&mut FakeRng::new(3)).into_iter().find(|s| s.rule == "github-pat").unwrap();
+    s.call(json!({"id": 1, "op": "redact", "value": {"role": "user", "content": gh.text}}))
+}
+
+fn rep_value_of(rep: &Value) -> Value {
+    assert_eq!(rep["changed"], true, "{rep}");
+    rep["value"].clone()
+}
+
+#[test]
+fn serve_answers_bad_requests_without_echoing_them() {
+    let home = Home::new();
+    let mut serve = Serve::start(&home);
+    let gh = provider_secrets(&mut FakeRng::new(5)).into_iter().find(|s| s.rule == "github-pat").unwrap();
+    let rep = serve.call_raw(&format!("{{\"id\":1,\"op\":\"redact\",\"value\":\"{}", gh.secret));
+    assert_eq!(rep["ok"], false);
+    assert!(!rep.to_string().contains(&gh.secret));
+    let rep = serve.call(json!({"id": 2, "op": "frobnicate"}));
+    assert_eq!(rep["ok"], false);
+    let rep = serve.call(json!({"id": 3, "op": "redact"}));
+    assert_eq!(rep["ok"], false);
+    // Still serving.
+    assert_eq!(serve.call(json!({"id": 4, "op": "ping"})), json!({"id": 4, "ok": true}));
+}
+
+#[test]
+fn sweep_redacts_transcripts_sidecars_and_trajectory_rows_in_place() {
+    let home = Home::new();
+    let sessions = home.state().join("agents/main/sessions");
+    let gh = provider_secrets(&mut FakeRng::new(9)).into_iter().find(|s| s.rule == "github-pat").unwrap();
+    let transcript = sessions.join("s1.jsonl");
+    let lines = [
+        json!({"type": "session", "version": 3, "id": "s1", "timestamp": "t", "cwd": "/w"}).to_string(),
+        json!({"type": "message", "id": "a1b2c3d4", "parentId": null, "message": {"role": "assistant", "content": [{"type": "text", "text": format!("said {}", gh.text)}], "api": "cli"}}).to_string(),
+        json!({"type": "message", "id": "e5f6a7b8", "parentId": "a1b2c3d4", "message": {"role": "user", "content": "clean line"}}).to_string(),
+    ];
+    std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
+    std::fs::set_permissions(&transcript, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sidecar = sessions.join("s1.trajectory.jsonl");
+    std::fs::write(&sidecar, json!({"type": "tool.result", "data": {"content": home.token}}).to_string() + "\n").unwrap();
+
+    let db_path = home.state().join("agents/main/agent/openclaw-agent.sqlite");
+    std::fs::create_dir_all(db_path.parent().unwrap()).unwrap();
+    {
+        let db = rusqlite::Connection::open(&db_path).unwrap();
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE trajectory_runtime_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL, run_id TEXT,
+               event_json TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (session_id, seq)) STRICT;",
+        )
+        .unwrap();
+        let ev = json!({"type": "tool.call", "data": {"args": {"command": format!("echo {}", gh.text)}}}).to_string();
+        db.execute("INSERT INTO trajectory_runtime_events VALUES ('s1', 1, 'r1', ?1, 1795630124788)", [ev]).unwrap();
+        db.execute("INSERT INTO trajectory_runtime_events VALUES ('s1', 2, 'r1', '{\"type\":\"x\"}', 1795630124789)", []).unwrap();
+    }
+
+    let out = home
+        .cmd()
+        .args(["serve", "--sweep", "--settle-ms", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("swept 2 file(s) and 1 row(s)"), "{stderr}");
+
+    let t = std::fs::read_to_string(&transcript).unwrap();
+    assert!(!t.contains(&gh.secret) && t.contains("[REDACTED:github-pat:"), "{t}");
+    let new_lines: Vec<&str> = t.lines().collect();
+    assert_eq!(new_lines.len(), 3);
+    assert_eq!(new_lines[0], lines[0], "unchanged lines are kept byte for byte");
+    assert_eq!(new_lines[2], lines[2]);
+    assert_eq!(
+        std::fs::metadata(&transcript).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "the transcript keeps its mode"
+    );
+    assert!(!std::fs::read_to_string(&sidecar).unwrap().contains(&home.token));
+    assert!(!sessions.join("s1.jsonl.lock").exists(), "the sweep releases the lock");
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    let ev: String = db
+        .query_row("SELECT event_json FROM trajectory_runtime_events WHERE seq = 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(!ev.contains(&gh.secret) && ev.contains("[REDACTED:"), "{ev}");
+
+    // Idempotent: a second sweep changes nothing.
+    let out = home.cmd().args(["serve", "--sweep", "--settle-ms", "0"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("swept 0 file(s) and 0 row(s)"));
+}
+
+#[test]
+fn sweep_waits_for_a_live_transcript_lock() {
+    let home = Home::new();
+    let sessions = home.state().join("agents/main/sessions");
+    let gh = provider_secrets(&mut FakeRng::new(13)).into_iter().find(|s| s.rule == "github-pat").unwrap();
+    std::fs::write(sessions.join("s2.jsonl"), json!({"type": "message", "id": "x", "message": {"role": "user", "content": gh.text}}).to_string() + "\n").unwrap();
+    // A lock held by this (live) test process: the sweep must wait for its release.
+    let lock = sessions.join("s2.jsonl.lock");
+    std::fs::write(&lock, json!({"pid": std::process::id(), "createdAt": "now"}).to_string()).unwrap();
+    let mut child = StdCommand::new(bin())
+        .env_clear()
+        .env("HOME", home.dir.path())
+        .env("MOLTVAULT_DIR", home.dir.path().join(".moltvault"))
+        .args(["serve", "--sweep", "--settle-ms", "0"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert!(child.try_wait().unwrap().is_none(), "the sweep did not wait for the lock");
+    assert!(std::fs::read_to_string(sessions.join("s2.jsonl")).unwrap().contains(&gh.secret));
+    std::fs::remove_file(&lock).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!std::fs::read_to_string(sessions.join("s2.jsonl")).unwrap().contains(&gh.secret));
+}
+
+/// The JS plugin against this binary (`node --test`), when Node.js ≥ 20 is available.
+#[test]
+fn js_plugin_tests_pass_against_this_binary() {
+    let Ok(v) = StdCommand::new("node").arg("--version").output() else {
+        eprintln!("skipped: no node on PATH");
+        return;
+    };
+    let major: u32 = String::from_utf8_lossy(&v.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 20 {
+        eprintln!("skipped: node {major} is older than 20");
+        return;
+    }
+    let home = Home::new();
+    let out = StdCommand::new("node")
+        .arg("--test")
+        .arg(repo_plugin_dir().join("test/plugin.test.mjs"))
+        .env("MOLTVAULT_BIN", bin())
+        .env("MOLTVAULT_TEST_STATE_DIR", home.state())
+        .env("MOLTVAULT_TEST_GATEWAY_TOKEN", &home.token)
+        .env("HOME", home.dir.path())
+        .env("MOLTVAULT_DIR", home.dir.path().join(".moltvault"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "node --test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,93 @@
+//! `moltvault scan` end to end: the real gateway samples, a temporary gateway found through
+//! --state-dir, --json, exit codes.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs;
+
+use crate::redact::{Home, gh_token, regex_escape, transcript};
+
+#[test]
+fn finds_the_planted_tokens_in_the_real_samples() {
+    let samples = std::path::Path::new("/work/shared/reference/openclaw/samples");
+    if !samples.exists() {
+        return;
+    }
+    let h = Home::new();
+    let out = h
+        .cmd()
+        .arg("scan")
+        .arg(samples)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex_escape(&samples.display().to_string()), "[SAMPLES]");
+    let _g = s.bind_to_scope();
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r"
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl:6: generic-sk-key /message/content/0/arguments/command ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl:7: generic-sk-key /message/content/0/text ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl:7: generic-sk-key /message/details/aggregated ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl:8: generic-sk-key /message/content/0/text ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/cb-plugin-1.jsonl:6: generic-sk-key /message/content/0/arguments/command ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/cb-plugin-1.jsonl:7: generic-sk-key /message/content/0/text ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/cb-plugin-1.jsonl:7: generic-sk-key /message/details/aggregated ed0d04c8
+    [SAMPLES]/clawdbot-2026.1.24-3/sessions/cb-plugin-1.jsonl:8: generic-sk-key /message/content/0/text ed0d04c8
+    [SAMPLES]/openclaw-2026.7.35/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl:6: generic-sk-key /message/content/0/arguments/command ed0d04c8
+    [SAMPLES]/openclaw-2026.7.35/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl:6: generic-sk-key /message/content/0/partialArgs ed0d04c8
+    [SAMPLES]/openclaw-2026.7.35/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl:7: generic-sk-key /message/content/0/text ed0d04c8
+    [SAMPLES]/openclaw-2026.7.35/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl:8: generic-sk-key /message/content/0/text ed0d04c8
+    [SAMPLES]/openclaw-2026.7.35/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl:10: generic-sk-key /message/content/0/text ed0d04c8
+    ");
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
+    rule            findings  files
+    generic-sk-key        13      3
+    13 findings in 3 of 12 files
+    ");
+}
+
+#[test]
+fn scans_the_detected_gateway_as_json() {
+    let h = Home::new();
+    let state = h.path().join("state");
+    let sessions = state.join("agents/main/sessions");
+    fs::create_dir_all(&sessions).unwrap();
+    fs::write(state.join("openclaw.json"), "{}").unwrap();
+    fs::write(sessions.join("s1.jsonl"), transcript(&gh_token())).unwrap();
+    fs::write(sessions.join("s2.jsonl.reset.2026-11-25T18-00-00.000Z"), transcript("nothing here")).unwrap();
+    fs::write(
+        sessions.join("s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst"),
+        zstd::encode_all(transcript(&gh_token()).as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    let out = h
+        .cmd()
+        .args(["scan", "--json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let _g = h.settings().bind_to_scope();
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r#"
+    {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
+    {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":3,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
+    {"file":"[TMP]/state/agents/main/sessions/s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
+    {"file":"[TMP]/state/agents/main/sessions/s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst","line":3,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
+    "#);
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
+    rule        findings  files
+    github-pat         4      2
+    4 findings in 2 of 3 files
+    ");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(&gh_token()));
+}
+
+#[test]
+fn clean_files_exit_zero() {
+    let h = Home::new();
+    fs::write(h.path().join("a.jsonl"), transcript("nothing secret")).unwrap();
+    let out = h.cmd().args(["scan", "a.jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"0 findings in 0 of 1 file");
+}
