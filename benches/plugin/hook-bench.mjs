@@ -5,9 +5,10 @@
 //   BENCH_FULL=1 node benches/plugin/hook-bench.mjs ...          # more iterations
 //
 // For 1 KB, 16 KB and 1 MB tool-result messages (realistic shell output, no secret, and the same
-// with one secret) it times, in the same run: a no-op hook (the baseline), the bridge alone (a
-// `ping` round trip to `moltvault serve --stdio`), and the real hook (`redactMessage`: stringify,
-// round trip, engine, reply). Prints p50/p99 in microseconds, and a JSON line for tooling.
+// with one secret) it times, in the same run: a no-op hook (the baseline), and for each bridge
+// transport (named pipes "fifo", worker thread "worker") the bridge alone (a `ping` round trip to
+// `moltvault serve --stdio`) and the real hook (`redactMessage`: stringify, round trip, engine,
+// reply). Prints p50/p99 in microseconds, and a JSON line for tooling.
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { Redactor, resolveConfig } from "../../plugins/openclaw/index.js";
@@ -66,10 +67,14 @@ function time(fn, iters, warm) {
   return { p50: pct(out, 50), p99: pct(out, 99), n: iters };
 }
 
-const cfg = resolveConfig({ binary, mode: "all", sweep: false, timeoutMs: 30000 });
-const redactor = new Redactor(cfg, { info() {}, error: (m) => console.error(m), warn() {} });
-redactor.ensureEngine();
-const engine = redactor.engine;
+function redactorFor(transport) {
+  const cfg = resolveConfig({ binary, mode: "all", sweep: false, timeoutMs: 30000, transport });
+  const r = new Redactor(cfg, { info() {}, error: (m) => console.error(m), warn() {} });
+  r.ensureEngine();
+  if (r.engine.transport !== transport) throw new Error(`wanted the ${transport} transport, got ${r.engine.transport}`);
+  return r;
+}
+const redactors = { fifo: redactorFor("fifo"), worker: redactorFor("worker") };
 
 const sizes = [
   ["1 KB", 1 << 10, full ? 20000 : 3000],
@@ -77,8 +82,9 @@ const sizes = [
   ["1 MB", 1 << 20, full ? 300 : 60],
 ];
 const results = [];
-console.log(`moltvault-redact hook overhead (µs), engine ${binary}`);
-console.log("size    variant        no-op p50/p99    bridge ping p50/p99   hook p50/p99");
+const f = (r) => `${r.p50.toFixed(1).padStart(8)} / ${r.p99.toFixed(1).padStart(8)}`;
+console.log(`moltvault-redact hook overhead per message (µs, p50 / p99), engine ${binary}`);
+console.log("size   variant     no-op hook            fifo ping             fifo hook             worker ping           worker hook");
 for (const [label, bytes, iters] of sizes) {
   for (const secret of [false, true]) {
     // Distinct objects per call: the hook skips objects it has already seen (its WeakSet).
@@ -89,19 +95,20 @@ for (const [label, bytes, iters] of sizes) {
       const m = fresh(i);
       sink += m.role.length;
     }, iters, Math.min(200, iters));
-    const ping = time(() => engine.call({ op: "ping" }, 30000), iters, Math.min(200, iters));
-    let changed = 0;
-    const hook = time((i) => {
-      if (redactor.redactMessage(fresh(i)) !== undefined) changed++;
-    }, iters, Math.min(50, iters));
-    if (secret && changed === 0) throw new Error("the engine redacted nothing in the secret variant");
-    if (!secret && changed !== 0) throw new Error("the engine changed a message without a secret");
-    const variant = secret ? "one secret" : "clean";
-    const f = (r) => `${r.p50.toFixed(1).padStart(7)} / ${r.p99.toFixed(1).padStart(7)}`;
-    console.log(`${label.padEnd(7)} ${variant.padEnd(13)} ${f(noop)}   ${f(ping)}     ${f(hook)}`);
-    results.push({ size: label, variant, noop, ping, hook });
+    const row = { size: label, variant: secret ? "one secret" : "clean", noop };
+    for (const [name, r] of Object.entries(redactors)) {
+      row[`${name}_ping`] = time(() => r.engine.call({ op: "ping" }, 30000), iters, Math.min(200, iters));
+      let changed = 0;
+      row[`${name}_hook`] = time((i) => {
+        if (r.redactMessage(fresh(i)) !== undefined) changed++;
+      }, iters, Math.min(50, iters));
+      if (secret && changed === 0) throw new Error("the engine redacted nothing in the secret variant");
+      if (!secret && changed !== 0) throw new Error("the engine changed a message without a secret");
+    }
+    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${f(noop)}   ${f(row.fifo_ping)}   ${f(row.fifo_hook)}   ${f(row.worker_ping)}   ${f(row.worker_hook)}`);
+    results.push(row);
     void sink;
   }
 }
-engine.stop();
+for (const r of Object.values(redactors)) r.engine.stop();
 console.log(JSON.stringify({ bench: "plugin-hook", binary, results }));

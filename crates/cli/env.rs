@@ -22,16 +22,22 @@ pub const MOLTVAULT_PASSPHRASE: &str = "MOLTVAULT_PASSPHRASE";
 /// 2^18 (like borg's BORG_TESTONLY_WEAKEN_KDF). Never set it on a real vault.
 pub const MOLTVAULT_TESTONLY_WEAKEN_KDF: &str = "MOLTVAULT_TESTONLY_WEAKEN_KDF";
 /// S3-compatible endpoint for `s3://` backup targets (e.g. `http://127.0.0.1:9000`).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// S3 access key id for `s3://` backup targets.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 /// S3 secret access key for `s3://` backup targets.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 /// S3 session token for `s3://` backup targets (temporary credentials).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 /// S3 region for `s3://` backup targets.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_REGION: &str = "AWS_REGION";
 /// S3 region fallback for `s3://` backup targets.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 /// `moltvault rotate` crash tests only (debug builds): `after:<step>` aborts the process right
 /// after that durable step (`journal:<seq>`, `write:<item>:<i>`, `staged:<item>`).
@@ -41,6 +47,9 @@ pub const MOLTVAULT_FAILPOINT: &str = "MOLTVAULT_FAILPOINT";
 pub const MOLTVAULT_VERIFY_BASE_URL: &str = "MOLTVAULT_VERIFY_BASE_URL";
 /// Where `moltvault rotate` looks for the `openclaw` and `systemctl` commands.
 pub const PATH: &str = "PATH";
+/// Set by systemd for a service with credentials (`LoadCredential=`): where `secrets provide`
+/// finds the vault identity (credential `moltvault-identity`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 /// Disables colour when set (https://no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// The user's home directory.

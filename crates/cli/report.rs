@@ -103,6 +103,12 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         }
         return rotate_hint(e);
     }
+    if let Some(e) = cause.downcast_ref::<moltvault_gateway::Error>() {
+        if let moltvault_gateway::Error::Write(fs) = e {
+            return library_hint(fs);
+        }
+        return gateway_hint(e);
+    }
     if let Some(e) = cause.downcast_ref::<FsError>() {
         return match e {
             FsError::Exists(_) => Some(
@@ -168,7 +174,9 @@ fn vault_hint(e: &moltvault_vault::Error) -> Option<String> {
             "Install the age plugin so that its binary is on PATH (e.g. age-plugin-yubikey), or unlock with another method."
         }
         V::BadRecipient { .. } => "Pass the recipient exactly as the plugin printed it.",
-        V::Plugin { .. } => "Check the plugin's own instructions (device plugged in, PIN), then retry.",
+        V::Plugin { .. } => {
+            "Check the plugin's own instructions (device plugged in, PIN), then retry."
+        }
         V::MethodExists { .. } => "Pick another --name, or remove the old method first.",
         V::UnknownMethod { .. } => "`moltvault key list` shows the method names.",
         V::LastMethod { .. } => {
@@ -184,7 +192,9 @@ fn vault_hint(e: &moltvault_vault::Error) -> Option<String> {
             D::BadHeader => {
                 "It is not an age file (or its header is damaged); restore it from a backup. Nothing was changed."
             }
-            D::ExcessiveWork => "The file demands an unusually high passphrase work factor; it was not made by moltvault.",
+            D::ExcessiveWork => {
+                "The file demands an unusually high passphrase work factor; it was not made by moltvault."
+            }
             D::MissingPlugin => "Install the age plugin it needs, or use another unlock method.",
             _ => "Check that the file is readable and the disk healthy; nothing was changed.",
         },
@@ -250,7 +260,9 @@ fn backup_hint(e: &moltvault_vault::backup::BackupError) -> Option<String> {
         }
         B::BadName(_) => "Backups are named moltvault-<host>-<YYYYMMDDTHHMMSSZ>.tar.zst.age.",
         B::Exists(_) => "Backups are write-once: wait a second and run the backup again.",
-        B::NotFound(_) => "List the backups with `moltvault backups list` (add --from DEST for another location).",
+        B::NotFound(_) => {
+            "List the backups with `moltvault backups list` (add --from DEST for another location)."
+        }
         B::NothingVerified { .. } => {
             "Prune deleted nothing because no kept backup verified; run `moltvault backups verify --all` to see why, and make a fresh backup."
         }
@@ -278,4 +290,42 @@ fn rotate_hint(e: &moltvault_rotate::Error) -> Option<String> {
         E::BaseUrl { .. } => "Use an https:// base URL, or http:// only to 127.0.0.1 / localhost for a local test server.".into(),
         _ => return None,
     })
+}
+
+/// Hints for the gateway crate's errors (discovery, config, session stores).
+fn gateway_hint(e: &moltvault_gateway::Error) -> Option<String> {
+    use moltvault_gateway::Error as G;
+    let h = match e {
+        G::NotFound { .. } => {
+            "Point moltvault at the gateway with --state-dir DIR (or set OPENCLAW_STATE_DIR); `openclaw status` shows where yours lives."
+        }
+        G::StateDirMissing { .. } => {
+            "Fix or unset that setting: moltvault never guesses another directory when one is named."
+        }
+        G::ConfigMissing { .. } => "Fix or unset the config path named above.",
+        G::Parse { .. } => {
+            "Fix the syntax at that position (`openclaw doctor` can help), or restore the file from its .bak copy; nothing was changed."
+        }
+        G::IncludeDepth { .. } => {
+            "Remove the include loop or flatten the $include chain (at most 10 levels)."
+        }
+        G::ConfigPath { .. } => {
+            "Edit the config by hand, or the included file it names; nothing was changed."
+        }
+        G::Changed { .. } => {
+            "Something else (the gateway?) wrote the config meanwhile: run the command again."
+        }
+        G::Sealed { .. } => "Read it with `moltvault cat`, or `moltvault unseal` it first.",
+        G::Sqlite { .. } => {
+            "The gateway may hold the database busy: retry, or stop the gateway first; nothing was changed (the transaction rolled back)."
+        }
+        G::BadRow { .. } => {
+            "The database holds a row that does not decode; back it up and run `openclaw doctor`, then retry."
+        }
+        G::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            "Run moltvault as the user who owns the gateway's state directory."
+        }
+        G::Io { .. } | G::Write(_) => return None,
+    };
+    Some(h.to_owned())
 }

@@ -41,12 +41,20 @@ fuzz_target!(|data: &[u8]| {
             &NoProgress,
         )
     });
-    assert_eq!(count_outside(root.path(), &staging), 0, "wrote outside staging");
+    assert_eq!(
+        count_outside(root.path(), &staging),
+        0,
+        "wrote outside staging"
+    );
     if let Ok(report) = result {
         // An accepted archive restored exactly what its manifest lists.
         let m = report.manifest.expect("manifest");
         for e in &m.entries {
-            assert!(std::fs::symlink_metadata(staging.join(&e.path)).is_ok(), "{:?}", e.path);
+            assert!(
+                std::fs::symlink_metadata(staging.join(&e.path)).is_ok(),
+                "{:?}",
+                e.path
+            );
         }
     }
 });

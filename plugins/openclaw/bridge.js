@@ -2,7 +2,8 @@
 //
 // Protocol (one JSON object per line each way, replies in request order):
 //   -> {"id":1,"op":"hello"}                    <- {"id":1,"ok":true,"protocol":1,"version":"…",…}
-//   -> {"id":2,"op":"redact","value":<message>} <- {"id":2,"ok":true,"changed":false}
+//   -> {"id":2,"op":"redact","raw":true}\n<message JSON>
+//                                               <- {"id":2,"ok":true,"changed":false}
 //                                                  {"id":2,"ok":true,"changed":true,"value":<redacted>,"findings":[…]}
 //   -> {"id":3,"op":"sweep","sessionKey":"…","agentId":"…"}  <- {"id":3,"ok":true,…}
 //   any failure                                 <- {"id":n,"ok":false,"error":"…"}
@@ -148,9 +149,7 @@ export class FifoEngine {
     if (!this.child || this.w === undefined) throw new BridgeError("moltvault serve is not running");
     if (this.dead) throw new BridgeError(this.dead);
     const id = this.nextId++;
-    let line = JSON.stringify({ id, ...req });
-    if (valueJson !== undefined) line = line.slice(0, -1) + ',"value":' + valueJson + "}";
-    line += "\n";
+    const line = frame(id, req, valueJson);
     this.deadline[0] = Date.now() + timeoutMs;
     let text;
     try {
@@ -268,9 +267,7 @@ export class SyncEngine {
     if (!this.worker) throw new BridgeError("moltvault serve is not running");
     if (this.dead) throw new BridgeError(this.dead);
     const id = this.nextId++;
-    let line = JSON.stringify({ id, ...req });
-    if (valueJson !== undefined) line = line.slice(0, -1) + ',"value":' + valueJson + "}";
-    line += "\n";
+    const line = frame(id, req, valueJson);
     let seen = Atomics.load(this.signal, 0);
     this.port.postMessage({ line });
     const deadline = performance.now() + timeoutMs;
@@ -306,6 +303,13 @@ export class SyncEngine {
     const tail = this.stderr.trim().split("\n").slice(-3).join(" | ");
     return tail ? `${this.dead}: ${tail}` : this.dead;
   }
+}
+
+// One request: a header line, and for `redact` the value on a line of its own (`raw: true`), so
+// the engine's byte gate runs on it before anything is parsed.
+function frame(id, req, valueJson) {
+  if (valueJson === undefined) return JSON.stringify({ id, ...req }) + "\n";
+  return JSON.stringify({ id, ...req, raw: true }) + "\n" + valueJson + "\n";
 }
 
 // Replies for `redact` whose value did not change are tiny; big values are parsed only when

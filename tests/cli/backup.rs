@@ -109,7 +109,8 @@ impl World {
         )
         .unwrap();
         symlink("sessions/a.jsonl", s.join("agents/main/latest.jsonl")).unwrap();
-        let c = rusqlite::Connection::open(s.join("agents/main/agent/openclaw-agent.sqlite")).unwrap();
+        let c =
+            rusqlite::Connection::open(s.join("agents/main/agent/openclaw-agent.sqlite")).unwrap();
         c.pragma_update(None, "journal_mode", "WAL").unwrap();
         c.execute_batch(
             "CREATE TABLE transcript_events(id INTEGER PRIMARY KEY, event_json TEXT);
@@ -141,7 +142,11 @@ impl World {
             .arg(&self.state)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v["name"].as_str().unwrap().to_string()
     }
@@ -165,7 +170,10 @@ fn tree(dir: &Path) -> BTreeMap<String, (String, u32)> {
             let m = fs::symlink_metadata(&p).unwrap();
             let mode = m.permissions().mode() & 0o777;
             if m.file_type().is_symlink() {
-                out.insert(rel, (format!("-> {}", fs::read_link(&p).unwrap().display()), 0));
+                out.insert(
+                    rel,
+                    (format!("-> {}", fs::read_link(&p).unwrap().display()), 0),
+                );
             } else if m.is_dir() {
                 out.insert(rel, ("dir".into(), mode));
                 walk(base, &p, out);
@@ -230,10 +238,21 @@ fn backup_list_verify_restore_round_trip_with_a_real_vault() {
         file.display().to_string(),
         "stdout is the backup's path"
     );
-    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(stderr(&out).contains("backed up 4 files, 5 dirs, 1 symlinks"), "{}", stderr(&out));
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        stderr(&out).contains("backed up 4 files, 5 dirs, 1 symlinks"),
+        "{}",
+        stderr(&out)
+    );
 
-    let list = w.cmd().args(["backups", "list", "--json"]).output().unwrap();
+    let list = w
+        .cmd()
+        .args(["backups", "list", "--json"])
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v[0]["name"], name.as_str());
 
@@ -275,7 +294,14 @@ fn backup_list_verify_restore_round_trip_with_a_real_vault() {
         .collect();
     assert_eq!(kept.len(), 1);
     assert_eq!(
-        fs::read_to_string(w.state.parent().unwrap().join(&kept[0]).join("openclaw.json")).unwrap(),
+        fs::read_to_string(
+            w.state
+                .parent()
+                .unwrap()
+                .join(&kept[0])
+                .join("openclaw.json")
+        )
+        .unwrap(),
         "broken"
     );
 }
@@ -298,14 +324,17 @@ fn stock_age_zstd_and_tar_read_a_backup_with_the_recovery_key() {
         .status()
         .expect("bash, age, zstd and tar (run .ci/install-deps)");
     assert!(st.success());
-    let m: Value = serde_json::from_slice(&fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+    let m: Value =
+        serde_json::from_slice(&fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["format"], "moltvault-backup");
     assert_eq!(m["version"], 1);
     assert_eq!(
         fs::read_to_string(out_dir.join("state/openclaw.json")).unwrap(),
         "{ gateway: { port: 18789 } }\n"
     );
-    let c = rusqlite::Connection::open(out_dir.join("state/agents/main/agent/openclaw-agent.sqlite")).unwrap();
+    let c =
+        rusqlite::Connection::open(out_dir.join("state/agents/main/agent/openclaw-agent.sqlite"))
+            .unwrap();
     let n: i64 = c
         .query_row("SELECT count(*) FROM transcript_events", [], |r| r.get(0))
         .unwrap();
@@ -377,7 +406,13 @@ fn restore_dry_run_and_only() {
     fs::write(w.state.join("openclaw.json"), "changed").unwrap();
     fs::write(w.state.join("credentials/oauth.json"), "changed too").unwrap();
     w.cmd()
-        .args(["restore", &name, "--only", "openclaw.json", "--passphrase-file"])
+        .args([
+            "restore",
+            &name,
+            "--only",
+            "openclaw.json",
+            "--passphrase-file",
+        ])
         .arg(&w.pass)
         .arg("--state-dir")
         .arg(&w.state)
@@ -387,7 +422,10 @@ fn restore_dry_run_and_only() {
         fs::read_to_string(w.state.join("openclaw.json")).unwrap(),
         "{ gateway: { port: 18789 } }\n"
     );
-    assert_eq!(fs::read_to_string(w.state.join("credentials/oauth.json")).unwrap(), "changed too");
+    assert_eq!(
+        fs::read_to_string(w.state.join("credentials/oauth.json")).unwrap(),
+        "changed too"
+    );
 }
 
 #[test]
@@ -435,7 +473,14 @@ fn prune_keeps_by_policy_and_verifies_first() {
     assert_eq!(w.backups().len(), 3);
     let out = w
         .cmd()
-        .args(["backups", "prune", "--keep-last", "1", "--json", "--passphrase-file"])
+        .args([
+            "backups",
+            "prune",
+            "--keep-last",
+            "1",
+            "--json",
+            "--passphrase-file",
+        ])
         .arg(&w.pass)
         .output()
         .unwrap();
@@ -447,8 +492,9 @@ fn prune_keeps_by_policy_and_verifies_first() {
     assert!(stderr(&out).contains("no --keep-* option"));
 }
 
-/// Runs `args` and SIGKILLs it after `ms` milliseconds (if still running).
-fn run_and_kill(w: &World, args: &[&str], extra: &[&Path], ms: u64) {
+/// Runs `args` and SIGKILLs it after `ms` milliseconds; returns whether it was still running
+/// (so really killed mid-way).
+fn run_and_kill(w: &World, args: &[&str], extra: &[&Path], ms: u64) -> bool {
     let mut c = w.std_cmd();
     c.args(args);
     for p in extra {
@@ -456,8 +502,10 @@ fn run_and_kill(w: &World, args: &[&str], extra: &[&Path], ms: u64) {
     }
     let mut child = c.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(ms));
+    let running = child.try_wait().unwrap().is_none();
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
+    running
 }
 
 #[test]
@@ -469,9 +517,19 @@ fn sigkill_during_backup_restore_and_prune_leaves_a_consistent_state() {
     let delays = [30u64, 150, 400, 900];
 
     // Backup: either a complete, verifiable backup appears, or none.
+    let mut killed = 0;
     for ms in delays {
-        run_and_kill(&w, &["backup", "--state-dir"], &[&w.state], ms);
+        killed += usize::from(run_and_kill(
+            &w,
+            &["backup", "--state-dir"],
+            &[&w.state],
+            ms,
+        ));
     }
+    assert!(
+        killed >= 2,
+        "backups finished too fast to be killed mid-way"
+    );
     for n in w.backups() {
         w.cmd()
             .args(["backups", "verify", &n, "--passphrase-file"])
@@ -485,12 +543,13 @@ fn sigkill_during_backup_restore_and_prune_leaves_a_consistent_state() {
     fs::write(w.state.join("openclaw.json"), "old state").unwrap();
     let mut old_changed = tree(&w.state);
     let pass = w.pass.clone();
+    let mut killed_restores = 0;
     for ms in delays {
         let mut args = vec!["restore", &good, "--passphrase-file"];
         let p = pass.to_str().unwrap();
         args.push(p);
         args.push("--state-dir");
-        run_and_kill(&w, &args, &[&w.state], ms);
+        killed_restores += usize::from(run_and_kill(&w, &args, &[&w.state], ms));
         let now = tree(&w.state);
         let restored = now.get("openclaw.json") == old.get("openclaw.json");
         if restored {
@@ -500,15 +559,35 @@ fn sigkill_during_backup_restore_and_prune_leaves_a_consistent_state() {
             fs::write(w.state.join("openclaw.json"), "old state").unwrap();
             old_changed = tree(&w.state);
         } else {
-            assert_eq!(now, old_changed, "after {ms} ms the state dir is neither old nor new");
+            assert_eq!(
+                now, old_changed,
+                "after {ms} ms the state dir is neither old nor new"
+            );
         }
     }
+
+    assert!(
+        killed_restores >= 2,
+        "restores finished too fast to be killed mid-way"
+    );
 
     // Prune: whatever it managed to delete, the newest backup survives and every survivor verifies.
     let newest = w.backups().last().unwrap().clone();
     for ms in [20u64, 200, 600] {
         let p = pass.to_str().unwrap();
-        run_and_kill(&w, &["backups", "prune", "--keep-last", "1", "--passphrase-file", p], &[], ms);
+        run_and_kill(
+            &w,
+            &[
+                "backups",
+                "prune",
+                "--keep-last",
+                "1",
+                "--passphrase-file",
+                p,
+            ],
+            &[],
+            ms,
+        );
         assert!(w.backups().contains(&newest));
     }
     for n in w.backups() {
@@ -574,11 +653,19 @@ fn regenerate_golden_backup() {
     use moltvault_vault::backup::{self, BackupOptions, LocalDir, NoProgress};
     let w = World::new();
     let s = &w.state;
-    fs::write(s.join("agents/main/sessions/b.trajectory.jsonl"), "{\"t\":1}\n").unwrap();
+    fs::write(
+        s.join("agents/main/sessions/b.trajectory.jsonl"),
+        "{\"t\":1}\n",
+    )
+    .unwrap();
     fs::write(s.join(".env"), "OPENAI_API_KEY=placeholder\n").unwrap();
     chmod(&s.join(".env"), 0o600);
     fs::create_dir_all(s.join("workspace/notes")).unwrap();
-    fs::write(s.join("workspace/notes/long-name-".to_string() + &"x".repeat(120) + ".md"), "# long path\n").unwrap();
+    fs::write(
+        s.join("workspace/notes/long-name-".to_string() + &"x".repeat(120) + ".md"),
+        "# long path\n",
+    )
+    .unwrap();
     fs::write(s.join("workspace/empty.txt"), "").unwrap();
     chmod(&s.join("workspace"), 0o755);
     let key = fs::read_to_string(golden_dir().join("key.txt")).unwrap();
@@ -595,8 +682,19 @@ fn regenerate_golden_backup() {
     let _ = fs::remove_file(golden_dir().join(GOLDEN_NAME));
     backup::create(&o, &id.to_public(), &t, &NoProgress).unwrap();
     let dest = w.root.join("restored");
-    backup::restore(&t, GOLDEN_NAME, &id, &backup::RestoreOptions::new(&dest), &NoProgress).unwrap();
-    fs::write(golden_dir().join("expected-tree.txt"), tree_lines(&tree(&dest))).unwrap();
+    backup::restore(
+        &t,
+        GOLDEN_NAME,
+        &id,
+        &backup::RestoreOptions::new(&dest),
+        &NoProgress,
+    )
+    .unwrap();
+    fs::write(
+        golden_dir().join("expected-tree.txt"),
+        tree_lines(&tree(&dest)),
+    )
+    .unwrap();
 }
 
 // ---- S3 against a real S3-compatible server on loopback -------------------------------------
@@ -655,7 +753,13 @@ fn s3_backup_list_verify_restore_prune_against_s3s_fs() {
         let mut c = w.cmd();
         s3(&mut c);
         let out = c
-            .args(["backup", "--json", "--to", "s3://bucket/gw/backups", "--state-dir"])
+            .args([
+                "backup",
+                "--json",
+                "--to",
+                "s3://bucket/gw/backups",
+                "--state-dir",
+            ])
             .arg(&w.state)
             .output()
             .unwrap();
@@ -672,7 +776,13 @@ fn s3_backup_list_verify_restore_prune_against_s3s_fs() {
     let mut c = w.cmd();
     s3(&mut c);
     let out = c
-        .args(["backups", "list", "--json", "--from", "s3://bucket/gw/backups"])
+        .args([
+            "backups",
+            "list",
+            "--json",
+            "--from",
+            "s3://bucket/gw/backups",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -681,10 +791,17 @@ fn s3_backup_list_verify_restore_prune_against_s3s_fs() {
 
     let mut c = w.cmd();
     s3(&mut c);
-    c.args(["backups", "verify", "--all", "--from", "s3://bucket/gw/backups", "--passphrase-file"])
-        .arg(&w.pass)
-        .assert()
-        .success();
+    c.args([
+        "backups",
+        "verify",
+        "--all",
+        "--from",
+        "s3://bucket/gw/backups",
+        "--passphrase-file",
+    ])
+    .arg(&w.pass)
+    .assert()
+    .success();
 
     fs::write(w.state.join("openclaw.json"), "changed").unwrap();
     let mut c = w.cmd();
@@ -703,14 +820,25 @@ fn s3_backup_list_verify_restore_prune_against_s3s_fs() {
         fs::read_to_string(w.state.join("openclaw.json")).unwrap(),
         "{ gateway: { port: 18789 } }\n"
     );
-    assert_eq!(fs::read(w.state.join("big.bin")).unwrap(), noise(12 << 20, 3));
+    assert_eq!(
+        fs::read(w.state.join("big.bin")).unwrap(),
+        noise(12 << 20, 3)
+    );
 
     let mut c = w.cmd();
     s3(&mut c);
-    c.args(["backups", "prune", "--keep-last", "1", "--from", "s3://bucket/gw/backups", "--passphrase-file"])
-        .arg(&w.pass)
-        .assert()
-        .success();
+    c.args([
+        "backups",
+        "prune",
+        "--keep-last",
+        "1",
+        "--from",
+        "s3://bucket/gw/backups",
+        "--passphrase-file",
+    ])
+    .arg(&w.pass)
+    .assert()
+    .success();
     assert!(!obj.exists());
     assert!(store.join("bucket/gw/backups").join(&names[1]).exists());
 
@@ -723,6 +851,45 @@ fn s3_backup_list_verify_restore_prune_against_s3s_fs() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("hint: Check AWS_ENDPOINT_URL"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hint: Check AWS_ENDPOINT_URL"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("testsecret"));
+}
+
+#[test]
+fn a_backup_directory_inside_the_state_dir_is_not_backed_up_into_itself() {
+    let w = World::new();
+    w.init();
+    let inside = w.state.join("backups");
+    for _ in 0..2 {
+        w.cmd()
+            .args(["backup", "--to"])
+            .arg(&inside)
+            .arg("--state-dir")
+            .arg(&w.state)
+            .assert()
+            .success();
+    }
+    let second = fs::read_dir(&inside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .max()
+        .unwrap();
+    let out = w
+        .cmd()
+        .arg("restore")
+        .arg(inside.join(second))
+        .args(["--dry-run", "--passphrase-file"])
+        .arg(&w.pass)
+        .arg("--to")
+        .arg(w.root.join("x"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(!listed.contains("backups/"), "{listed}");
+    assert!(listed.contains("openclaw.json"));
 }

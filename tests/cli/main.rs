@@ -3,8 +3,9 @@
 mod audit;
 mod backup;
 mod help;
-mod rotate;
-mod seal;
-mod vault;
 mod redact;
+mod rotate;
 mod scan;
+mod seal;
+mod secrets;
+mod vault;

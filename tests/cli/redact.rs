@@ -63,7 +63,11 @@ pub fn regex_escape(s: &str) -> String {
 
 /// The fake GitHub token used in snapshots (built from fragments).
 pub fn gh_token() -> String {
-    format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8")
+    format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    )
 }
 
 /// A three-record transcript: a user turn, a tool call and a tool result holding `secret`.
@@ -111,7 +115,10 @@ fn redacts_a_file_to_stdout_then_in_place_keeping_mode() {
     let after = fs::read_to_string(&f).unwrap();
     assert!(!after.contains(&gh_token()));
     assert_eq!(after.lines().count(), 3);
-    assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
     // Idempotent: a second run changes nothing and says so.
     let out = h
         .cmd()
@@ -145,8 +152,15 @@ fn filters_stdin_and_writes_output_file() {
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"in.jsonl: 1 secret redacted in 1 of 3 records");
     let o = h.path().join("out.jsonl");
-    assert_eq!(fs::metadata(&o).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(fs::read_to_string(&o).unwrap().contains("[REDACTED:github-pat:8e8c5d59]"));
+    assert_eq!(
+        fs::metadata(&o).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        fs::read_to_string(&o)
+            .unwrap()
+            .contains("[REDACTED:github-pat:8e8c5d59]")
+    );
 }
 
 #[test]
@@ -179,13 +193,22 @@ fn zstd_archives_are_rewritten_as_zstd() {
     let h = Home::new();
     let name = "1d8ef48d.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst";
     let f = h.path().join(name);
-    fs::write(&f, zstd::encode_all(transcript(&gh_token()).as_bytes(), 3).unwrap()).unwrap();
+    fs::write(
+        &f,
+        zstd::encode_all(transcript(&gh_token()).as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
     let out = h
         .cmd()
         .args(["redact", "--in-place", "--mode", "all", name])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plain = zstd::decode_all(&fs::read(&f).unwrap()[..]).unwrap();
     let plain = String::from_utf8(plain).unwrap();
     assert!(plain.contains("[REDACTED:github-pat:8e8c5d59]"), "{plain}");
@@ -236,15 +259,29 @@ fn kill_during_in_place_leaves_old_or_new_file() {
         let text = if i % 50 == 0 {
             secrets[i / 50 % secrets.len()].text.clone()
         } else {
-            format!("line {i} of tool output: {}", "lorem ipsum dolor sit amet ".repeat(8))
+            format!(
+                "line {i} of tool output: {}",
+                "lorem ipsum dolor sit amet ".repeat(8)
+            )
         };
-        data.push_str(&transcript(&text).lines().nth(2).unwrap().replace("export GITHUB_TOKEN=", ""));
+        data.push_str(
+            &transcript(&text)
+                .lines()
+                .nth(2)
+                .unwrap()
+                .replace("export GITHUB_TOKEN=", ""),
+        );
         data.push('\n');
         i += 1;
     }
     fs::write(&f, &data).unwrap();
     // The fully redacted result, for comparison.
-    let full = h.cmd().args(["redact", "big.jsonl"]).output().unwrap().stdout;
+    let full = h
+        .cmd()
+        .args(["redact", "big.jsonl"])
+        .output()
+        .unwrap()
+        .stdout;
     assert_ne!(full, data.as_bytes());
     for delay in [30u64, 120, 400] {
         fs::write(&f, &data).unwrap();
@@ -262,7 +299,10 @@ fn kill_during_in_place_leaves_old_or_new_file() {
         child.kill().unwrap();
         child.wait().unwrap();
         let now = fs::read(&f).unwrap();
-        assert!(now == data.as_bytes() || now == full, "mixed file after kill at {delay} ms");
+        assert!(
+            now == data.as_bytes() || now == full,
+            "mixed file after kill at {delay} ms"
+        );
     }
     // No temp file is left visible as a transcript (temp names start with a dot).
     for e in fs::read_dir(h.path()).unwrap() {

@@ -280,7 +280,13 @@ impl Home {
     fn init_vault(&self) {
         let out = self
             .cmd()
-            .args(["init", "--passphrase-file", "pass", "--recovery-file", "rec.txt"])
+            .args([
+                "init",
+                "--passphrase-file",
+                "pass",
+                "--recovery-file",
+                "rec.txt",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -341,7 +347,9 @@ impl Home {
         let run = fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
         let j = fs::read_to_string(run.join("journal.jsonl")).unwrap();
         (
-            j.lines().map(|l| serde_json::from_str(l).unwrap()).collect(),
+            j.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
             run,
         )
     }
@@ -456,10 +464,22 @@ fn assert_rotated(h: &Home, s: &Secrets, outputs: &[&Output]) {
     assert_eq!(cfg["channels"]["discord"]["token"], n["discord"]);
     assert_eq!(cfg["channels"]["slack"]["botToken"], n["slack-bot"]);
     assert_eq!(cfg["channels"]["slack"]["appToken"], n["slack-app"]);
-    assert_eq!(cfg["models"]["providers"]["anthropic"]["apiKey"], n["anthropic"]);
-    assert_eq!(cfg["models"]["providers"]["openrouter"]["apiKey"], n["openrouter"]);
-    assert_eq!(cfg["models"]["providers"]["local"]["apiKey"], "${LOCAL_KEY}");
-    let gw = cfg["gateway"]["auth"]["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        cfg["models"]["providers"]["anthropic"]["apiKey"],
+        n["anthropic"]
+    );
+    assert_eq!(
+        cfg["models"]["providers"]["openrouter"]["apiKey"],
+        n["openrouter"]
+    );
+    assert_eq!(
+        cfg["models"]["providers"]["local"]["apiKey"],
+        "${LOCAL_KEY}"
+    );
+    let gw = cfg["gateway"]["auth"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let hk = cfg["hooks"]["token"].as_str().unwrap().to_string();
     assert_eq!(gw.len(), 64);
     assert!(gw.chars().all(|c| c.is_ascii_hexdigit()));
@@ -468,7 +488,10 @@ fn assert_rotated(h: &Home, s: &Secrets, outputs: &[&Output]) {
     let bak = json5(&sd.join("openclaw.json.bak"));
     assert_eq!(bak["gateway"]["auth"]["token"], gw.as_str());
     let unit = fs::read_to_string(h.path(".config/systemd/user/openclaw-gateway.service")).unwrap();
-    assert!(unit.contains(&format!("\"OPENCLAW_GATEWAY_TOKEN={gw}\"")), "{unit}");
+    assert!(
+        unit.contains(&format!("\"OPENCLAW_GATEWAY_TOKEN={gw}\"")),
+        "{unit}"
+    );
     assert_eq!(env_value(&sd.join(".env"), "OPENAI_API_KEY"), n["openai"]);
     assert_eq!(env_value(&sd.join(".env"), "GEMINI_API_KEY"), n["gemini"]);
     let ap = json5(&sd.join("agents/main/agent/auth-profiles.json"));
@@ -483,7 +506,11 @@ fn assert_rotated(h: &Home, s: &Secrets, outputs: &[&Output]) {
         0o644
     );
     // The JSON5 comment survived the in-place edit.
-    assert!(fs::read_to_string(sd.join("openclaw.json")).unwrap().starts_with("// written by hand"));
+    assert!(
+        fs::read_to_string(sd.join("openclaw.json"))
+            .unwrap()
+            .starts_with("// written by hand")
+    );
 
     // No old value anywhere on disk (the paired device token is revoked by the gateway, not
     // rewritten, so it stays in devices/paired.json).
@@ -524,7 +551,10 @@ fn assert_rotated(h: &Home, s: &Secrets, outputs: &[&Output]) {
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     for r in &journal {
         if r["event"] == "state" {
-            last.insert(r["item"].as_str().unwrap().into(), r["to"].as_str().unwrap().into());
+            last.insert(
+                r["item"].as_str().unwrap().into(),
+                r["to"].as_str().unwrap().into(),
+            );
         }
     }
     assert_eq!(last.len(), 10, "{last:?}");
@@ -547,7 +577,11 @@ fn assert_rotated(h: &Home, s: &Secrets, outputs: &[&Output]) {
 fn list_shows_every_secret_and_place_without_values() {
     let s = secrets();
     let h = Home::new(&s);
-    let out = h.cmd().args(["rotate", "--list", "--json"]).output().unwrap();
+    let out = h
+        .cmd()
+        .args(["rotate", "--list", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = v["secrets"]
@@ -587,7 +621,10 @@ fn list_shows_every_secret_and_place_without_values() {
     let out = h.cmd().args(["rotate", "--list"]).output().unwrap();
     assert!(out.status.success());
     let t = text(&out.stdout);
-    assert!(t.contains("openclaw-gateway.service:Environment=OPENCLAW_GATEWAY_TOKEN"), "{t}");
+    assert!(
+        t.contains("openclaw-gateway.service:Environment=OPENCLAW_GATEWAY_TOKEN"),
+        "{t}"
+    );
     for val in s.old.values() {
         assert!(!t.contains(val.as_str()));
     }
@@ -605,9 +642,17 @@ fn dry_run_writes_nothing() {
             (f, b)
         })
         .collect();
-    let out = h.cmd().args(["rotate", "--all", "--dry-run"]).output().unwrap();
+    let out = h
+        .cmd()
+        .args(["rotate", "--all", "--dry-run"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("rotation plan (10 secrets)"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("rotation plan (10 secrets)"),
+        "{}",
+        text(&out.stdout)
+    );
     for (f, b) in before {
         assert_eq!(fs::read(&f).unwrap(), b, "{} changed", f.display());
     }
@@ -633,11 +678,19 @@ fn rotate_all_updates_every_location_and_leaves_no_old_value() {
         "devices clear --yes --pending\n"
     );
     // status and report read the finished run; the report has no value either.
-    let st = h.cmd().args(["rotate", "status", "--json"]).output().unwrap();
+    let st = h
+        .cmd()
+        .args(["rotate", "status", "--json"])
+        .output()
+        .unwrap();
     assert!(st.status.success());
     let v: Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["finished"], "done");
-    let rep = h.cmd().args(["rotate", "report", "--markdown"]).output().unwrap();
+    let rep = h
+        .cmd()
+        .args(["rotate", "report", "--markdown"])
+        .output()
+        .unwrap();
     assert!(rep.status.success());
     let md = text(&rep.stdout);
     assert!(md.contains("## What you must still do"), "{md}");
@@ -646,8 +699,15 @@ fn rotate_all_updates_every_location_and_leaves_no_old_value() {
     }
     // A second run starts cleanly (no unfinished run) and rotates again.
     let again = h.rotate_all(None);
-    assert!(!again.status.success(), "the answers now equal the current values");
-    assert!(text(&again.stderr).contains("equals the old"), "{}", text(&again.stderr));
+    assert!(
+        !again.status.success(),
+        "the answers now equal the current values"
+    );
+    assert!(
+        text(&again.stderr).contains("equals the old"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[test]
@@ -663,9 +723,40 @@ fn incident_mode_refuses_a_running_gateway() {
     fs::write(h.state().join("openclaw.json"), cfg).unwrap();
     let out = h.rotate_all(None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("gateway is running"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("gateway is running"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stderr).contains("hint:"), "{}", text(&out.stderr));
     assert!(!h.path(".moltvault/rotation/active").exists());
+    // Scheduled mode only warns, and the report says so.
+    let out = h
+        .cmd()
+        .args([
+            "rotate",
+            "--all",
+            "--mode",
+            "scheduled",
+            "--answers",
+            "answers/answers.toml",
+            "--sweep",
+            "report",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("warning: the gateway answers on port"));
+    let (journal, run) = h.journal();
+    assert!(
+        journal
+            .iter()
+            .any(|r| r["name"] == "contain" && r["status"] == "warned")
+    );
+    // --sweep report leaves the transcript alone and lists it as a to-do.
+    let report = fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("NOT redacted"), "{report}");
+    drop(l);
 }
 
 #[test]
@@ -681,7 +772,11 @@ fn a_tampered_journal_is_an_error() {
     fs::write(&j, t.replacen("\"PLANNED\"", "\"SKIPPED\"", 1)).unwrap();
     let out = h.resume();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("corrupt"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("corrupt"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Kills `rotate --all` (abort, like SIGKILL: no cleanup) right after every durable step, then
@@ -714,7 +809,11 @@ fn crash_at_every_step_then_resume_reaches_done() {
                     copy_dir(&probe.path(".moltvault"), &h.path(".moltvault"));
                     let _ = fs::remove_dir_all(h.path(".moltvault/rotation"));
                     let first = h.rotate_all(Some(fp));
-                    assert_eq!(first.status.code(), None, "{fp}: the failpoint did not fire");
+                    assert_eq!(
+                        first.status.code(),
+                        None,
+                        "{fp}: the failpoint did not fire"
+                    );
                     let out = h.resume();
                     assert!(
                         out.status.success(),
@@ -740,4 +839,234 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(e.path(), &dst).unwrap();
         }
     }
+}
+
+/// Serves `statuses` in order, one request each, on 127.0.0.1; returns the base URL.
+fn fake_provider(statuses: Vec<u16>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for st in statuses {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                    break;
+                }
+            }
+            let body = if st == 200 {
+                r#"{"data":{"label":"x"}}"#
+            } else {
+                "{}"
+            };
+            let mut s = s;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {st} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn verify_online_refuses_an_invalid_key_and_records_outcomes() {
+    let s = secrets();
+    let h = Home::new(&s);
+    h.init_vault();
+    let run = |url: &str| {
+        h.cmd()
+            .args([
+                "rotate",
+                "models.providers.openrouter.apiKey",
+                "--answers",
+                "answers/answers.toml",
+                "--verify-online",
+                "--verify-base-url",
+                &format!("openrouter={url}"),
+            ])
+            .output()
+            .unwrap()
+    };
+    // The provider rejects the new key: refused before anything is written.
+    let out = run(&fake_provider(vec![401]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        fs::read_to_string(h.state().join("openclaw.json"))
+            .unwrap()
+            .contains(&s.old["openrouter"])
+    );
+    let abort = h.cmd().args(["rotate", "abort"]).output().unwrap();
+    assert!(abort.status.success(), "{}", text(&abort.stderr));
+    // Valid new key; the old one is then rejected: revocation observed, not just attested.
+    let out = run(&fake_provider(vec![200, 401]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (journal, _) = h.journal_of_latest();
+    let verifies: Vec<(String, String)> = journal
+        .iter()
+        .filter(|r| r["event"] == "verify")
+        .map(|r| {
+            (
+                r["which"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verifies,
+        [
+            ("new".into(), "valid".into()),
+            ("old".into(), "invalid".into())
+        ]
+    );
+    assert!(
+        journal.iter().any(
+            |r| r["to"] == "OLD_REVOKED" && r["note"].as_str().unwrap().starts_with("observed")
+        )
+    );
+    // A non-loopback http base URL is refused outright.
+    let out = run("http://192.0.2.1");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("https"), "{}", text(&out.stderr));
+}
+
+impl Home {
+    fn journal_of_latest(&self) -> (Vec<Value>, PathBuf) {
+        let runs = self.path(".moltvault/rotation/runs");
+        let mut all: Vec<PathBuf> = fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        all.sort();
+        let run = all.pop().unwrap();
+        let j = fs::read_to_string(run.join("journal.jsonl")).unwrap();
+        (
+            j.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            run,
+        )
+    }
+}
+
+#[test]
+fn answers_can_come_from_stdin_and_be_skipped() {
+    let s = secrets();
+    let h = Home::new(&s);
+    h.init_vault();
+    write(
+        &h.path("answers/stdin.toml"),
+        "\"env.OPENAI_API_KEY\" = { stdin = true, revoked = true }\n\"env.GEMINI_API_KEY\" = { skip = true }\n",
+        0o600,
+    );
+    let out = h
+        .cmd()
+        .args([
+            "rotate",
+            "env.OPENAI_API_KEY",
+            "env.GEMINI_API_KEY",
+            "--answers",
+            "answers/stdin.toml",
+        ])
+        .write_stdin(format!("Bearer {}\n", s.new["openai"]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("stripped a leading \"Bearer\""), "{err}");
+    assert!(!err.contains(&s.new["openai"]));
+    assert_eq!(
+        env_value(&h.state().join(".env"), "OPENAI_API_KEY"),
+        s.new["openai"]
+    );
+    assert_eq!(
+        env_value(&h.state().join(".env"), "GEMINI_API_KEY"),
+        s.old["gemini"]
+    );
+    let st = h
+        .cmd()
+        .args(["rotate", "status", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&st.stdout).unwrap();
+    let states: BTreeMap<String, String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().into(),
+                i["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(states["env.OPENAI_API_KEY"], "DONE");
+    assert_eq!(states["env.GEMINI_API_KEY"], "SKIPPED");
+}
+
+/// A secret kept in an `$include`d config file is found by the gateway crate's inventory and
+/// rotated there too.
+#[test]
+fn included_config_files_are_rotated_through_the_gateway_inventory() {
+    let s = secrets();
+    let h = Home::new(&s);
+    h.init_vault();
+    let cfg = fs::read_to_string(h.state().join("openclaw.json")).unwrap();
+    let dc_line = format!("    discord: {{ token: \"{}\" }},\n", s.old["discord"]);
+    assert!(cfg.contains(&dc_line));
+    let cfg =
+        cfg.replace(&dc_line, "")
+            .replacen("{\n", "{\n  \"$include\": \"./discord.json5\",\n", 1);
+    write(&h.state().join("openclaw.json"), &cfg, 0o600);
+    write(
+        &h.state().join("discord.json5"),
+        &format!(
+            "// included\n{{ channels: {{ discord: {{ token: '{}' }} }} }}\n",
+            s.old["discord"]
+        ),
+        0o600,
+    );
+    let list = h
+        .cmd()
+        .args(["rotate", "--list", "--json"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let dc = v["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["provider"] == "discord")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(
+        dc["locations"].to_string().contains("discord.json5"),
+        "{dc}"
+    );
+    let out = h
+        .cmd()
+        .args([
+            "rotate",
+            dc["id"].as_str().unwrap(),
+            "--answers",
+            "answers/answers.toml",
+        ])
+        .output()
+        .unwrap();
+    // The answers file names the item by its config id.
+    if !out.status.success() {
+        panic!("{}", text(&out.stderr));
+    }
+    let inc = fs::read_to_string(h.state().join("discord.json5")).unwrap();
+    assert!(inc.starts_with("// included"));
+    assert!(inc.contains(&format!("'{}'", s.new["discord"])), "{inc}");
+    assert!(!inc.contains(&s.old["discord"]));
 }

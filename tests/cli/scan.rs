@@ -13,12 +13,7 @@ fn finds_the_planted_tokens_in_the_real_samples() {
         return;
     }
     let h = Home::new();
-    let out = h
-        .cmd()
-        .arg("scan")
-        .arg(samples)
-        .output()
-        .unwrap();
+    let out = h.cmd().arg("scan").arg(samples).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let mut s = insta::Settings::clone_current();
     s.add_filter(&regex_escape(&samples.display().to_string()), "[SAMPLES]");
@@ -53,7 +48,11 @@ fn scans_the_detected_gateway_as_json() {
     fs::create_dir_all(&sessions).unwrap();
     fs::write(state.join("openclaw.json"), "{}").unwrap();
     fs::write(sessions.join("s1.jsonl"), transcript(&gh_token())).unwrap();
-    fs::write(sessions.join("s2.jsonl.reset.2026-11-25T18-00-00.000Z"), transcript("nothing here")).unwrap();
+    fs::write(
+        sessions.join("s2.jsonl.reset.2026-11-25T18-00-00.000Z"),
+        transcript("nothing here"),
+    )
+    .unwrap();
     fs::write(
         sessions.join("s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst"),
         zstd::encode_all(transcript(&gh_token()).as_bytes(), 3).unwrap(),
@@ -65,7 +64,12 @@ fn scans_the_detected_gateway_as_json() {
         .arg(&state)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _g = h.settings().bind_to_scope();
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r#"
     {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}

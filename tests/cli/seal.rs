@@ -40,7 +40,11 @@ fn seal_unseal_round_trip_keeps_bytes_mode_and_mtime_and_refuses_current() {
     assert_error(&out, &["current session", "--include-current"]);
     assert!(cur.exists());
 
-    let out = h.cmd().args(["seal", "--all-idle", "--idle", "2d"]).output().unwrap();
+    let out = h
+        .cmd()
+        .args(["seal", "--all-idle", "--idle", "2d"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("sealed 3 file(s), skipped 1 current"));
     for p in [&old, &reset, &traj] {
@@ -48,9 +52,12 @@ fn seal_unseal_round_trip_keeps_bytes_mode_and_mtime_and_refuses_current() {
         assert!(sealed(p).exists());
     }
     assert!(cur.exists() && !sealed(&cur).exists());
-    assert_eq!(mode(&sealed(&old)), 0o640);
+    assert_eq!(mode(&sealed(&old)), 0o600, "sealed files are 0600");
     let ct = fs::read(sealed(&old)).unwrap();
-    assert!(!ct.windows(8).any(|w| w == b"line 1 o"), "plaintext in sealed file");
+    assert!(
+        !ct.windows(8).any(|w| w == b"line 1 o"),
+        "plaintext in sealed file"
+    );
 
     // Stock age opens it with the recovery key.
     let age = age_cli()
@@ -72,7 +79,10 @@ fn seal_unseal_round_trip_keeps_bytes_mode_and_mtime_and_refuses_current() {
     assert_eq!(mode(&old), 0o640);
     assert_eq!(fs::metadata(&old).unwrap().modified().unwrap(), mtime);
     assert!(!sealed(&old).exists() && !sealed(&reset).exists());
-    assert!(sealed(&traj).exists(), "only the named session was unsealed");
+    assert!(
+        sealed(&traj).exists(),
+        "only the named session was unsealed"
+    );
 
     // --include-current takes idle current sessions, with a warning.
     let out = h
@@ -84,7 +94,9 @@ fn seal_unseal_round_trip_keeps_bytes_mode_and_mtime_and_refuses_current() {
     assert!(text(&out.stderr).contains("restart without their history"));
     assert!(sealed(&cur).exists());
     assert!(
-        tree(&h.sessions()).iter().all(|f| f.ends_with(".age") || f == "sessions.json"),
+        tree(&h.sessions())
+            .iter()
+            .all(|f| f.ends_with(".age") || f == "sessions.json"),
         "{:?}",
         tree(&h.sessions())
     );
@@ -116,8 +128,14 @@ fn cat_and_grep_read_sealed_and_plain_transcripts_without_writing_plaintext() {
     let (a, a_body) = h.transcript("aaa.jsonl", 300, 3);
     h.transcript("bbb.jsonl", 300, 3);
     // A zstd archive of a deleted session, sealed too.
-    let zst = h.sessions().join("ccc.jsonl.deleted.2026-11-01T00-00-00.000Z.ab12cd.zst");
-    let z = zstd::encode_all(&b"{\"type\":\"message\",\"text\":\"needle in zst\"}\n"[..], 3).unwrap();
+    let zst = h
+        .sessions()
+        .join("ccc.jsonl.deleted.2026-11-01T00-00-00.000Z.ab12cd.zst");
+    let z = zstd::encode_all(
+        &b"{\"type\":\"message\",\"text\":\"needle in zst\"}\n"[..],
+        3,
+    )
+    .unwrap();
     fs::write(&zst, z).unwrap();
     crate::vault::age_days(&zst, 3);
     let out = h.cmd().args(["seal", "aaa", "ccc"]).output().unwrap();
@@ -204,7 +222,11 @@ fn age_cli_interop_in_both_directions() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::read(&p).unwrap(), body);
-    assert_eq!(mode(&p), 0o600, "age wrote 0644; unseal restores 0600 or the sealed mode");
+    assert_eq!(
+        mode(&p),
+        0o600,
+        "a file sealed by age records no mode: unseal defaults to 0600"
+    );
 }
 
 /// The passphrase key file is a standard age scrypt file (work factor 2^18) that stock `age -d`
@@ -215,14 +237,23 @@ fn passphrase_key_file_opens_with_stock_age_through_a_pty() {
     let out = h
         .cmd()
         .env_remove("MOLTVAULT_TESTONLY_WEAKEN_KDF")
-        .args(["init", "--passphrase-file", "pass", "--recovery-file", "rec.txt"])
+        .args([
+            "init",
+            "--passphrase-file",
+            "pass",
+            "--recovery-file",
+            "rec.txt",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let key_file = h.vault().join("keys/passphrase.age");
     let head = fs::read(&key_file).unwrap();
     let head = text(&head[..200.min(head.len())]);
-    assert!(head.contains("-> scrypt ") && head.contains(" 18\n"), "{head}");
+    assert!(
+        head.contains("-> scrypt ") && head.contains(" 18\n"),
+        "{head}"
+    );
     const DRIVER: &str = r#"
 import os, pty, select, sys
 pid, fd = pty.fork()
@@ -257,8 +288,14 @@ sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
     let o = text(&py.stdout);
     assert!(py.status.success(), "age -d failed: {o}");
     let rec = fs::read_to_string(h.path("rec.txt")).unwrap();
-    let secret = rec.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap();
-    assert!(o.contains(secret), "age -d did not reveal the vault identity");
+    let secret = rec
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap();
+    assert!(
+        o.contains(secret),
+        "age -d did not reveal the vault identity"
+    );
 }
 
 #[test]
@@ -287,7 +324,10 @@ fn damaged_or_foreign_sealed_files_fail_clearly_and_change_nothing() {
         assert_eq!(fs::read(&s).unwrap(), bytes);
         assert!(!p.exists());
     };
-    check(&good[..good.len() - 1], &["damaged", "restore it from a backup"]);
+    check(
+        &good[..good.len() - 1],
+        &["damaged", "restore it from a backup"],
+    );
     check(&good[..good.len() / 2], &["cannot decrypt"]);
     check(&good[..30], &["cannot decrypt"]);
     for off in [5, 60, 150, good.len() / 3, good.len() / 2, good.len() - 20] {
@@ -399,7 +439,11 @@ fn full_disk_fails_cleanly_and_keeps_the_plaintext() {
         .unwrap();
     assert_error(&out, &["big.jsonl.age", "disk is full"]);
     assert_eq!(fs::read(&p).unwrap(), body);
-    assert_eq!(tree(&sessions), ["big.jsonl"], "no sealed or temp file left");
+    assert_eq!(
+        tree(&sessions),
+        ["big.jsonl"],
+        "no sealed or temp file left"
+    );
 }
 
 fn sha(b: &[u8]) -> [u8; 32] {
@@ -424,7 +468,12 @@ fn sigkill_at_many_points_never_loses_or_tears_a_transcript() {
             let s = sealed(p);
             let plain = p.exists();
             if plain {
-                assert_eq!(&sha(&fs::read(p).unwrap()), want, "round {round}: {} torn", p.display());
+                assert_eq!(
+                    &sha(&fs::read(p).unwrap()),
+                    want,
+                    "round {round}: {} torn",
+                    p.display()
+                );
             }
             if s.exists() {
                 let (_, got) = moltvault_vault::seal::verify_sealed(&s, &identity)

@@ -69,7 +69,13 @@ impl Home {
     pub fn init(&self) -> String {
         let out = self
             .cmd()
-            .args(["init", "--passphrase-file", "pass", "--recovery-file", "rec.txt"])
+            .args([
+                "init",
+                "--passphrase-file",
+                "pass",
+                "--recovery-file",
+                "rec.txt",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -178,11 +184,23 @@ fn init_writes_config_key_file_and_recovery_key_with_safe_modes() {
     let before = fs::read(h.vault().join("keys/passphrase.age")).unwrap();
     let out = h
         .cmd()
-        .args(["init", "--passphrase-file", "pass", "--recovery-file", "rec2.txt"])
+        .args([
+            "init",
+            "--passphrase-file",
+            "pass",
+            "--recovery-file",
+            "rec2.txt",
+        ])
         .output()
         .unwrap();
-    assert_error(&out, &["a vault already exists", "hint: Use the existing vault"]);
-    assert_eq!(before, fs::read(h.vault().join("keys/passphrase.age")).unwrap());
+    assert_error(
+        &out,
+        &["a vault already exists", "hint: Use the existing vault"],
+    );
+    assert_eq!(
+        before,
+        fs::read(h.vault().join("keys/passphrase.age")).unwrap()
+    );
     assert!(!h.path("rec2.txt").exists());
 }
 
@@ -218,7 +236,12 @@ fn key_list_add_remove_and_export_recovery() {
     let out = h
         .cmd()
         .args(["key", "add", "passphrase", "--name", "backup"])
-        .args(["--new-passphrase-file", "pass2", "--passphrase-file", "pass"])
+        .args([
+            "--new-passphrase-file",
+            "pass2",
+            "--passphrase-file",
+            "pass",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -248,15 +271,30 @@ fn key_list_add_remove_and_export_recovery() {
     assert_eq!(mode(&h.path("rec-again.txt")), 0o600);
     let a = fs::read_to_string(h.path("rec.txt")).unwrap();
     let b = fs::read_to_string(h.path("rec-again.txt")).unwrap();
-    let key = |s: &str| s.lines().find(|l| l.starts_with("AGE-SECRET-KEY")).unwrap().to_string();
+    let key = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY"))
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(key(&a), key(&b));
-    assert_eq!(before, fs::read(h.vault().join("keys/passphrase.age")).unwrap());
+    assert_eq!(
+        before,
+        fs::read(h.vault().join("keys/passphrase.age")).unwrap()
+    );
 
-    let out = h.cmd().args(["key", "remove", "passphrase"]).output().unwrap();
+    let out = h
+        .cmd()
+        .args(["key", "remove", "passphrase"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(!h.vault().join("keys/passphrase.age").exists());
     let out = h.cmd().args(["key", "remove", "backup"]).output().unwrap();
-    assert_error(&out, &["last unlock method", "Add another unlock method first"]);
+    assert_error(
+        &out,
+        &["last unlock method", "Add another unlock method first"],
+    );
     // The old passphrase no longer unlocks.
     let out = h
         .cmd()
@@ -284,14 +322,25 @@ fn keyring_on_a_host_without_a_keyring_session_is_a_clear_error() {
     }
     assert_error(
         &out,
-        &["keyutils keyring store is not available", "never falls back silently"],
+        &[
+            "keyutils keyring store is not available",
+            "never falls back silently",
+        ],
     );
     let list = text(&h.cmd().args(["key", "list"]).output().unwrap().stdout);
     assert!(!list.contains("keyring"), "{list}");
     assert!(!h.vault().join("keys/keyring.age").exists());
     let out = h
         .cmd()
-        .args(["key", "add", "keyring", "--store", "kwallet", "--passphrase-file", "pass"])
+        .args([
+            "key",
+            "add",
+            "keyring",
+            "--store",
+            "kwallet",
+            "--passphrase-file",
+            "pass",
+        ])
         .output()
         .unwrap();
     assert_error(&out, &["unknown keyring store kwallet"]);
@@ -303,11 +352,24 @@ fn missing_age_plugin_is_a_clear_error() {
     h.init();
     let out = h
         .cmd()
-        .args(["key", "add", "plugin", "--passphrase-file", "pass", "--recipient"])
+        .args([
+            "key",
+            "add",
+            "plugin",
+            "--passphrase-file",
+            "pass",
+            "--recipient",
+        ])
         .arg("age1moltvaulttest1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq04rwke")
         .output()
         .unwrap();
-    assert_error(&out, &["age-plugin-moltvaulttest is not on PATH", "Install the age plugin"]);
+    assert_error(
+        &out,
+        &[
+            "age-plugin-moltvaulttest is not on PATH",
+            "Install the age plugin",
+        ],
+    );
     assert_eq!(tree(&h.vault().join("keys")), ["passphrase.age"]);
 }
 
@@ -321,7 +383,10 @@ fn unlock_errors_name_the_file_and_change_nothing() {
         .args(["key", "export-recovery", "--passphrase-file", "wrong"])
         .output()
         .unwrap();
-    assert_error(&out, &["wrong passphrase for", "keys/passphrase.age", "--identity"]);
+    assert_error(
+        &out,
+        &["wrong passphrase for", "keys/passphrase.age", "--identity"],
+    );
     // No passphrase source and no TTY.
     let out = h.cmd().args(["key", "export-recovery"]).output().unwrap();
     assert_error(&out, &["needs a passphrase", "--passphrase-file"]);
@@ -386,7 +451,11 @@ fn lock_seals_credentials_with_modes_and_unlock_restores_them() {
     assert!(age.status.success(), "{}", text(&age.stderr));
     assert_eq!(age.stdout, before_cfg);
 
-    let out = h.cmd().args(["unlock", "--passphrase-file", "pass"]).output().unwrap();
+    let out = h
+        .cmd()
+        .args(["unlock", "--passphrase-file", "pass"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(fs::read(&cfg).unwrap(), before_cfg);
     assert_eq!(mode(&cfg), 0o600);

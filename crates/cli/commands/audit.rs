@@ -61,10 +61,10 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<Status> {
     } else {
         args.log_dir.clone()
     };
-    if let Ok(Some(cfg)) = gateway.config() {
-        if let Some(f) = cfg.get("logging.file").and_then(|v| v.as_str()) {
-            log_paths.push(PathBuf::from(f));
-        }
+    if let Ok(Some(cfg)) = gateway.config()
+        && let Some(f) = cfg.get("logging.file").and_then(|v| v.as_str())
+    {
+        log_paths.push(PathBuf::from(f));
     }
     let opts = AuditOptions {
         log_paths,

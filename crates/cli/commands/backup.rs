@@ -39,10 +39,7 @@ pub struct BackupArgs {
 }
 
 /// The globs `--no-sessions` adds.
-const SESSION_GLOBS: [&str; 2] = [
-    "agents/*/sessions",
-    "agents/*/agent/openclaw-agent.sqlite*",
-];
+const SESSION_GLOBS: [&str; 2] = ["agents/*/sessions", "agents/*/agent/openclaw-agent.sqlite*"];
 
 pub fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<Status> {
     let state = gateway_state_dir(ctx)?;
@@ -62,11 +59,19 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<Status> {
     opts.created_by = format!("moltvault {}", env!("CARGO_PKG_VERSION"));
     opts.exclude = args.exclude.clone();
     if args.no_sessions {
-        opts.exclude.extend(SESSION_GLOBS.iter().map(|s| s.to_string()));
+        opts.exclude
+            .extend(SESSION_GLOBS.iter().map(|s| s.to_string()));
     }
     // A backup directory (or the vault) inside the state dir is never backed up into itself.
     let local = args.to.as_deref().filter(|s| !s.contains("://"));
-    let dest_dir = local.map_or_else(|| crate::commands::backups::default_backup_dir(ctx), PathBuf::from);
+    let dest_dir = local.map_or_else(
+        || crate::commands::backups::default_backup_dir(ctx),
+        PathBuf::from,
+    );
+    // Created now (0700) so it can be recognised inside the state dir by its canonical path.
+    if !args.to.as_deref().is_some_and(|t| t.contains("://")) {
+        moltvault_vault::fsio::create_secret_dir_all(&dest_dir)?;
+    }
     for p in [dest_dir, ctx.vault_dir.clone()] {
         if let Ok(c) = std::fs::canonicalize(&p) {
             opts.skip_paths.push(c);
@@ -106,7 +111,10 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> anyhow::Result<Status> {
     let shown = match args.to.as_deref() {
         Some(t) if t.contains("://") => format!("{}/{}", t.trim_end_matches('/'), s.name),
         _ => {
-            let dir = local.map_or_else(|| crate::commands::backups::default_backup_dir(ctx), PathBuf::from);
+            let dir = local.map_or_else(
+                || crate::commands::backups::default_backup_dir(ctx),
+                PathBuf::from,
+            );
             LocalDir::new(dir).dir().join(&s.name).display().to_string()
         }
     };

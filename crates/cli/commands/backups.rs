@@ -110,7 +110,12 @@ fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<Status> {
             ui::note(&format!("no backups in {}", target.describe()));
         }
         for b in &all {
-            ui::data(&format!("{}  {:>12}  {}", b.name, human_bytes(b.size), b.host));
+            ui::data(&format!(
+                "{}  {:>12}  {}",
+                b.name,
+                human_bytes(b.size),
+                b.host
+            ));
         }
     }
     Ok(Status::Ok)
@@ -230,7 +235,10 @@ impl BackupTarget for SharedTarget {
     fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + '_>, backup::BackupError> {
         self.0.open(name)
     }
-    fn create(&self, name: &str) -> Result<Box<dyn backup::BackupUpload + '_>, backup::BackupError> {
+    fn create(
+        &self,
+        name: &str,
+    ) -> Result<Box<dyn backup::BackupUpload + '_>, backup::BackupError> {
         self.0.create(name)
     }
     fn delete(&self, name: &str) -> Result<(), backup::BackupError> {
@@ -296,7 +304,10 @@ pub fn locate(
                 "Give s3://bucket/prefix/moltvault-<host>-<time>.tar.zst.age.",
             )
         })?;
-        return Ok((open_target(ctx, Some(&format!("s3://{dir}")))?, name.to_string()));
+        return Ok((
+            open_target(ctx, Some(&format!("s3://{dir}")))?,
+            name.to_string(),
+        ));
     }
     let p = Path::new(spec);
     if spec.contains('/') || (from.is_none() && p.is_file()) {
@@ -317,7 +328,10 @@ pub fn locate(
 /// The identity for reading backups: `--identity FILE` works even without a vault (disaster
 /// recovery on a new machine); otherwise the vault is unlocked as usual.
 pub fn reading_identity(ctx: &Ctx, unlock: &UnlockArgs) -> anyhow::Result<ReadKey> {
-    let has_vault = ctx.vault_dir.join(moltvault_vault::keys::CONFIG_FILE).exists();
+    let has_vault = ctx
+        .vault_dir
+        .join(moltvault_vault::keys::CONFIG_FILE)
+        .exists();
     if let (Some(file), false) = (&unlock.identity, has_vault) {
         return Ok(ReadKey::File(identity_file(file)?));
     }

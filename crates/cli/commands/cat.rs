@@ -59,7 +59,10 @@ pub fn open_plain(
     if f.kind.is_zstd() {
         return Ok(Box::new(zstd::stream::read::Decoder::new(file)?));
     }
-    Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, file)))
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        256 * 1024,
+        file,
+    )))
 }
 
 fn effective_kind(f: &TranscriptFile) -> TranscriptKind {
@@ -92,7 +95,11 @@ pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Status> {
         if primary.len() != 1 {
             let list: Vec<String> = found.iter().map(|f| f.path.display().to_string()).collect();
             return Err(user_error(
-                format!("session {} has several files: {}", args.session, list.join(", ")),
+                format!(
+                    "session {} has several files: {}",
+                    args.session,
+                    list.join(", ")
+                ),
                 "Pass one of the paths instead of the session id.",
             ));
         }

@@ -1,6 +1,6 @@
 //! `moltvault grep`: searches sealed and plain transcripts without writing plaintext anywhere.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::time::SystemTime;
 
 use moltvault_gateway::TranscriptKind;
@@ -59,6 +59,7 @@ fn since_time(s: &str) -> anyhow::Result<SystemTime> {
 pub fn run(ctx: &Ctx, args: GrepArgs) -> anyhow::Result<Status> {
     let re = regex::bytes::RegexBuilder::new(&args.pattern)
         .case_insensitive(args.ignore_case)
+        .multi_line(true)
         .build()
         .map_err(|e| {
             user_error(
@@ -85,44 +86,32 @@ pub fn run(ctx: &Ctx, args: GrepArgs) -> anyhow::Result<Status> {
     };
     let mut out = ui::stdout();
     let mut any = false;
-    let mut line = Vec::with_capacity(64 * 1024);
+    let mode = if args.count {
+        Mode::Count
+    } else if args.files_with_matches {
+        Mode::Files
+    } else {
+        Mode::Lines
+    };
     for f in &files {
         let r = open_plain(f, identity.as_ref())?;
-        let mut r = BufReader::with_capacity(256 * 1024, r);
         let name = f.path.display().to_string();
-        let (mut n, mut hits) = (0u64, 0u64);
-        loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = out.flush();
-                    return Err(read_error(f, e));
-                }
+        let res = search(r, &re, mode, |n, line| {
+            write!(out, "{name}:{n}:")?;
+            out.write_all(line)?;
+            out.write_all(b"\n")
+        });
+        let hits = match res {
+            Ok(h) => h,
+            Err(SearchError::Read(e)) => {
+                let _ = out.flush();
+                return Err(read_error(f, e));
             }
-            n += 1;
-            if !re.is_match(&line) {
-                continue;
+            Err(SearchError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(Status::Ok);
             }
-            hits += 1;
-            if args.count {
-                continue;
-            }
-            if args.files_with_matches {
-                break;
-            }
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            let res = write!(out, "{name}:{n}:")
-                .and_then(|_| out.write_all(text))
-                .and_then(|_| out.write_all(b"\n"));
-            if let Err(e) = res {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(Status::Ok);
-                }
-                return Err(e.into());
-            }
-        }
+            Err(SearchError::Write(e)) => return Err(e.into()),
+        };
         if hits > 0 {
             any = true;
         }
@@ -134,4 +123,142 @@ pub fn run(ctx: &Ctx, args: GrepArgs) -> anyhow::Result<Status> {
     }
     out.flush()?;
     Ok(if any { Status::Ok } else { Status::Findings })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Lines,
+    Count,
+    Files,
+}
+
+enum SearchError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Searches a stream line by line the way ripgrep does: the regex runs over large blocks and
+/// only the lines holding a candidate match are isolated and re-checked on their own (so a match
+/// never spans lines). Returns the number of matching lines; `emit` gets each one (number, text
+/// without its newline) in [`Mode::Lines`].
+fn search(
+    mut r: impl Read,
+    re: &regex::bytes::Regex,
+    mode: Mode,
+    mut emit: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
+) -> Result<u64, SearchError> {
+    const BLOCK: usize = 1 << 20;
+    let mut buf = vec![0u8; BLOCK];
+    let mut len = 0usize;
+    let mut line_no = 0u64; // lines fully consumed before the block
+    let mut hits = 0u64;
+    let mut eof = false;
+    while !eof {
+        if len == buf.len() {
+            // One line longer than the buffer: grow it.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = loop {
+            match r.read(&mut buf[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SearchError::Read(e)),
+            }
+        };
+        if n == 0 {
+            eof = true;
+        }
+        len += n;
+        // Search only whole lines; keep a trailing partial line for the next round.
+        let end = if eof {
+            len
+        } else {
+            match memchr::memrchr(b'\n', &buf[..len]) {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let block = &buf[..end];
+        let mut pos = 0usize;
+        let mut counted = 0usize;
+        while pos < block.len() {
+            let Some(m) = re.find_at(block, pos) else {
+                break;
+            };
+            let start = memchr::memrchr(b'\n', &block[pos..m.start()]).map_or(pos, |i| pos + i + 1);
+            let stop =
+                memchr::memchr(b'\n', &block[m.start()..]).map_or(block.len(), |i| m.start() + i);
+            let line = &block[start..stop];
+            if re.is_match(line) {
+                hits += 1;
+                if mode == Mode::Files {
+                    return Ok(hits);
+                }
+                if mode == Mode::Lines {
+                    line_no += memchr::memchr_iter(b'\n', &block[counted..start]).count() as u64;
+                    counted = start;
+                    emit(line_no + 1, line).map_err(SearchError::Write)?;
+                }
+            }
+            pos = stop + 1;
+        }
+        if mode == Mode::Lines {
+            line_no += memchr::memchr_iter(b'\n', &block[counted..end]).count() as u64;
+        }
+        buf.copy_within(end..len, 0);
+        len -= end;
+    }
+    Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str, pat: &str) -> Vec<(u64, String)> {
+        let re = regex::bytes::RegexBuilder::new(pat)
+            .multi_line(true)
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        let hits = search(text.as_bytes(), &re, Mode::Lines, |n, l| {
+            out.push((n, String::from_utf8_lossy(l).into_owned()));
+            Ok(())
+        })
+        .ok()
+        .unwrap();
+        assert_eq!(hits as usize, out.len());
+        out
+    }
+
+    #[test]
+    fn finds_lines_with_numbers_and_never_spans_lines() {
+        let t = "alpha\nbeta x\ngamma\nx delta x\nlast x";
+        assert_eq!(
+            lines(t, "x"),
+            [
+                (2, "beta x".into()),
+                (4, "x delta x".into()),
+                (5, "last x".into())
+            ]
+        );
+        assert_eq!(lines(t, r"a\s+b"), Vec::<(u64, String)>::new());
+        assert_eq!(lines(t, "^gamma$"), [(3, "gamma".into())]);
+    }
+
+    #[test]
+    fn lines_longer_than_a_block_and_block_boundaries() {
+        let long = "y".repeat(3 << 20);
+        let t = format!("a\n{long}z\nb z\n");
+        let got = lines(&t, "z");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, 2);
+        assert_eq!(got[1], (3, "b z".into()));
+        let many: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+        let got = lines(&many, "^line 1999(9|8)$");
+        assert_eq!(
+            got,
+            [(19999, "line 19998".into()), (20000, "line 19999".into())]
+        );
+    }
 }

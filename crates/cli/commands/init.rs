@@ -28,21 +28,25 @@ pub struct InitArgs {
 }
 
 pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Status> {
-    if let Some(f) = &args.recovery_file {
-        if std::fs::symlink_metadata(f).is_ok() {
-            return Err(user_error(
-                format!("{} already exists", f.display()),
-                "Choose a new file for the recovery key; moltvault never overwrites one.",
-            ));
-        }
+    if let Some(f) = &args.recovery_file
+        && std::fs::symlink_metadata(f).is_ok()
+    {
+        return Err(user_error(
+            format!("{} already exists", f.display()),
+            "Choose a new file for the recovery key; moltvault never overwrites one.",
+        ));
     }
-    if ctx.vault_dir.join(moltvault_vault::keys::CONFIG_FILE).exists() {
+    if ctx
+        .vault_dir
+        .join(moltvault_vault::keys::CONFIG_FILE)
+        .exists()
+    {
         return Err(moltvault_vault::Error::AlreadyInitialized {
             dir: ctx.vault_dir.clone(),
         }
         .into());
     }
-    let pass = new_passphrase(args.passphrase_file.as_deref())?;
+    let pass = new_passphrase(args.passphrase_file.as_deref(), true)?;
     let mut opts = InitOptions::new(pass);
     opts.work_factor = work_factor();
     let (vault, recovery) = Vault::init(&ctx.vault_dir, opts)?;
@@ -68,7 +72,9 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Status> {
             ui::note("Type \"saved\" once the recovery key is stored somewhere safe:");
             let mut line = String::new();
             if std::io::stdin().read_line(&mut line)? == 0 {
-                ui::warn("no confirmation; keep the recovery key safe, or run `moltvault key export-recovery`");
+                ui::warn(
+                    "no confirmation; keep the recovery key safe, or run `moltvault key export-recovery`",
+                );
                 break;
             }
             if line.trim() == "saved" {

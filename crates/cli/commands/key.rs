@@ -169,7 +169,7 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<Status> {
     let mut vault = Vault::open(&ctx.vault_dir)?;
     // Gather everything the user must type before the (slow) unlock.
     let new_pass = match args.kind {
-        AddKind::Passphrase => Some(new_passphrase(args.new_passphrase_file.as_deref())?),
+        AddKind::Passphrase => Some(new_passphrase(args.new_passphrase_file.as_deref(), false)?),
         _ => None,
     };
     let store = match args.kind {
@@ -234,7 +234,11 @@ fn next_free(vault: &Vault, base: &str) -> String {
         .map(|c| c.to_ascii_lowercase())
         .take(28)
         .collect();
-    let base = if base.is_empty() { "method".into() } else { base };
+    let base = if base.is_empty() {
+        "method".into()
+    } else {
+        base
+    };
     if !vault.methods().iter().any(|m| m.id == base) {
         return base;
     }
@@ -245,8 +249,8 @@ fn next_free(vault: &Vault, base: &str) -> String {
 }
 
 fn read_plugin_identity(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .map(str::trim)
         .find(|l| l.starts_with("AGE-PLUGIN-"))
@@ -277,7 +281,11 @@ fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<Status> {
 pub fn write_recovery(text: &SecretString, output: Option<&Path>) -> anyhow::Result<()> {
     match output {
         Some(path) => {
-            fsio::write_atomic(path, text.expose_secret().as_bytes(), WriteOptions::secret_new())?;
+            fsio::write_atomic(
+                path,
+                text.expose_secret().as_bytes(),
+                WriteOptions::secret_new(),
+            )?;
             ui::note(&format!(
                 "recovery key written to {} (0600); keep a copy offline: it opens every sealed file and backup with `age -d -i {}`",
                 path.display(),
@@ -304,11 +312,18 @@ pub fn work_factor() -> u8 {
     }
 }
 
-/// Asks for a new passphrase: from a file, else `MOLTVAULT_PASSPHRASE`, else twice on a TTY.
-pub fn new_passphrase(file: Option<&Path>) -> anyhow::Result<SecretString> {
+/// Asks for a new passphrase: from a file, else (when `allow_env`) `MOLTVAULT_PASSPHRASE`, else
+/// twice on a TTY. `key add` passes `allow_env = false`: there the variable is the *current*
+/// passphrase.
+pub fn new_passphrase(file: Option<&Path>, allow_env: bool) -> anyhow::Result<SecretString> {
+    let env_pass = if allow_env {
+        env::var(env::MOLTVAULT_PASSPHRASE)
+    } else {
+        None
+    };
     let pass = if let Some(f) = file {
         read_passphrase_file(f)?
-    } else if let Some(v) = env::var(env::MOLTVAULT_PASSPHRASE) {
+    } else if let Some(v) = env_pass {
         SecretString::from(v.into_string().map_err(|_| {
             user_error(
                 "MOLTVAULT_PASSPHRASE is not valid UTF-8",

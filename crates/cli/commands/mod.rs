@@ -12,6 +12,7 @@ mod audit;
 mod backup;
 mod backups;
 mod cat;
+mod exec;
 mod grep;
 mod init;
 mod key;
@@ -22,6 +23,7 @@ mod restore;
 mod rotate;
 mod scan;
 mod seal;
+mod secrets;
 mod serve;
 mod status;
 
@@ -70,6 +72,8 @@ pub enum Command {
     Plugin(plugin::PluginArgs),
     Serve(serve::ServeArgs),
     Audit(audit::AuditArgs),
+    Secrets(secrets::SecretsArgs),
+    Exec(exec::ExecArgs),
     Rotate(rotate::RotateArgs),
 }
 
@@ -94,6 +98,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Plugin(a) => plugin::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Audit(a) => audit::run(&ctx, a),
+        Command::Secrets(a) => secrets::run(&ctx, a),
+        Command::Exec(a) => exec::run(&ctx, a),
         Command::Rotate(a) => rotate::run(&ctx, a),
     }
 }

@@ -18,13 +18,34 @@ pub const PLUGIN_ID: &str = "moltvault-redact";
 
 /// The plugin's files, embedded so a copy install needs no source tree.
 pub const PLUGIN_FILES: &[(&str, &str)] = &[
-    ("package.json", include_str!("../../../plugins/openclaw/package.json")),
-    ("openclaw.plugin.json", include_str!("../../../plugins/openclaw/openclaw.plugin.json")),
-    ("clawdbot.plugin.json", include_str!("../../../plugins/openclaw/clawdbot.plugin.json")),
-    ("moltbot.plugin.json", include_str!("../../../plugins/openclaw/moltbot.plugin.json")),
-    ("index.js", include_str!("../../../plugins/openclaw/index.js")),
-    ("bridge.js", include_str!("../../../plugins/openclaw/bridge.js")),
-    ("bridge-worker.js", include_str!("../../../plugins/openclaw/bridge-worker.js")),
+    (
+        "package.json",
+        include_str!("../../../plugins/openclaw/package.json"),
+    ),
+    (
+        "openclaw.plugin.json",
+        include_str!("../../../plugins/openclaw/openclaw.plugin.json"),
+    ),
+    (
+        "clawdbot.plugin.json",
+        include_str!("../../../plugins/openclaw/clawdbot.plugin.json"),
+    ),
+    (
+        "moltbot.plugin.json",
+        include_str!("../../../plugins/openclaw/moltbot.plugin.json"),
+    ),
+    (
+        "index.js",
+        include_str!("../../../plugins/openclaw/index.js"),
+    ),
+    (
+        "bridge.js",
+        include_str!("../../../plugins/openclaw/bridge.js"),
+    ),
+    (
+        "bridge-worker.js",
+        include_str!("../../../plugins/openclaw/bridge-worker.js"),
+    ),
 ];
 
 /// Installs, checks or removes the transparent-redaction plugin of the detected gateway.
@@ -122,8 +143,15 @@ fn copy_dir(gw: &Gateway) -> PathBuf {
 fn config_path(gw: &Gateway) -> anyhow::Result<PathBuf> {
     gw.config_path.clone().ok_or_else(|| {
         crate::report::user_error(
-            format!("the gateway in {} has no config file", gw.state_dir.display()),
-            format!("Run `{} onboard` (or `{} setup`) first, then install the plugin.", gw.line.name(), gw.line.name()),
+            format!(
+                "the gateway in {} has no config file",
+                gw.state_dir.display()
+            ),
+            format!(
+                "Run `{} onboard` (or `{} setup`) first, then install the plugin.",
+                gw.line.name(),
+                gw.line.name()
+            ),
         )
     })
 }
@@ -133,7 +161,8 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
     let cfg_path = config_path(&gw)?;
     let dir = match &args.link {
         Some(d) => {
-            let d = std::fs::canonicalize(d).with_context(|| format!("cannot open {}", d.display()))?;
+            let d =
+                std::fs::canonicalize(d).with_context(|| format!("cannot open {}", d.display()))?;
             if !d.join("openclaw.plugin.json").is_file() {
                 return Err(crate::report::user_error(
                     format!("{} holds no openclaw.plugin.json", d.display()),
@@ -149,7 +178,9 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
         }
     };
     let binary = match args.binary {
-        Some(b) => std::fs::canonicalize(&b).with_context(|| format!("cannot find {}", b.display()))?,
+        Some(b) => {
+            std::fs::canonicalize(&b).with_context(|| format!("cannot find {}", b.display()))?
+        }
         None => std::env::current_exe().context("cannot locate the moltvault binary")?,
     };
     let mut plugin_cfg = json!({
@@ -200,7 +231,11 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
         args.mode
     ));
     if let Some(b) = out.backup {
-        ui::note(&format!("  config: {} (previous copy: {})", cfg_path.display(), b.display()));
+        ui::note(&format!(
+            "  config: {} (previous copy: {})",
+            cfg_path.display(),
+            b.display()
+        ));
     }
     ui::note(&format!(
         "Restart the gateway to load it; `moltvault plugin status` then shows the gateway process that loaded it."
@@ -210,7 +245,12 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -239,7 +279,9 @@ fn engine_hello(binary: &Path, state_dir: &Path, rules: Option<&Path>) -> anyhow
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(binary);
-    cmd.arg("--state-dir").arg(state_dir).args(["serve", "--stdio"]);
+    cmd.arg("--state-dir")
+        .arg(state_dir)
+        .args(["serve", "--stdio"]);
     if let Some(r) = rules {
         cmd.arg("--rules").arg(r);
     }
@@ -259,11 +301,14 @@ fn engine_hello(binary: &Path, state_dir: &Path, rules: Option<&Path>) -> anyhow
         let err = String::from_utf8_lossy(&out.stderr);
         anyhow::bail!("moltvault serve answered nothing: {}", err.trim());
     }
-    let v: Value = serde_json::from_str(&line).context("moltvault serve answered a non-JSON line")?;
+    let v: Value =
+        serde_json::from_str(&line).context("moltvault serve answered a non-JSON line")?;
     if v.get("ok") != Some(&Value::Bool(true)) {
         anyhow::bail!(
             "moltvault serve failed: {}",
-            v.get("error").and_then(Value::as_str).unwrap_or("unknown error")
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
         );
     }
     Ok(v)
@@ -346,18 +391,30 @@ fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<Status> {
         render_status(&st);
     }
     let healthy = st.enabled && st.files_current == Some(true) && st.engine.is_some();
-    Ok(if healthy { Status::Ok } else { Status::Findings })
+    Ok(if healthy {
+        Status::Ok
+    } else {
+        Status::Findings
+    })
 }
 
 fn render_status(st: &PluginStatus) {
     let yes = |b: bool| if b { "yes" } else { "no" };
-    ui::data(&format!("gateway:        {} ({})", st.gateway, st.state_dir.display()));
+    ui::data(&format!(
+        "gateway:        {} ({})",
+        st.gateway,
+        st.state_dir.display()
+    ));
     ui::data(&format!("enabled:        {}", yes(st.enabled)));
     match (&st.plugin_dir, st.files_current) {
         (Some(d), Some(cur)) => ui::data(&format!(
             "plugin files:   {} ({})",
             d.display(),
-            if cur { "current" } else { "differ from this moltvault version: run `moltvault plugin install`" }
+            if cur {
+                "current"
+            } else {
+                "differ from this moltvault version: run `moltvault plugin install`"
+            }
         )),
         _ => ui::data("plugin files:   not installed"),
     }
@@ -377,7 +434,11 @@ fn render_status(st: &PluginStatus) {
             v.get("pid").and_then(Value::as_i64).unwrap_or(0),
             v.get("at").and_then(Value::as_str).unwrap_or("?"),
             v.get("process").and_then(Value::as_str).unwrap_or("?"),
-            if v.get("alive") == Some(&Value::Bool(true)) { "running" } else { "exited" }
+            if v.get("alive") == Some(&Value::Bool(true)) {
+                "running"
+            } else {
+                "exited"
+            }
         )),
         None => ui::data("last loaded:    never (restart the gateway after installing)"),
     }
@@ -440,7 +501,10 @@ fn uninstall(ctx: &Ctx, _args: UninstallArgs) -> anyhow::Result<Status> {
         fsio::remove_durably(&rec)?;
     }
     if removed.is_empty() {
-        ui::note(&format!("{PLUGIN_ID} was not installed in {}", gw.state_dir.display()));
+        ui::note(&format!(
+            "{PLUGIN_ID} was not installed in {}",
+            gw.state_dir.display()
+        ));
     } else {
         for r in removed {
             ui::note(&format!("removed {r}"));

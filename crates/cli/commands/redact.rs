@@ -108,11 +108,14 @@ pub(crate) fn is_zstd(path: &Path) -> io::Result<bool> {
 
 /// Opens a transcript for reading (decompressing zstd), refusing symlinks.
 pub(crate) fn open_transcript(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, bool)> {
-    let meta = fs::symlink_metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.file_type().is_symlink() {
         return Err(user_error(
-            format!("{} is a symlink; moltvault does not follow symlinks", path.display()),
+            format!(
+                "{} is a symlink; moltvault does not follow symlinks",
+                path.display()
+            ),
             "Pass the real file the symlink points to.",
         ));
     }
@@ -137,7 +140,8 @@ pub(crate) fn open_transcript(path: &Path) -> anyhow::Result<(Box<dyn Read + Sen
 
 /// Size, mtime and inode: what tells us a file changed while we read it.
 fn stamp(path: &Path) -> anyhow::Result<(u64, i64, i64, u64)> {
-    let m = fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let m =
+        fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok((m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
 }
 
@@ -326,4 +330,46 @@ fn redact_files_in_place(r: &Redactor, files: &[PathBuf]) -> anyhow::Result<Stat
         ));
     }
     Ok(Status::Ok)
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    /// A file appended to while it is being rewritten is left as the writer left it.
+    #[test]
+    fn file_changed_during_rewrite_is_not_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("s.jsonl");
+        let tok = format!(
+            "{}{}",
+            ["gh", "p_"].concat(),
+            "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        );
+        let line = format!("{{\"t\":\"x {tok} {}\"}}\n", "y".repeat(200));
+        fs::write(&f, line.repeat(60_000)).unwrap();
+        let r = Redactor::new(
+            &RuleSet::builtin(),
+            RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([0; 32])),
+        )
+        .unwrap();
+        let f2 = f.clone();
+        let appender = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let mut h = fs::OpenOptions::new().append(true).open(&f2).unwrap();
+            h.write_all(b"{\"t\":\"appended\"}\n").unwrap();
+        });
+        let res = redact_in_place(&r, &f);
+        appender.join().unwrap();
+        let err = res.expect_err("the change must be detected");
+        assert!(
+            err.to_string()
+                .contains("changed while it was being redacted"),
+            "{err}"
+        );
+        let now = fs::read_to_string(&f).unwrap();
+        assert!(now.ends_with("{\"t\":\"appended\"}\n"));
+        assert_eq!(now.matches(&tok).count(), 60_000);
+    }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use moltvault_rotate::{
-    Catalogue, Env, FingerprintKey, Host, InventoryOptions, Mode, PlanItem, Prompter, Provider,
-    RotateOptions, RunOutcome, Sealer, SweepMode, SystemHost, Verifier,
+    Catalogue, Env, ExtraSecret, FingerprintKey, Host, InventoryOptions, Key, Location, Mode,
+    PlanItem, Prompter, Provider, Role, RotateOptions, RunOutcome, Sealer, SweepMode, SystemHost,
+    Verifier,
 };
 use secrecy::SecretString;
 
@@ -87,7 +88,7 @@ enum ModeArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SweepArg {
-    /// Ask (redact when there is no terminal only with --answers).
+    /// Ask at the terminal (without one, or with --answers: only report).
     Ask,
     /// Redact without asking.
     Redact,
@@ -133,7 +134,90 @@ fn inventory_options(ctx: &Ctx) -> anyhow::Result<InventoryOptions> {
     Ok(InventoryOptions {
         state_dir: gw.state_dir.clone(),
         home: ctx.home.clone(),
+        extra: from_gateway_inventory(&gw),
     })
+}
+
+/// The gateway crate's credential inventory, as extra input: its `$include`d config files and
+/// other places join the rotation when they read back the same value; SQLite rows and token
+/// files are listed for the user. Paired-device and identity secrets are revoked, not rotated.
+fn from_gateway_inventory(gw: &moltvault_gateway::Gateway) -> Vec<ExtraSecret> {
+    use moltvault_gateway::{Location as G, SecretKind};
+    let list = match gw.configured_secrets() {
+        Ok(l) => l,
+        Err(e) => {
+            ui::warn(&format!(
+                "the gateway inventory could not be read ({e}); rotating what moltvault rotate finds itself"
+            ));
+            return Vec::new();
+        }
+    };
+    let role_of = |p: &Path| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "models.json" {
+            Role::Models
+        } else if name == "auth-profiles.json" {
+            Role::AuthProfile
+        } else if name.contains(".bak") {
+            Role::Backup
+        } else {
+            Role::Config
+        }
+    };
+    list.into_iter()
+        .filter(|c| {
+            !matches!(
+                c.kind,
+                SecretKind::DeviceToken | SecretKind::NodeToken | SecretKind::DeviceKey
+            )
+        })
+        .filter_map(|c| {
+            let value = c.value?;
+            let mut locations = Vec::new();
+            let mut elsewhere = Vec::new();
+            for l in c.locations {
+                match l {
+                    G::Json { file, pointer } => locations.push(Location {
+                        role: role_of(&file),
+                        key: Key::Json { pointer },
+                        path: file,
+                    }),
+                    G::Env { file, key } => {
+                        let unit = file.extension().is_some_and(|e| e == "service");
+                        locations.push(Location {
+                            role: if unit { Role::Unit } else { Role::EnvFile },
+                            key: if unit {
+                                Key::Systemd { name: key }
+                            } else {
+                                Key::Env { name: key }
+                            },
+                            path: file,
+                        });
+                    }
+                    G::File { file } => {
+                        elsewhere.push(format!("{} (the whole file)", file.display()))
+                    }
+                    G::Sqlite {
+                        file,
+                        table,
+                        row_key,
+                        ..
+                    } => {
+                        elsewhere.push(format!("{} (table {table}, row {row_key})", file.display()))
+                    }
+                }
+            }
+            Some(ExtraSecret {
+                id: c.id,
+                value,
+                locations,
+                elsewhere,
+            })
+        })
+        .collect()
 }
 
 pub fn run(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<Status> {
@@ -164,7 +248,13 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<Status> {
         ));
     }
     let key = fingerprint_key(ctx)?;
-    let opts = options(ctx, &args.flow, args.mode, args.allow_running, args.items.clone())?;
+    let opts = options(
+        ctx,
+        &args.flow,
+        args.mode,
+        args.allow_running,
+        args.items.clone(),
+    )?;
     if args.dry_run {
         let (plan, _) = moltvault_rotate::plan(&opts, &catalogue, &key)?;
         if args.json {
@@ -519,12 +609,12 @@ impl CliPrompter {
             } else {
                 answers.base.join(f)
             };
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&p).map_err(|source| moltvault_rotate::Error::Read {
+            let text = zeroize::Zeroizing::new(std::fs::read_to_string(&p).map_err(|source| {
+                moltvault_rotate::Error::Read {
                     path: p.clone(),
                     source,
-                })?,
-            );
+                }
+            })?);
             return Ok(Some(SecretString::from(text.to_string())));
         }
         if a.stdin {
@@ -622,11 +712,11 @@ impl Prompter for CliPrompter {
     }
 
     fn checkpoint(&mut self, label: &str) {
-        if let Some(fp) = &self.failpoint {
-            if fp.strip_prefix("after:") == Some(label) {
-                // Test-only crash injection (debug builds): die like a power cut would.
-                std::process::abort();
-            }
+        if let Some(fp) = &self.failpoint
+            && fp.strip_prefix("after:") == Some(label)
+        {
+            // Test-only crash injection (debug builds): die like a power cut would.
+            std::process::abort();
         }
     }
 

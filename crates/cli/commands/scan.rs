@@ -92,8 +92,8 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
         );
     } else {
         for p in &args.paths {
-            let meta = fs::symlink_metadata(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let meta =
+                fs::symlink_metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
             if meta.is_dir() {
                 walk(p, &mut files)?;
             } else {
@@ -158,7 +158,11 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
                     fingerprint: &f.fingerprint,
                 })?
             } else {
-                let ptr = if f.pointer.is_empty() { "-" } else { &f.pointer };
+                let ptr = if f.pointer.is_empty() {
+                    "-"
+                } else {
+                    &f.pointer
+                };
                 format!("{file}:{}: {} {ptr} {}", f.line, f.rule_id, f.fingerprint)
             };
             writeln!(out, "{line}").context("cannot write to stdout")?;

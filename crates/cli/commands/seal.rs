@@ -205,25 +205,10 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let opts = SealOptions::default();
-    let bar = ui::progress(selected.len() as u64, "sealing", false);
-    let (mut ok, mut failed) = (0usize, 0usize);
-    let mut first_err = None;
-    for f in &selected {
-        match seal::seal_file(&f.path, vault.recipient(), &opts) {
-            Ok(s) => {
-                ok += 1;
-                bar.suspend(|| ui::note(&format!("sealed {}", s.sealed.display())));
-            }
-            Err(e) => {
-                failed += 1;
-                let e = anyhow::Error::from(e);
-                ui::warn(&crate::report::render(&e).replacen("error: ", "", 1));
-                first_err.get_or_insert(e);
-            }
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    let (ok, failed, first_err) = batch(&selected, "sealing", |f| {
+        seal::seal_file(&f.path, vault.recipient(), &opts)
+            .map(|s| format!("sealed {}", s.sealed.display()))
+    });
     let mut summary = format!("sealed {ok} file(s)");
     if skipped > 0 {
         summary.push_str(&format!(
@@ -260,28 +245,84 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let identity = unlock(&vault, &args.unlock)?;
-    let bar = ui::progress(selected.len() as u64, "unsealing", false);
-    let (mut ok, mut failed) = (0usize, 0usize);
-    let mut first_err = None;
-    for f in &selected {
-        match seal::unseal_file(&f.path, &identity) {
-            Ok(u) => {
-                ok += 1;
-                bar.suspend(|| ui::note(&format!("unsealed {}", u.plain.display())));
-            }
-            Err(e) => {
-                failed += 1;
-                let e = anyhow::Error::from(e);
-                ui::warn(&crate::report::render(&e).replacen("error: ", "", 1));
-                first_err.get_or_insert(e);
-            }
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    let (ok, failed, first_err) = batch(&selected, "unsealing", |f| {
+        seal::unseal_file(&f.path, &identity).map(|u| format!("unsealed {}", u.plain.display()))
+    });
     ui::note(&format!("unsealed {ok} file(s)"));
     match first_err {
         Some(e) if failed > 0 => Err(e.context(format!("{failed} file(s) could not be unsealed"))),
         _ => Ok(Status::Ok),
+    }
+}
+
+/// Runs `op` over the files on a small thread pool (the work is fsync-bound), after sweeping
+/// the temp files a killed run may have left; reports each file as it completes.
+fn batch(
+    files: &[TranscriptFile],
+    what: &str,
+    op: impl Fn(&TranscriptFile) -> Result<String, moltvault_vault::Error> + Sync,
+) -> (usize, usize, Option<anyhow::Error>) {
+    use rayon::prelude::*;
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.path.parent()).collect();
+    for d in dirs {
+        seal::sweep_stale_temps(d);
+    }
+    let bar = ui::progress(files.len() as u64, what, false);
+    let run = || {
+        files
+            .par_iter()
+            .map(|f| {
+                let r = op(f).map_err(anyhow::Error::from);
+                match &r {
+                    Ok(line) => bar.suspend(|| ui::note(line)),
+                    Err(e) => {
+                        let text = crate::report::render(e);
+                        bar.suspend(|| ui::warn(text.trim_start_matches("error: ")));
+                    }
+                }
+                bar.inc(1);
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    let results = match rayon::ThreadPoolBuilder::new().num_threads(8).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    };
+    bar.finish_and_clear();
+    let mut ok = 0;
+    let mut failed = 0;
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                failed += 1;
+                first.get_or_insert(e);
+            }
+        }
+    }
+    (ok, failed, first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_garbage() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        for bad in ["", "d", "7x", "-1d", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

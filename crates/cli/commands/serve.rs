@@ -92,8 +92,13 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
             }
         };
         exit_with_parent();
-        serve_lines(&engine, std::io::stdin().lock(), crate::ui::stdout(), &mut on_hello)
-            .context("the plugin connection failed")?;
+        serve_lines(
+            &engine,
+            std::io::stdin().lock(),
+            crate::ui::stdout(),
+            &mut on_hello,
+        )
+        .context("the plugin connection failed")?;
         return Ok(Status::Ok);
     }
     let gateway = gateway.ok_or_else(|| {
@@ -257,6 +262,25 @@ impl Engine {
             .collect()
     }
 
+    /// Redacts one JSON value given as bytes (one line, no newline): `None` when it holds no
+    /// secret, else the redacted bytes and the findings. Unchanged bytes are kept as they are.
+    ///
+    /// # Errors
+    /// Fails only when the engine's writer fails (it writes to memory).
+    pub fn redact_raw(&self, json: &[u8]) -> anyhow::Result<Option<(Vec<u8>, Vec<Value>)>> {
+        let mut out = Vec::with_capacity(json.len() + 64);
+        let mut findings: Vec<Finding> = Vec::new();
+        self.redactor.redact_jsonl(json, &mut out, &mut findings)?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        let findings = findings
+            .into_iter()
+            .map(|f| json!({"rule": f.rule_id, "pointer": f.pointer, "fp": f.fingerprint}))
+            .collect();
+        Ok(Some((out, findings)))
+    }
+
     fn describe(&self) -> Value {
         json!({
             "mode": if self.mode == ModeArg::All { "all" } else { "tools" },
@@ -272,25 +296,78 @@ impl Engine {
 /// Fails only when reading or writing the pipe fails; a bad request gets an error reply.
 pub fn serve_lines(
     engine: &Engine,
-    input: impl BufRead,
+    mut input: impl BufRead,
     mut output: impl Write,
     on_hello: &mut dyn FnMut(&Value),
 ) -> std::io::Result<()> {
-    for line in input.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
+    let mut line = Vec::with_capacity(1 << 16);
+    let mut payload = Vec::with_capacity(1 << 16);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
             continue;
         }
-        let reply = answer(engine, &line, on_hello);
-        serde_json::to_writer(&mut output, &reply)?;
+        let header: Option<Value> = serde_json::from_str(&text).ok();
+        // `{"op":"redact","raw":true}` is followed by the value on a line of its own: the
+        // engine's byte gate then runs on the raw JSON, and a clean value is never parsed.
+        let raw = header.as_ref().is_some_and(|h| {
+            h.get("op").and_then(Value::as_str) == Some("redact")
+                && h.get("raw") == Some(&Value::Bool(true))
+        });
+        if raw {
+            let id = header.as_ref().and_then(|h| h.get("id")).cloned().unwrap_or(Value::Null);
+            payload.clear();
+            if input.read_until(b'\n', &mut payload)? == 0 {
+                let reply = json!({"id": id, "ok": false, "error": "redact: the value line is missing"});
+                serde_json::to_writer(&mut output, &reply)?;
+                output.write_all(b"\n")?;
+                output.flush()?;
+                return Ok(());
+            }
+            if payload.last() == Some(&b'\n') {
+                payload.pop();
+            }
+            match engine.redact_raw(&payload) {
+                Ok(None) => {
+                    serde_json::to_writer(&mut output, &json!({"id": id, "ok": true, "changed": false}))?;
+                }
+                Ok(Some((value, findings))) => {
+                    output.write_all(b"{\"id\":")?;
+                    serde_json::to_writer(&mut output, &id)?;
+                    output.write_all(b",\"ok\":true,\"changed\":true,\"findings\":")?;
+                    serde_json::to_writer(&mut output, &findings)?;
+                    output.write_all(b",\"value\":")?;
+                    output.write_all(&value)?;
+                    output.write_all(b"}")?;
+                }
+                Err(e) => {
+                    serde_json::to_writer(&mut output, &json!({"id": id, "ok": false, "error": format!("{e:#}")}))?;
+                }
+            }
+        } else {
+            let reply = answer(engine, header, &text, on_hello);
+            serde_json::to_writer(&mut output, &reply)?;
+        }
         output.write_all(b"\n")?;
         output.flush()?;
     }
-    Ok(())
 }
 
-fn answer(engine: &Engine, line: &str, on_hello: &mut dyn FnMut(&Value)) -> Value {
-    let mut req: Value = match serde_json::from_str(line) {
+fn answer(
+    engine: &Engine,
+    parsed: Option<Value>,
+    line: &str,
+    on_hello: &mut dyn FnMut(&Value),
+) -> Value {
+    let parsed = match parsed {
+        Some(v) => Ok(v),
+        None => serde_json::from_str::<Value>(line),
+    };
+    let mut req: Value = match parsed {
         Ok(v) => v,
         // The line may hold a secret: the error names only the position.
         Err(e) => {
@@ -298,7 +375,11 @@ fn answer(engine: &Engine, line: &str, on_hello: &mut dyn FnMut(&Value)) -> Valu
         }
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let op = req.get("op").and_then(Value::as_str).unwrap_or("").to_owned();
+    let op = req
+        .get("op")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     match op.as_str() {
         "hello" => {
             if let Some(client) = req.get("client") {
@@ -348,7 +429,11 @@ fn write_load_record(path: &Path, client: &Value) -> anyhow::Result<()> {
     }
     let mut text = serde_json::to_vec_pretty(&rec)?;
     text.push(b'\n');
-    moltvault_vault::fsio::write_atomic(path, &text, moltvault_vault::fsio::WriteOptions::secret_replace())?;
+    moltvault_vault::fsio::write_atomic(
+        path,
+        &text,
+        moltvault_vault::fsio::WriteOptions::secret_replace(),
+    )?;
     Ok(())
 }
 
@@ -382,8 +467,16 @@ pub struct SweepReport {
 ///
 /// # Errors
 /// Fails when a file or database cannot be read or written; files already rewritten stay so.
-pub fn sweep(transcripts: &Engine, sidecars: &Engine, opts: &SweepOptions) -> anyhow::Result<SweepReport> {
-    let sessions = opts.state_dir.join("agents").join(&opts.agent).join("sessions");
+pub fn sweep(
+    transcripts: &Engine,
+    sidecars: &Engine,
+    opts: &SweepOptions,
+) -> anyhow::Result<SweepReport> {
+    let sessions = opts
+        .state_dir
+        .join("agents")
+        .join(&opts.agent)
+        .join("sessions");
     let db = opts
         .state_dir
         .join("agents")
@@ -482,7 +575,8 @@ fn redact_jsonl_file(engine: &Engine, path: &Path) -> anyhow::Result<usize> {
 
 /// Redacts the `trajectory_runtime_events` rows (the flight recorder the hooks never see).
 fn redact_trajectory_rows(engine: &Engine, db: &Path) -> anyhow::Result<(usize, usize)> {
-    let conn = rusqlite::Connection::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+    let conn =
+        rusqlite::Connection::open(db).with_context(|| format!("cannot open {}", db.display()))?;
     conn.busy_timeout(Duration::from_secs(30))?;
     // Overwrite the old row bytes in the pages we touch instead of leaving them in free space.
     conn.pragma_update(None, "secure_delete", "ON")?;
@@ -515,7 +609,8 @@ fn redact_trajectory_rows(engine: &Engine, db: &Path) -> anyhow::Result<(usize, 
         }
     }
     if !changed.is_empty() {
-        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
         for (rowid, text) in &changed {
             tx.execute(
                 "UPDATE trajectory_runtime_events SET event_json = ?1 WHERE rowid = ?2",
@@ -539,8 +634,14 @@ mod lock {
 
     /// The lock that guards `file`: a sidecar `<sid>.trajectory.jsonl` shares `<sid>.jsonl.lock`.
     pub fn path_for(file: &Path) -> PathBuf {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let base = name.strip_suffix(".trajectory.jsonl").map(|s| format!("{s}.jsonl")).unwrap_or(name);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let base = name
+            .strip_suffix(".trajectory.jsonl")
+            .map(|s| format!("{s}.jsonl"))
+            .unwrap_or(name);
         file.with_file_name(format!("{base}.lock"))
     }
 
@@ -620,4 +721,3 @@ mod lock {
         }
     }
 }
-

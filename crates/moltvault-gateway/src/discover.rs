@@ -150,7 +150,9 @@ pub struct Gateway {
 /// # Errors
 /// [`Error::StateDirMissing`] when an explicit dir does not exist, [`Error::NotFound`] (with the
 /// places looked at) when no default exists, [`Error::ConfigMissing`] when an explicit config
-/// file does not exist, and read/parse errors of the config.
+/// file does not exist, and I/O errors resolving the state dir. A config that does not parse
+/// does not fail discovery (the version is then taken from the agent database, if any); it
+/// fails [`Gateway::config`] and [`Gateway::configured_secrets`].
 pub fn discover(opts: &DiscoverOptions) -> Result<Gateway> {
     let env = &opts.env;
     let explicit: [(Option<&PathBuf>, Origin); 4] = [
@@ -249,10 +251,9 @@ pub fn discover(opts: &DiscoverOptions) -> Result<Gateway> {
             .find(|p| p.is_file()),
     };
 
-    let config_version = match &config_path {
-        Some(p) => config_version(p)?,
-        None => None,
-    };
+    // A config that does not parse must not stop discovery: backups, audits and restores are
+    // most needed exactly then. The error surfaces from `Gateway::config` and the inventory.
+    let config_version = config_path.as_deref().and_then(config_version);
     let mut gw = Gateway {
         line: Line::OpenClaw,
         store: StoreKind::Jsonl,
@@ -354,12 +355,12 @@ fn db_has_transcripts(db: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn config_version(path: &Path) -> Result<Option<String>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: Value = json5::from_str(&text).map_err(|e| Error::json5(path, &e))?;
-    Ok(v.pointer("/meta/lastTouchedVersion")
+fn config_version(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    let v: Value = json5::from_str(&text).ok()?;
+    v.pointer("/meta/lastTouchedVersion")
         .and_then(Value::as_str)
-        .map(str::to_owned))
+        .map(str::to_owned)
 }
 
 fn detect_line(gw: &Gateway) -> Line {

@@ -136,6 +136,8 @@ pub struct ConfiguredSecret {
 #[derive(Default)]
 struct Inventory {
     items: Vec<ConfiguredSecret>,
+    /// The home directory, for `~/` in `tokenFile` paths.
+    home: PathBuf,
 }
 
 enum Found {
@@ -377,12 +379,9 @@ fn walk_config(
 
 fn record_token_file(inv: &mut Inventory, cfg: &[String], config: &Path, p: &str, active: bool) {
     let base = config.parent().unwrap_or(Path::new("."));
-    let path = if let Some(rest) = p.strip_prefix("~/") {
-        // The home is not known here; the gateway resolves `~` against it. Best effort: skip.
-        let _ = rest;
-        return;
-    } else {
-        base.join(p)
+    let path = match p.strip_prefix("~/") {
+        Some(rest) => inv.home.join(rest),
+        None => base.join(p),
     };
     let Ok(meta) = fs::symlink_metadata(&path) else {
         return;
@@ -671,7 +670,10 @@ impl Gateway {
     /// Read/parse errors of the live config, `models.json`, `auth-profiles.json`, the paired-device
     /// files, or an agent database.
     pub fn configured_secrets(&self) -> Result<Vec<ConfiguredSecret>> {
-        let mut inv = Inventory::default();
+        let mut inv = Inventory {
+            home: self.home.clone(),
+            ..Inventory::default()
+        };
         if let Some(cfg_path) = &self.config_path {
             let cfg = Config::load(cfg_path)?;
             for src in &cfg.sources {

@@ -147,6 +147,7 @@ impl Gateway {
             let dir = self.sessions_dir(&agent);
             list_dir(&dir, &agent, false, &mut out)?;
             list_dir(&dir.join("cold"), &agent, true, &mut out)?;
+            relocated_trajectories(&dir, &agent, &mut out);
         }
         self.name_cold_archives(&mut out);
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -176,6 +177,47 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+/// Adds trajectory sidecars moved out of the sessions dir (`OPENCLAW_TRAJECTORY_DIR`), found
+/// through the `<sid>.trajectory-path.json` pointers the gateway leaves beside transcripts.
+/// Only regular files (not symlinks) whose name is `<sid>.trajectory.jsonl` are taken.
+fn relocated_trajectories(dir: &Path, agent: &str, out: &mut Vec<TranscriptFile>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(sid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".trajectory-path.json"))
+        else {
+            continue;
+        };
+        let Ok(text) = fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(file) = v.get("runtimeFile").and_then(|f| f.as_str()) else {
+            continue;
+        };
+        let file = PathBuf::from(file);
+        let expected = format!("{sid}.trajectory.jsonl");
+        let named_right = file.file_name().and_then(|n| n.to_str()) == Some(expected.as_str());
+        let regular = fs::symlink_metadata(&file).is_ok_and(|m| m.is_file());
+        if !(named_right && regular && file.is_absolute()) || file.parent() == Some(dir) {
+            continue;
+        }
+        if out.iter().any(|f| f.path == file) {
+            continue;
+        }
+        out.push(TranscriptFile {
+            path: file,
+            agent: agent.to_owned(),
+            session_id: sid.to_owned(),
+            kind: TranscriptKind::Trajectory,
+            sealed_of: None,
+        });
     }
 }
 

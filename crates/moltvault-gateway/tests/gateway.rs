@@ -248,6 +248,40 @@ fn transcript_files_are_classified() {
 }
 
 #[test]
+fn relocated_trajectory_sidecars_are_found_through_their_pointer() {
+    let h = TestHome::new(SampleLine::OpenClaw2026_7_35);
+    let sid = "e2c99222-a852-41df-9afc-7a944fceddab";
+    let moved = h.root().join(format!("traj/{sid}.trajectory.jsonl"));
+    fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    fs::write(&moved, "{}\n").unwrap();
+    h.write(
+        &format!("agents/main/sessions/{sid}.trajectory-path.json"),
+        json!({"traceSchema": "openclaw-trajectory-pointer", "schemaVersion": 1, "sessionId": sid,
+               "runtimeFile": moved})
+        .to_string(),
+        0o600,
+    );
+    // A pointer to a file with another name is ignored.
+    h.write(
+        "agents/main/sessions/5ae532ee-dfd0-4559-a05b-420f95c02e92.trajectory-path.json",
+        json!({"runtimeFile": "/etc/passwd"}).to_string(),
+        0o600,
+    );
+    let gw = discover(&opts(&h)).unwrap();
+    let trajs: Vec<_> = gw
+        .transcript_files()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind == TranscriptKind::Trajectory)
+        .collect();
+    assert_eq!(trajs.len(), 2);
+    assert!(trajs.iter().any(|f| f.path == moved && f.session_id == sid));
+    let s = gw.sessions().unwrap();
+    let s = s.iter().find(|s| s.id == sid).unwrap();
+    assert_eq!(s.paths.len(), 2, "the moved sidecar belongs to its session");
+}
+
+#[test]
 fn deleted_zst_archive_opens_as_jsonl() {
     let h = TestHome::new(SampleLine::OpenClaw2026_9_6);
     let gw = discover(&opts(&h)).unwrap();
@@ -555,6 +589,47 @@ fn planted_secrets_refs_and_old_backups() {
 }
 
 #[test]
+fn every_planted_secret_is_inventoried_on_every_line() {
+    for line in SampleLine::ALL {
+        let h = TestHome::new(line);
+        let planted = h.plant_secrets(7);
+        let gw = discover(&opts(&h)).unwrap();
+        let list = gw.configured_secrets().unwrap();
+        for p in &planted {
+            let s = secret(&list, p.id);
+            assert_eq!(value_of(s), p.value, "{line:?} {}", p.id);
+            assert!(s.active);
+        }
+        let dbg = format!("{list:?}");
+        assert!(planted.iter().all(|p| !dbg.contains(&p.value)));
+    }
+}
+
+#[test]
+fn token_files_resolve_home_and_refuse_symlinks() {
+    let h = TestHome::new(SampleLine::OpenClaw2026_9_6);
+    fs::write(h.home().join("tg.token"), "home-token-value\n").unwrap();
+    std::os::unix::fs::symlink(h.home().join("tg.token"), h.path("linked.token")).unwrap();
+    h.set_config("/channels/telegram/tokenFile", json!("~/tg.token"));
+    h.set_config(
+        "/channels/telegram/accounts/l/tokenFile",
+        json!("linked.token"),
+    );
+    let gw = discover(&opts(&h)).unwrap();
+    let list = gw.configured_secrets().unwrap();
+    assert_eq!(
+        value_of(secret(&list, "channels.telegram.tokenFile")),
+        "home-token-value"
+    );
+    assert!(
+        !list
+            .iter()
+            .any(|s| s.id == "channels.telegram.accounts.l.tokenFile"),
+        "symlinked token files are not read (the gateway rejects them too)"
+    );
+}
+
+#[test]
 fn secret_debug_output_never_shows_values() {
     let h = TestHome::new(SampleLine::Clawdbot2026_1_24);
     let gw = discover(&opts(&h)).unwrap();
@@ -622,7 +697,12 @@ fn parse_errors_name_the_position_but_never_the_content() {
         "{\n  gateway: { auth: { token: 'sk-leaky-secret-value' ,,, } }\n}\n",
         0o600,
     );
-    let err = discover(&opts(&h)).unwrap_err();
+    // Discovery still works (backups and audits need it most when the config is broken)...
+    let gw = discover(&opts(&h)).unwrap();
+    assert_eq!(gw.version, None);
+    // ...and reading the config reports where the problem is, without quoting the line.
+    let err = gw.configured_secrets().unwrap_err();
+    assert!(matches!(gw.config(), Err(Error::Parse { .. })));
     let msg = format!("{err} {err:?}");
     assert!(msg.contains("line 2"), "{msg}");
     assert!(!msg.contains("sk-leaky"), "{msg}");

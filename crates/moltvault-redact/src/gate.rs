@@ -157,7 +157,11 @@ impl Gate {
                     if c.rules[r] {
                         continue;
                     }
-                    if rules[r].regex.as_ref().is_some_and(|re| re.is_match(window)) {
+                    if rules[r]
+                        .regex
+                        .as_ref()
+                        .is_some_and(|re| re.is_match(window))
+                    {
                         c.rules[r] = true;
                         hit = true;
                     }
@@ -196,7 +200,12 @@ fn assignment_follows(hay: &[u8], mut at: usize) -> bool {
     }
     at += 1;
     let stop = (at + 12).min(n);
-    while at < stop && matches!(hay[at], b'"' | b'\'' | b'\\' | b' ' | b'\t' | b'=' | b'>' | b':') {
+    while at < stop
+        && matches!(
+            hay[at],
+            b'"' | b'\'' | b'\\' | b' ' | b'\t' | b'=' | b'>' | b':'
+        )
+    {
         at += 1;
     }
     if at >= n {

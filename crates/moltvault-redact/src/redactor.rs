@@ -108,6 +108,7 @@ fn sanitize_id(id: &str) -> String {
             }
         })
         .collect();
+    let s: String = s.chars().take(64).collect();
     if s.is_empty() { "literal".into() } else { s }
 }
 

@@ -165,11 +165,12 @@ impl RuleSet {
                 message,
             };
             if id.is_empty()
+                || id.len() > 64
                 || !id
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
-                return Err(err("ids use only a-z, 0-9 and '-'".into()));
+                return Err(err("ids are 1 to 64 characters of a-z, 0-9 and '-'".into()));
             }
             if self.rules.iter().any(|x| x.id == id) {
                 return Err(err("this id is already used by another rule".into()));
@@ -215,7 +216,11 @@ impl RuleSet {
                 description: r.description,
                 keywords: r.keywords,
                 examples: r.examples.iter().map(|e| expand_template(e)).collect(),
-                negative_examples: r.negative_examples.iter().map(|e| expand_template(e)).collect(),
+                negative_examples: r
+                    .negative_examples
+                    .iter()
+                    .map(|e| expand_template(e))
+                    .collect(),
                 file: file.to_string(),
                 line,
                 regex,
@@ -383,6 +388,9 @@ mod tests {
         assert!(err.to_string().contains("line 2"), "{err}");
         let text = "[[rules]]\nid = \"miss\"\ndescription = \"y\"\nregex = 'abc[0-9]{4}'\nkeywords = [\"abc\"]\nexamples = [\"abcd\"]\n";
         let err = RuleSet::with_user_file(Path::new("r.toml"), text).unwrap_err();
-        assert!(err.to_string().contains("does not find its example"), "{err}");
+        assert!(
+            err.to_string().contains("does not find its example"),
+            "{err}"
+        );
     }
 }

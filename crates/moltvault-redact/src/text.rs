@@ -56,7 +56,8 @@ pub(crate) fn unescape(esc: &[u8]) -> (Vec<u8>, Vec<usize>) {
                     if esc.get(i + 6) == Some(&b'\\') && esc.get(i + 7) == Some(&b'u') {
                         if let Some(lo) = hex4(esc, i + 8) {
                             if (0xDC00..0xE000).contains(&lo) {
-                                ch = char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+                                ch =
+                                    char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
                                 len = 12;
                             }
                         }
@@ -285,7 +286,7 @@ fn value_has_key_hit(rule: &Rule, key: &regex::bytes::Regex, v: &serde_json::Val
 
 /// Whether the value of a credential-named JSON key is a secret.
 pub(crate) fn key_value_ok(rule: &Rule, name: &[u8], v: &[u8]) -> bool {
-    if v.starts_with(crate::PLACEHOLDER_PREFIX.as_bytes()) {
+    if placeholder_ranges(v) == [(0, v.len())] {
         return false;
     }
     if let Some(min) = rule.entropy {
@@ -343,16 +344,32 @@ pub(crate) fn merge(spans: &mut Vec<Span>) {
     *spans = out;
 }
 
-/// Byte ranges of placeholders already present in `text`.
+/// Byte ranges of placeholders already present in `text`: exactly
+/// `[REDACTED:<id>:<8 hex>]` with an id of `[a-z0-9-]{1,64}`, so a stray `[REDACTED:` cannot
+/// shield a real secret that follows it.
 pub(crate) fn placeholder_ranges(text: &[u8]) -> Vec<(usize, usize)> {
     let mut v = Vec::new();
-    for s in memchr::memmem::find_iter(text, crate::PLACEHOLDER_PREFIX.as_bytes()) {
-        let end = text[s..]
-            .iter()
-            .position(|&b| b == b']')
-            .map(|p| s + p + 1)
-            .unwrap_or(text.len());
-        v.push((s, end));
+    let pre = crate::PLACEHOLDER_PREFIX.as_bytes();
+    for s in memchr::memmem::find_iter(text, pre) {
+        let mut i = s + pre.len();
+        let id_start = i;
+        while i < text.len()
+            && i - id_start < 64
+            && (text[i].is_ascii_lowercase() || text[i].is_ascii_digit() || text[i] == b'-')
+        {
+            i += 1;
+        }
+        if i == id_start || text.get(i) != Some(&b':') {
+            continue;
+        }
+        let h = i + 1;
+        let ok = text.get(h..h + 8).is_some_and(|x| {
+            x.iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        }) && text.get(h + 8) == Some(&b']');
+        if ok {
+            v.push((s, h + 9));
+        }
     }
     v
 }
@@ -375,6 +392,17 @@ mod tests {
     }
 
     #[test]
+    fn only_exact_placeholders_are_shielded() {
+        assert_eq!(
+            placeholder_ranges(b"x [REDACTED:github-pat:0a1b2c3d] y"),
+            vec![(2, 33)]
+        );
+        assert!(placeholder_ranges(b"[REDACTED: ghp_x ]").is_empty());
+        assert!(placeholder_ranges(b"[REDACTED:a:0a1b2c3]").is_empty());
+        assert!(placeholder_ranges(b"[REDACTED:A:0a1b2c3d]").is_empty());
+    }
+
+    #[test]
     fn credential_validator() {
         assert!(credential_ok(b"SECRET_TOKEN", b"sk-test-1234567890abcdef"));
         assert!(credential_ok(b"password", b"hunter22"));
@@ -383,8 +411,14 @@ mod tests {
         assert!(!credential_ok(b"apiKey", b"process.env.OPENAI_KEY"));
         assert!(!credential_ok(b"token", b"<YOUR_TOKEN>"));
         assert!(!credential_ok(b"token", b"xxxxxxxxxxxxxxxx"));
-        assert!(!credential_ok(b"token", b"0b9c2f3e-8a1d-4e5f-9a6b-7c8d9e0f1a2b"));
-        assert!(!credential_ok(b"token", b"da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+        assert!(!credential_ok(
+            b"token",
+            b"0b9c2f3e-8a1d-4e5f-9a6b-7c8d9e0f1a2b"
+        ));
+        assert!(!credential_ok(
+            b"token",
+            b"da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        ));
         assert!(!credential_ok(b"integrity_token", b"sha512-abcDEF123+/="));
         assert!(!credential_ok(b"totalTokens", b"123456"));
         assert!(!credential_ok(b"sessionKey", b"agent:main:main"));

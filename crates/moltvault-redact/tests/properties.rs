@@ -14,7 +14,11 @@ enum Frag {
 
 #[derive(Debug, Clone)]
 enum Line {
-    Entry { frags: Vec<Frag>, nest: u8, role: bool },
+    Entry {
+        frags: Vec<Frag>,
+        nest: u8,
+        role: bool,
+    },
     Raw(Vec<Frag>),
     Junk(Vec<u8>),
 }

@@ -50,7 +50,8 @@ fn every_provider_and_contextual_secret_is_redacted_in_a_tool_result() {
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains(&s.secret), "{} survived: {out}", s.rule);
         assert!(
-            f.iter().any(|f| f.rule_id == s.rule || f.rule_id.starts_with("generic-")),
+            f.iter()
+                .any(|f| f.rule_id == s.rule || f.rule_id.starts_with("generic-")),
             "{}: {f:?}",
             s.rule
         );
@@ -93,10 +94,15 @@ fn planted_sample_tokens_are_found_in_the_real_samples() {
         assert!(!f.is_empty(), "{rel}");
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(!text.contains("sk-test-1234567890abcdef"), "{rel}");
-        assert_eq!(text.lines().count(), String::from_utf8_lossy(&data).lines().count());
+        assert_eq!(
+            text.lines().count(),
+            String::from_utf8_lossy(&data).lines().count()
+        );
         for (a, b) in text.lines().zip(String::from_utf8_lossy(&data).lines()) {
-            let (va, vb): (Value, Value) =
-                (serde_json::from_str(a).unwrap(), serde_json::from_str(b).unwrap());
+            let (va, vb): (Value, Value) = (
+                serde_json::from_str(a).unwrap(),
+                serde_json::from_str(b).unwrap(),
+            );
             assert_eq!(va.get("id"), vb.get("id"));
             assert_eq!(va.get("parentId"), vb.get("parentId"));
         }
@@ -109,7 +115,11 @@ fn planted_sample_tokens_are_found_in_the_real_samples() {
 
 #[test]
 fn tools_mode_skips_user_text_all_mode_does_not() {
-    let secret = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let secret = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     let line = user_msg(&format!("my token is {secret}"));
     let (out, f) = run(&redactor(Mode::Tools), line.as_bytes());
     assert_eq!(out, line.as_bytes());
@@ -122,7 +132,11 @@ fn tools_mode_skips_user_text_all_mode_does_not() {
 
 #[test]
 fn tool_call_arguments_are_in_scope() {
-    let secret = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let secret = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     let line = json!({"type":"message","id":"113d0369","message":{"role":"assistant","content":[
         {"type":"toolCall","id":"call_1","name":"exec","arguments":{"command":format!("gh auth login --with-token {secret}")}}]}}).to_string();
     let (out, f) = run(&redactor(Mode::Tools), line.as_bytes());
@@ -133,7 +147,11 @@ fn tool_call_arguments_are_in_scope() {
 #[test]
 fn structural_fields_are_never_rewritten() {
     // An id that happens to have a token shape stays.
-    let tok = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let tok = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     let line = json!({"type":"message","id":tok,"parentId":tok,"message":{"role":"toolResult","toolCallId":tok,
         "content":[{"type":"text","text":"ok"}]}}).to_string();
     let (out, f) = run(&redactor(Mode::All), line.as_bytes());
@@ -162,7 +180,11 @@ fn only_the_secret_bytes_change() {
 #[test]
 fn secrets_hidden_by_escapes_are_found() {
     let r = redactor(Mode::All);
-    let body = format!("{}{}AA", "ant-api03-", "x".repeat(0) + &"Ab1-".repeat(23) + "Z");
+    let body = format!(
+        "{}{}AA",
+        "ant-api03-",
+        "x".repeat(0) + &"Ab1-".repeat(23) + "Z"
+    );
     // `sk-` written as `\u0073k-`.
     let line = format!(r#"{{"t":"key \u0073k-{body} end"}}"#);
     let (out, f) = run(&r, line.as_bytes());
@@ -196,7 +218,11 @@ fn whole_pem_block_is_redacted_at_every_escape_depth() {
 #[test]
 fn invalid_json_falls_back_to_raw_text() {
     let r = redactor(Mode::Tools);
-    let tok = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let tok = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     let line = format!("{{\"broken\": \"{tok}\"\n");
     let (out, f) = run(&r, line.as_bytes());
     assert_eq!(f.len(), 1);
@@ -217,7 +243,11 @@ fn framing_edge_cases() {
     let r = redactor(Mode::All);
     assert_eq!(run(&r, b"").0, b"");
     assert_eq!(run(&r, b"\n\n\n").0, b"\n\n\n");
-    let tok = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let tok = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     // CRLF kept, last line without newline kept without.
     let input = format!("{{\"a\":\"{tok}\"}}\r\n{{\"b\":\"{tok}\"}}");
     let (out, f) = run(&r, input.as_bytes());
@@ -238,12 +268,19 @@ fn big_single_line_is_handled() {
     // A 20 MB single-line record with one secret at the end (100 MB behaves the same; the
     // record is held in memory once, plus its output).
     let r = redactor(Mode::All);
-    let tok = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let tok = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     let text = "lorem ipsum ".repeat(20 << 20 >> 4) + &tok;
     let line = json!({"t": text}).to_string() + "\n";
     let (out, f) = run(&r, line.as_bytes());
     assert_eq!(f.len(), 1);
-    assert_eq!(out.len(), line.len() - tok.len() + "[REDACTED:github-pat:00000000]".len());
+    assert_eq!(
+        out.len(),
+        line.len() - tok.len() + "[REDACTED:github-pat:00000000]".len()
+    );
 }
 
 /// A reader that returns its data in the given chunk sizes.
@@ -257,7 +294,13 @@ impl std::io::Read for Chunked<'_> {
         if self.data.is_empty() {
             return Ok(0);
         }
-        let n = self.cuts.pop().unwrap_or(self.data.len()).min(self.data.len()).min(buf.len()).max(1);
+        let n = self
+            .cuts
+            .pop()
+            .unwrap_or(self.data.len())
+            .min(self.data.len())
+            .min(buf.len())
+            .max(1);
         buf[..n].copy_from_slice(&self.data[..n]);
         self.data = &self.data[n..];
         Ok(n)
@@ -292,7 +335,10 @@ fn same_result_at_every_read_split_point() {
     // One byte at a time.
     let mut out = Vec::new();
     r.redact_jsonl(
-        Chunked { data: input.as_bytes(), cuts: vec![1; input.len()] },
+        Chunked {
+            data: input.as_bytes(),
+            cuts: vec![1; input.len()],
+        },
         &mut out,
         &mut Vec::new(),
     )
@@ -304,11 +350,20 @@ fn same_result_at_every_read_split_point() {
 fn same_secret_same_tag_and_literals_in_every_form() {
     let gw = "Gw-t0k:en/with+odd&chars\"x".to_string();
     let mut opts = RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([1; 32]));
-    opts.literals.push(LiteralSecret::new("gateway-token", SecretString::from(gw.clone())));
+    opts.literals.push(LiteralSecret::new(
+        "gateway-token",
+        SecretString::from(gw.clone()),
+    ));
     let r = Redactor::new(&RuleSet::builtin(), opts).unwrap();
     let url = gw
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect::<String>();
     let input = format!(
         "{}\n{}\n{}\n",
@@ -332,7 +387,11 @@ fn same_secret_same_tag_and_literals_in_every_form() {
 #[test]
 fn value_and_text_apis() {
     let r = redactor(Mode::Tools);
-    let tok = format!("{}{}", ["gh", "p_"].concat(), "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let tok = format!(
+        "{}{}",
+        ["gh", "p_"].concat(),
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    );
     let mut v: Value = serde_json::from_str(&tool_result(&format!("t={tok}"))).unwrap();
     let mut f = Vec::new();
     assert_eq!(r.redact_value(&mut v, &mut f), 2);
@@ -342,7 +401,12 @@ fn value_and_text_apis() {
     let mut cfg = json!({"channels":{"telegram":{"botToken": format!("x{}9", FakeRng::new(4).alnum(30))}}, "details": {}});
     let mut r2 = redactor(Mode::All);
     assert_eq!(r2.redact_value(&mut cfg, &mut Vec::new()), 1);
-    assert!(cfg["channels"]["telegram"]["botToken"].as_str().unwrap().starts_with("[REDACTED:generic-credential-field:"));
+    assert!(
+        cfg["channels"]["telegram"]["botToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("[REDACTED:generic-credential-field:")
+    );
     r2 = redactor(Mode::All);
     let red = r2.redact_text(&format!("export GITHUB_TOKEN={tok}\nok"));
     assert!(!red.text.contains(&tok));
@@ -366,7 +430,11 @@ negative_examples = ["acme_short"]
 regexes = ['^sk-test-']
 "#;
     let set = RuleSet::with_user_file(std::path::Path::new("rules.toml"), text).unwrap();
-    let r = Redactor::new(&set, RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([2; 32]))).unwrap();
+    let r = Redactor::new(
+        &set,
+        RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([2; 32])),
+    )
+    .unwrap();
     let red = r.redact_text("k=acme_0123456789abcdef0123 SECRET_TOKEN=sk-test-1234567890abcdef");
     assert_eq!(red.findings.len(), 1, "{:?}", red.findings);
     assert_eq!(red.findings[0].rule_id, "acme-key");
@@ -374,8 +442,16 @@ regexes = ['^sk-test-']
     let fp = r.fingerprint(b"acme_0123456789abcdef0123");
     let text2 = format!("{text}fingerprints = [\"{fp}\"]\n");
     let set = RuleSet::with_user_file(std::path::Path::new("rules.toml"), &text2).unwrap();
-    let r = Redactor::new(&set, RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([2; 32]))).unwrap();
-    assert!(r.redact_text("k=acme_0123456789abcdef0123").findings.is_empty());
+    let r = Redactor::new(
+        &set,
+        RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([2; 32])),
+    )
+    .unwrap();
+    assert!(
+        r.redact_text("k=acme_0123456789abcdef0123")
+            .findings
+            .is_empty()
+    );
 }
 
 #[test]

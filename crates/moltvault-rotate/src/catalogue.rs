@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 pub const BUILTIN: &str = include_str!("../data/providers.toml");
 
 /// Where a provider sits in the rotation order (rotation.md §5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Gateway auth (token, password) and paired devices: first.
@@ -190,12 +192,13 @@ impl Catalogue {
                 shapes.push(re(s)?);
             }
             if let Some(v) = &p.verify
-                && !matches!(v.style.as_str(), "status" | "slack" | "telegram") {
-                    return Err(Error::Catalogue(format!(
-                        "provider {}: unknown verify style {}",
-                        p.id, v.style
-                    )));
-                }
+                && !matches!(v.style.as_str(), "status" | "slack" | "telegram")
+            {
+                return Err(Error::Catalogue(format!(
+                    "provider {}: unknown verify style {}",
+                    p.id, v.style
+                )));
+            }
             compiled.push(Compiled { charset, shapes });
         }
         Ok(Catalogue {
@@ -301,7 +304,9 @@ mod tests {
         for p in c.providers() {
             if p.origin == Origin::Pasted && p.id != "generic" && p.id != "anthropic-oauth" {
                 assert!(
-                    p.console_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+                    p.console_url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("https://")),
                     "{} lacks a console URL",
                     p.id
                 );

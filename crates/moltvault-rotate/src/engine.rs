@@ -274,8 +274,7 @@ impl Lock {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| read_err(&path, e))?;
-        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
-        {
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             let pid = std::fs::read_to_string(rotation_dir.join("lock.pid"))
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
@@ -364,14 +363,16 @@ fn new_run_id() -> Result<String> {
     let mut r = [0u8; 3];
     getrandom::getrandom(&mut r).map_err(|_| Error::Random)?;
     let t = time::OffsetDateTime::now_utc();
+    // Sortable to the microsecond, so "latest" is well defined.
     Ok(format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:06}Z-{}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
         t.second(),
+        t.microsecond(),
         hex::encode(r)
     ))
 }
@@ -479,8 +480,8 @@ pub fn start(opts: &RotateOptions, env: &mut Env<'_>) -> Result<RunOutcome> {
 /// [`Error::NoRun`] when there is none; journal (tampering), lock and write errors.
 pub fn resume(opts: &RotateOptions, env: &mut Env<'_>) -> Result<RunOutcome> {
     let _lock = Lock::acquire(&opts.rotation_dir)?;
-    let run = active_run(&opts.rotation_dir)?
-        .ok_or_else(|| Error::NoRun(opts.rotation_dir.clone()))?;
+    let run =
+        active_run(&opts.rotation_dir)?.ok_or_else(|| Error::NoRun(opts.rotation_dir.clone()))?;
     let dir = run_dir(&opts.rotation_dir, &run);
     let journal = Journal::open(&dir.join("journal.jsonl"))?;
     if journal.finished().is_some() {
@@ -498,15 +499,18 @@ pub fn resume(opts: &RotateOptions, env: &mut Env<'_>) -> Result<RunOutcome> {
     for it in &items {
         for loc in &it.locations {
             if let Ok(Some(v)) = inventory::read_location(loc)
-                && env.key.fingerprint(v.expose_secret().as_bytes()) == it.old_fp {
-                    olds.insert(it.id.clone(), v);
-                    break;
-                }
+                && env.key.fingerprint(v.expose_secret().as_bytes()) == it.old_fp
+            {
+                olds.insert(it.id.clone(), v);
+                break;
+            }
         }
     }
     let items = items
         .into_iter()
-        .filter(|i| i.provider != "device-token" && !i.locations.iter().all(|l| l.role == Role::Backup))
+        .filter(|i| {
+            i.provider != "device-token" && !i.locations.iter().all(|l| l.role == Role::Backup)
+        })
         .collect();
     let mut r = Run {
         opts,
@@ -593,16 +597,20 @@ impl Run<'_, '_> {
         let mut fp = None;
         for r in self.journal.records() {
             if let Event::State {
-                item: i, to, new_fp, ..
+                item: i,
+                to,
+                new_fp,
+                ..
             } = &r.event
-                && i == item {
-                    if *to != State::NeedsUser {
-                        st = *to;
-                    }
-                    if new_fp.is_some() {
-                        fp = *new_fp;
-                    }
+                && i == item
+            {
+                if *to != State::NeedsUser {
+                    st = *to;
                 }
+                if new_fp.is_some() {
+                    fp = *new_fp;
+                }
+            }
         }
         (st, fp)
     }
@@ -726,7 +734,12 @@ impl Run<'_, '_> {
         let n = self
             .journal
             .plan()
-            .map(|(_, items)| items.iter().filter(|i| i.provider == "device-token").count())
+            .map(|(_, items)| {
+                items
+                    .iter()
+                    .filter(|i| i.provider == "device-token")
+                    .count()
+            })
             .unwrap_or(0);
         if n == 0 {
             return self.log(Event::Task {
@@ -739,9 +752,9 @@ impl Run<'_, '_> {
             Ok(note) => ("done", note),
             Err(why) => {
                 let steps = self.provider("device-token")?.steps.join(" ");
-                self.env
-                    .prompter
-                    .warn(&format!("{n} paired device/node tokens must be revoked: {steps}"));
+                self.env.prompter.warn(&format!(
+                    "{n} paired device/node tokens must be revoked: {steps}"
+                ));
                 ("needs-user", format!("{why}; {steps}"))
             }
         };
@@ -776,7 +789,10 @@ impl Run<'_, '_> {
                 None
             };
             let (value, note) = match staged {
-                Some(v) => (v, "recovered the staged value after an interruption".to_string()),
+                Some(v) => (
+                    v,
+                    "recovered the staged value after an interruption".to_string(),
+                ),
                 None => match self.obtain(it, &provider)? {
                     Some(x) => x,
                     None => return Ok(()),
@@ -788,7 +804,13 @@ impl Run<'_, '_> {
             }
             let fp = self.env.key.fingerprint(value.expose_secret().as_bytes());
             self.news.insert(it.id.clone(), value);
-            self.set(&it.id, State::Planned, State::NewStaged, Some(fp), Some(note))?;
+            self.set(
+                &it.id,
+                State::Planned,
+                State::NewStaged,
+                Some(fp),
+                Some(note),
+            )?;
             st = State::NewStaged;
             new_fp = Some(fp);
         }
@@ -818,7 +840,14 @@ impl Run<'_, '_> {
             });
             // Never trust the journal alone: write_location re-reads and only replaces the old
             // value (a location already holding the new one is a no-op).
-            match inventory::write_location(&it.id, loc, &it.locations, self.env.key, it.old_fp, &value) {
+            match inventory::write_location(
+                &it.id,
+                loc,
+                &it.locations,
+                self.env.key,
+                it.old_fp,
+                &value,
+            ) {
                 Ok(_) => {}
                 Err(Error::Conflict { location, .. }) => {
                     let note = format!(
@@ -859,8 +888,14 @@ impl Run<'_, '_> {
         match provider.origin {
             Origin::Generated => loop {
                 let v = generate_token()?;
-                if validate::validate(self.env.catalogue, &it.provider, &v, old.as_ref(), &other_refs)
-                    .is_ok()
+                if validate::validate(
+                    self.env.catalogue,
+                    &it.provider,
+                    &v,
+                    old.as_ref(),
+                    &other_refs,
+                )
+                .is_ok()
                 {
                     self.env
                         .prompter
@@ -881,23 +916,24 @@ impl Run<'_, '_> {
             Origin::Pasted => {
                 let mut rejected: Option<String> = None;
                 for _ in 0..3 {
-                    let raw = match self
-                        .env
-                        .prompter
-                        .new_value(it, provider, rejected.as_deref())?
-                    {
-                        Some(r) => r,
-                        None => {
-                            self.set(
-                                &it.id,
-                                State::Planned,
-                                State::Skipped,
-                                None,
-                                Some("skipped by the user".into()),
-                            )?;
-                            return Ok(None);
-                        }
-                    };
+                    let raw =
+                        match self
+                            .env
+                            .prompter
+                            .new_value(it, provider, rejected.as_deref())?
+                        {
+                            Some(r) => r,
+                            None => {
+                                self.set(
+                                    &it.id,
+                                    State::Planned,
+                                    State::Skipped,
+                                    None,
+                                    Some("skipped by the user".into()),
+                                )?;
+                                return Ok(None);
+                            }
+                        };
                     let norm = match validate::normalise(raw.expose_secret()) {
                         Ok(n) => n,
                         Err(why) => {
@@ -929,30 +965,31 @@ impl Run<'_, '_> {
                         note.push_str(&format!("; warnings: {}", checked.warnings.join("; ")));
                     }
                     if let Some(ver) = &self.opts.verifier
-                        && ver.supports(provider) {
-                            let r = ver.verify(provider, &norm.value);
-                            self.log(Event::Verify {
-                                item: it.id.clone(),
-                                which: "new".into(),
-                                outcome: r.outcome.as_str().into(),
-                                status: r.status,
-                                code: r.code.clone(),
-                            })?;
-                            if r.outcome == Outcome::Invalid {
-                                rejected = Some(format!(
-                                    "the provider says this key is invalid (HTTP {})",
-                                    r.status.unwrap_or(0)
-                                ));
-                                continue;
-                            }
-                            if r.outcome != Outcome::Valid {
-                                self.env.prompter.warn(&format!(
-                                    "{}: online check: {}",
-                                    it.id,
-                                    r.outcome.as_str()
-                                ));
-                            }
+                        && ver.supports(provider)
+                    {
+                        let r = ver.verify(provider, &norm.value);
+                        self.log(Event::Verify {
+                            item: it.id.clone(),
+                            which: "new".into(),
+                            outcome: r.outcome.as_str().into(),
+                            status: r.status,
+                            code: r.code.clone(),
+                        })?;
+                        if r.outcome == Outcome::Invalid {
+                            rejected = Some(format!(
+                                "the provider says this key is invalid (HTTP {})",
+                                r.status.unwrap_or(0)
+                            ));
+                            continue;
                         }
+                        if r.outcome != Outcome::Valid {
+                            self.env.prompter.warn(&format!(
+                                "{}: online check: {}",
+                                it.id,
+                                r.outcome.as_str()
+                            ));
+                        }
+                    }
                     return Ok(Some((norm.value, note)));
                 }
                 let why = rejected.unwrap_or_default();
@@ -1000,7 +1037,9 @@ impl Run<'_, '_> {
         if st == State::Verified {
             let method = match provider.origin {
                 Origin::Generated => Some("local: the gateway stops accepting it once restarted"),
-                _ if provider.revoke_is_reissue => Some("implied: re-issuing revoked the old value"),
+                _ if provider.revoke_is_reissue => {
+                    Some("implied: re-issuing revoked the old value")
+                }
                 _ => None,
             };
             let method = match method {
@@ -1034,7 +1073,13 @@ impl Run<'_, '_> {
                     }
                 }
             };
-            self.set(&it.id, State::Verified, State::OldRevoked, None, Some(method))?;
+            self.set(
+                &it.id,
+                State::Verified,
+                State::OldRevoked,
+                None,
+                Some(method),
+            )?;
             st = State::OldRevoked;
         }
         if st == State::OldRevoked {
@@ -1073,7 +1118,13 @@ impl Run<'_, '_> {
         files.sort();
         files.dedup();
         let exclude = vec![self.opts.rotation_dir.clone()];
-        let found = sweep::find_residue(std::slice::from_ref(sd), &files, &exclude, &olds, self.env.key)?;
+        let found = sweep::find_residue(
+            std::slice::from_ref(sd),
+            &files,
+            &exclude,
+            &olds,
+            self.env.key,
+        )?;
         let mut redacted_paths = BTreeMap::new();
         if !found.is_empty() {
             let n_files = found
@@ -1145,17 +1196,26 @@ pub struct Status {
 pub fn status(rotation_dir: &Path) -> Result<Status> {
     let run = latest_run(rotation_dir)?.ok_or_else(|| Error::NoRun(rotation_dir.to_path_buf()))?;
     let j = Journal::open(&run_dir(rotation_dir, &run).join("journal.jsonl"))?;
-    let (mode, items) = j.plan().map(|(m, i)| (m.to_string(), i.to_vec())).unwrap_or_default();
+    let (mode, items) = j
+        .plan()
+        .map(|(m, i)| (m.to_string(), i.to_vec()))
+        .unwrap_or_default();
     let mut out = Vec::new();
     for it in items.iter().filter(|i| i.provider != "device-token") {
         let mut note = None;
         for r in j.records() {
             if let Event::State { item, note: n, .. } = &r.event
-                && item == &it.id {
-                    note.clone_from(n);
-                }
+                && item == &it.id
+            {
+                note.clone_from(n);
+            }
         }
-        out.push((it.id.clone(), it.provider.clone(), j.item_state(&it.id).0, note));
+        out.push((
+            it.id.clone(),
+            it.provider.clone(),
+            j.item_state(&it.id).0,
+            note,
+        ));
     }
     let tasks = j
         .records()

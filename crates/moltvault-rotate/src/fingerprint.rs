@@ -59,12 +59,16 @@ impl FingerprintKey {
                 if let Some(dir) = path.parent() {
                     moltvault_vault::fsio::create_secret_dir_all(dir)?;
                 }
-                moltvault_vault::fsio::write_atomic(
+                match moltvault_vault::fsio::write_atomic(
                     path,
-                    hex::encode(key).as_bytes(),
+                    zeroize::Zeroizing::new(hex::encode(key)).as_bytes(),
                     moltvault_vault::fsio::WriteOptions::secret_new(),
-                )?;
-                Ok(Self::from_bytes(key))
+                ) {
+                    Ok(()) => Ok(Self::from_bytes(key)),
+                    // Another command created it first: use theirs.
+                    Err(moltvault_vault::fsio::FsError::Exists(_)) => Self::load_or_create(path),
+                    Err(e) => Err(e.into()),
+                }
             }
             Err(e) => Err(read_err(path, e)),
         }

@@ -119,12 +119,39 @@ impl Secret {
 }
 
 /// Where to look.
-#[derive(Debug, Clone)]
+#[derive(Debug, Default)]
 pub struct InventoryOptions {
     /// The gateway state dir (`~/.openclaw`).
     pub state_dir: PathBuf,
     /// The user's home (for `~/.config/systemd/user` and `~/.config/openclaw`).
     pub home: PathBuf,
+    /// Secrets found by another inventory (the gateway crate's `configured_secrets`), merged:
+    /// their extra locations join the secret with the same value (when they read back the same
+    /// value), the rest becomes notes.
+    pub extra: Vec<ExtraSecret>,
+}
+
+/// A secret found by another inventory, to merge into this one.
+pub struct ExtraSecret {
+    /// Its id in that inventory.
+    pub id: String,
+    /// The value.
+    pub value: SecretString,
+    /// Places this crate can read and rewrite.
+    pub locations: Vec<Location>,
+    /// Places it cannot rewrite (a SQLite row, a token file), described for the user.
+    pub elsewhere: Vec<String>,
+}
+
+impl std::fmt::Debug for ExtraSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtraSecret")
+            .field("id", &self.id)
+            .field("value", &"[REDACTED]")
+            .field("locations", &self.locations)
+            .field("elsewhere", &self.elsewhere)
+            .finish()
+    }
 }
 
 /// Every secret found, plus notes on what was skipped.
@@ -370,6 +397,14 @@ pub fn discover(
             locations,
         });
     }
+    merge_extra(
+        &opts.extra,
+        &mut secrets,
+        &mut notes,
+        key,
+        catalogue,
+        &mut ids,
+    );
     secrets.sort_by(|a, b| {
         let ca = catalogue.get(&a.provider).map(|p| p.class);
         let cb = catalogue.get(&b.provider).map(|p| p.class);
@@ -378,6 +413,91 @@ pub fn discover(
         (ca, da, &a.id).cmp(&(cb, db, &b.id))
     });
     Ok(Inventory { secrets, notes })
+}
+
+/// Merges another inventory's findings: verified extra locations join the secret with the same
+/// value; places that cannot be rewritten and unknown secrets become notes (never values).
+fn merge_extra(
+    extra: &[ExtraSecret],
+    secrets: &mut Vec<Secret>,
+    notes: &mut Vec<String>,
+    key: &FingerprintKey,
+    catalogue: &Catalogue,
+    ids: &mut std::collections::HashSet<String>,
+) {
+    for x in extra {
+        let v = x.value.expose_secret();
+        if v.is_empty() {
+            continue;
+        }
+        if !secrets.iter().any(|s| s.value.expose_secret() == v) {
+            // Not found here (e.g. in an `$include`d file): adopt it when its id names a
+            // catalogue slot and at least one of its places reads back the value.
+            let provider = match x.id.strip_prefix("env:") {
+                Some(name) => catalogue.for_env(name),
+                None => catalogue.for_pointer(&format!("/{}", x.id.replace('.', "/"))),
+            };
+            let readable = x
+                .locations
+                .iter()
+                .any(|l| matches!(read_location(l), Ok(Some(cur)) if cur.expose_secret() == v));
+            if let Some(p) = provider.filter(|_| readable) {
+                let mut id = x.id.clone();
+                while !ids.insert(id.clone()) {
+                    id.push_str("#gw");
+                }
+                secrets.push(Secret {
+                    id,
+                    provider: p.id.clone(),
+                    value: x.value.clone(),
+                    fingerprint: key.fingerprint(v.as_bytes()),
+                    locations: Vec::new(),
+                });
+            }
+        }
+        let Some(s) = secrets.iter_mut().find(|s| s.value.expose_secret() == v) else {
+            let mut files: Vec<String> = x
+                .locations
+                .iter()
+                .map(|l| l.path.display().to_string())
+                .chain(x.elsewhere.iter().cloned())
+                .collect();
+            files.sort();
+            files.dedup();
+            notes.push(format!(
+                "{} ({}) is not rotated by moltvault: rotate it by hand where it is stored: {}",
+                x.id,
+                key.fingerprint(v.as_bytes()),
+                files.join(", ")
+            ));
+            continue;
+        };
+        for loc in &x.locations {
+            let known = s.locations.iter().any(|l| {
+                l == loc
+                    || (l.path == loc.path
+                        && matches!((&l.key, &loc.key),
+                            (Key::Json { pointer: a }, Key::Json { pointer: b }) if a == b))
+            });
+            if known {
+                continue;
+            }
+            // Only a place that reads back the same value now can be rewritten safely.
+            match read_location(loc) {
+                Ok(Some(cur)) if cur.expose_secret() == v => s.locations.push(loc.clone()),
+                _ => notes.push(format!(
+                    "{}: {loc} could not be read back; update it by hand",
+                    s.id
+                )),
+            }
+        }
+        for e in &x.elsewhere {
+            notes.push(format!(
+                "{}: also stored in {e}; moltvault does not rewrite it: update it by hand (or run `moltvault redact`)",
+                s.id
+            ));
+        }
+    }
 }
 
 fn scan_config(
@@ -712,12 +832,15 @@ fn rewrite_json(
         .collect();
     let lit_old = serde_json::to_string(old).expect("strings serialise");
     let lit_new = serde_json::to_string(new).expect("strings serialise");
-    let occurrences = text.matches(&lit_old).count();
+    // JSON5 also allows single-quoted strings.
+    let sq_old = format!("'{old}'");
+    let sq_new = format!("'{new}'");
+    let occurrences = text.matches(&lit_old).count() + text.matches(&sq_old).count();
     if !equal.is_empty()
         && equal.iter().all(|p| same_item.contains(&p.as_str()))
         && occurrences == equal.len()
     {
-        return Ok(text.replace(&lit_old, &lit_new));
+        return Ok(text.replace(&lit_old, &lit_new).replace(&sq_old, &sq_new));
     }
     let mut strict: Value = serde_json::from_str(text).map_err(|_| Error::Parse {
         path: path.to_path_buf(),
@@ -762,8 +885,17 @@ mod tests {
             ),
         )
         .unwrap();
-        std::fs::write(sd.join("openclaw.json.bak"), format!("{{\"gateway\":{{\"auth\":{{\"token\":\"{gw}\"}}}}}}")).unwrap();
+        std::fs::write(
+            sd.join("openclaw.json.bak"),
+            format!("{{\"gateway\":{{\"auth\":{{\"token\":\"{gw}\"}}}}}}"),
+        )
+        .unwrap();
         std::fs::write(sd.join(".env"), "export OPENAI_API_KEY=\"sk-one\"\n").unwrap();
+        std::fs::write(
+            sd.join("included.json5"),
+            format!("{{ auth: {{ token: '{gw}' }} }}"),
+        )
+        .unwrap();
         let units = d.path().join(".config/systemd/user");
         std::fs::create_dir_all(&units).unwrap();
         std::fs::write(
@@ -780,6 +912,26 @@ mod tests {
             &InventoryOptions {
                 state_dir: sd.clone(),
                 home: d.path().into(),
+                extra: vec![
+                    ExtraSecret {
+                        id: "includes".into(),
+                        value: SecretString::from(gw.clone()),
+                        locations: vec![Location {
+                            path: sd.join("included.json5"),
+                            role: Role::Config,
+                            key: Key::Json {
+                                pointer: "/auth/token".into(),
+                            },
+                        }],
+                        elsewhere: vec!["agent.sqlite auth_profile_store".into()],
+                    },
+                    ExtraSecret {
+                        id: "mystery".into(),
+                        value: SecretString::from("zzzzzzzzzzzzzzzzzzzzzz"),
+                        locations: vec![],
+                        elsewhere: vec!["somewhere".into()],
+                    },
+                ],
             },
             &Catalogue::builtin().unwrap(),
             &key(),
@@ -787,9 +939,10 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = inv.secrets.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["gateway.auth.token", "env.OPENAI_API_KEY"]);
-        assert_eq!(inv.secrets[0].locations.len(), 3);
+        assert_eq!(inv.secrets[0].locations.len(), 4, "{:?}", inv.secrets[0]);
         assert_eq!(inv.secrets[1].locations.len(), 2);
-        assert_eq!(inv.notes.len(), 1);
+        assert_eq!(inv.notes.len(), 3, "{:?}", inv.notes);
+        assert!(!inv.notes.concat().contains("zzzz"));
         assert!(!format!("{:?}", inv.secrets[0]).contains(&gw));
     }
 
@@ -797,7 +950,7 @@ mod tests {
     fn writes_keep_formatting_and_refuse_conflicts() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.json");
-        let text = "// comment\n{\n  gateway: { auth: { token: \"old-token-value\" } }, // x\n}\n";
+        let text = "// comment\n{\n  gateway: { auth: { token: \"old-token-value\" }, remote: { token: 'old-token-value' } }, // x\n}\n";
         std::fs::write(&p, text).unwrap();
         let loc = Location {
             path: p.clone(),
@@ -806,10 +959,17 @@ mod tests {
                 pointer: "/gateway/auth/token".into(),
             },
         };
+        let remote = Location {
+            key: Key::Json {
+                pointer: "/gateway/remote/token".into(),
+            },
+            ..loc.clone()
+        };
         let k = key();
         let old = k.fingerprint(b"old-token-value");
         let new = SecretString::from("new-token-value");
-        assert!(write_location("g", &loc, &[], &k, old, &new).unwrap());
+        assert!(write_location("g", &loc, std::slice::from_ref(&remote), &k, old, &new).unwrap());
+        assert!(!write_location("g", &remote, std::slice::from_ref(&loc), &k, old, &new).unwrap());
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             text.replace("old-token-value", "new-token-value")
@@ -821,7 +981,11 @@ mod tests {
             Err(Error::Conflict { .. })
         ));
         let u = d.path().join("u.service");
-        std::fs::write(&u, "[Service]\nEnvironment=A=1 OPENCLAW_GATEWAY_TOKEN=old-token-value\n").unwrap();
+        std::fs::write(
+            &u,
+            "[Service]\nEnvironment=A=1 OPENCLAW_GATEWAY_TOKEN=old-token-value\n",
+        )
+        .unwrap();
         let loc = Location {
             path: u.clone(),
             role: Role::Unit,
@@ -840,7 +1004,11 @@ mod tests {
     fn same_value_in_two_slots_of_different_kinds_is_rewritten_by_pointer() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.json");
-        std::fs::write(&p, "{\"gateway\":{\"auth\":{\"token\":\"same\"}},\"hooks\":{\"token\":\"same\"}}").unwrap();
+        std::fs::write(
+            &p,
+            "{\"gateway\":{\"auth\":{\"token\":\"same\"}},\"hooks\":{\"token\":\"same\"}}",
+        )
+        .unwrap();
         let loc = Location {
             path: p.clone(),
             role: Role::Config,
@@ -849,7 +1017,15 @@ mod tests {
             },
         };
         let k = key();
-        write_location("h", &loc, &[], &k, k.fingerprint(b"same"), &SecretString::from("fresh")).unwrap();
+        write_location(
+            "h",
+            &loc,
+            &[],
+            &k,
+            k.fingerprint(b"same"),
+            &SecretString::from("fresh"),
+        )
+        .unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["gateway"]["auth"]["token"], "same");
         assert_eq!(v["hooks"]["token"], "fresh");

@@ -191,7 +191,11 @@ fn chain_hash(prev: &str, body: &Value) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
-    h.update(serde_json::to_string(body).expect("values serialise").as_bytes());
+    h.update(
+        serde_json::to_string(body)
+            .expect("values serialise")
+            .as_bytes(),
+    );
     hex::encode(h.finalize())
 }
 
@@ -294,14 +298,18 @@ impl Journal {
         let mut fp = None;
         for r in &self.records {
             if let Event::State {
-                item: i, to, new_fp, ..
+                item: i,
+                to,
+                new_fp,
+                ..
             } = &r.event
-                && i == item {
-                    st = *to;
-                    if new_fp.is_some() {
-                        fp = *new_fp;
-                    }
+                && i == item
+            {
+                st = *to;
+                if new_fp.is_some() {
+                    fp = *new_fp;
                 }
+            }
         }
         (st, fp)
     }
@@ -396,11 +404,21 @@ mod tests {
         assert_eq!(j2.finished(), Some("done"));
 
         let text = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(&p, text.replace("\"done\",\"note\"", "\"skipped\",\"note\"")).unwrap();
-        assert!(matches!(Journal::open(&p), Err(Error::Journal { seq: 2, .. })));
+        std::fs::write(
+            &p,
+            text.replace("\"done\",\"note\"", "\"skipped\",\"note\""),
+        )
+        .unwrap();
+        assert!(matches!(
+            Journal::open(&p),
+            Err(Error::Journal { seq: 2, .. })
+        ));
         // Dropping a record breaks the chain too.
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
-        assert!(matches!(Journal::open(&p), Err(Error::Journal { seq: 2, .. })));
+        assert!(matches!(
+            Journal::open(&p),
+            Err(Error::Journal { seq: 2, .. })
+        ));
     }
 }

@@ -8,7 +8,7 @@
 //! use moltvault_rotate::{Catalogue, FingerprintKey, InventoryOptions, discover};
 //! let dir = tempfile::tempdir().unwrap();
 //! let inv = discover(
-//!     &InventoryOptions { state_dir: dir.path().into(), home: dir.path().into() },
+//!     &InventoryOptions { state_dir: dir.path().into(), home: dir.path().into(), extra: vec![] },
 //!     &Catalogue::builtin().unwrap(),
 //!     &FingerprintKey::from_bytes([0; 32]),
 //! ).unwrap();
@@ -28,15 +28,16 @@ pub mod validate;
 pub mod verify;
 
 pub use catalogue::{Catalogue, Class, Origin, Provider};
+pub use engine::{
+    Env, Host, Lock, Mode, Plan, Prompter, RotateOptions, RunOutcome, Status, SweepMode,
+    SystemHost, abort, active_run, generate_token, latest_run, plan, render_plan, resume, run_dir,
+    start, status,
+};
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintKey};
-pub use inventory::{Inventory, InventoryOptions, Key, Location, Role, Secret, discover};
+pub use inventory::{
+    ExtraSecret, Inventory, InventoryOptions, Key, Location, Role, Secret, discover,
+};
 pub use journal::{Event, Journal, PlanItem, Record, State};
 pub use stage::Sealer;
 pub use verify::{Outcome, Verification, Verifier};
-pub use engine::{
-    Env, Host, Lock, Mode, Plan, Prompter, RotateOptions, RunOutcome, Status, SweepMode,
-    run_dir,
-    SystemHost, abort, active_run, generate_token, latest_run, plan, render_plan, resume, start,
-    status,
-};

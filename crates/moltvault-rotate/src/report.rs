@@ -19,7 +19,10 @@ use crate::journal::{Event, Journal, State};
 pub fn build(rotation_dir: &Path, run: &str, catalogue: &Catalogue) -> Result<(Value, String)> {
     let j = Journal::open(&run_dir(rotation_dir, run).join("journal.jsonl"))?;
     let recs = j.records();
-    let (mode, items) = j.plan().map(|(m, i)| (m.to_string(), i.to_vec())).unwrap_or_default();
+    let (mode, items) = j
+        .plan()
+        .map(|(m, i)| (m.to_string(), i.to_vec()))
+        .unwrap_or_default();
     let (version, cat_version) = match &recs[0].event {
         Event::Plan {
             version, catalogue, ..
@@ -30,7 +33,10 @@ pub fn build(rotation_dir: &Path, run: &str, catalogue: &Catalogue) -> Result<(V
     let ended = recs.last().map(|r| r.ts.clone()).unwrap_or_default();
     let mut todo: Vec<String> = Vec::new();
     let mut jitems = Vec::new();
-    let devices = items.iter().filter(|i| i.provider == "device-token").count();
+    let devices = items
+        .iter()
+        .filter(|i| i.provider == "device-token")
+        .count();
     for it in items.iter().filter(|i| i.provider != "device-token") {
         let p = catalogue.get(&it.provider);
         let (state, new_fp) = j.item_state(&it.id);
@@ -42,7 +48,11 @@ pub fn build(rotation_dir: &Path, run: &str, catalogue: &Catalogue) -> Result<(V
         for r in recs {
             match &r.event {
                 Event::State {
-                    item, from, to, note, ..
+                    item,
+                    from,
+                    to,
+                    note,
+                    ..
                 } if item == &it.id => {
                     if *to == State::OldRevoked {
                         revocation.clone_from(note);
@@ -113,12 +123,16 @@ pub fn build(rotation_dir: &Path, run: &str, catalogue: &Catalogue) -> Result<(V
                         path.display()
                     ));
                 }
-                residue.push(json!({"path": path, "item": item, "count": count, "redacted": redacted}));
+                residue.push(
+                    json!({"path": path, "item": item, "count": count, "redacted": redacted}),
+                );
             }
             _ => {}
         }
     }
-    todo.push("Restart the gateway and check that clients using the old credentials are refused.".into());
+    todo.push(
+        "Restart the gateway and check that clients using the old credentials are refused.".into(),
+    );
     todo.push(
         "In 24 hours, check again: the old keys are still rejected and the providers' usage pages show no foreign use."
             .into(),

@@ -98,11 +98,12 @@ impl Sealer {
 pub fn wipe(path: &Path) -> Result<()> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.is_file()
-            && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
-                let zeros = vec![0u8; meta.len() as usize];
-                let _ = f.write_all(&zeros);
-                let _ = f.sync_all();
-            }
+            && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path)
+        {
+            let zeros = vec![0u8; meta.len() as usize];
+            let _ = f.write_all(&zeros);
+            let _ = f.sync_all();
+        }
         moltvault_vault::fsio::remove_durably(path)?;
     }
     Ok(())
@@ -122,7 +123,10 @@ mod tests {
         s.stage("x", &p, &v).unwrap();
         let raw = std::fs::read(&p).unwrap();
         assert!(!raw.windows(10).any(|w| w == b"very-secre"));
-        assert_eq!(s.unstage("x", &p).unwrap().expose_secret(), v.expose_secret());
+        assert_eq!(
+            s.unstage("x", &p).unwrap().expose_secret(),
+            v.expose_secret()
+        );
         wipe(&p).unwrap();
         assert!(!p.exists());
         let other = age::x25519::Identity::generate();

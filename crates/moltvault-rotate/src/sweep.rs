@@ -200,11 +200,14 @@ pub fn redact_file(path: &Path, olds: &[OldValue], key: &FingerprintKey) -> Resu
     let mut last = 0;
     for (a, b, i) in &spans {
         out.extend_from_slice(&bytes[last..*a]);
-        out.extend_from_slice(format!(
+        out.extend_from_slice(
+            format!(
                 "[REDACTED:rotated-{}:{}]",
                 olds[*i].provider,
                 olds[*i].fp.fp8()
-            ).as_bytes());
+            )
+            .as_bytes(),
+        );
         last = *b;
     }
     out.extend_from_slice(&bytes[last..]);
@@ -277,6 +280,10 @@ mod tests {
         for line in text.lines() {
             serde_json::from_str::<serde_json::Value>(line).unwrap();
         }
-        assert!(find_residue(&[d.path().into()], &[], &[], &olds, &k).unwrap().is_empty());
+        assert!(
+            find_residue(&[d.path().into()], &[], &[], &olds, &k)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -108,7 +108,9 @@ pub fn validate(
     let spec = &p.validate;
     let mut out = Checked::default();
     let lower = v.to_ascii_lowercase();
-    if PLACEHOLDERS.iter().any(|ph| lower == ph.to_ascii_lowercase())
+    if PLACEHOLDERS
+        .iter()
+        .any(|ph| lower == ph.to_ascii_lowercase())
         || lower.contains("xxxx")
         || lower.starts_with("replace-with")
         || v.ends_with("...")
@@ -123,13 +125,21 @@ pub fn validate(
     }
     out.passed.push("not-old".into());
     if let Some(min) = spec.min_len
-        && v.len() < min {
-            return Err(format!("too short for a {} (at least {min} characters)", p.name));
-        }
+        && v.len() < min
+    {
+        return Err(format!(
+            "too short for a {} (at least {min} characters)",
+            p.name
+        ));
+    }
     if let Some(max) = spec.max_len
-        && v.len() > max {
-            return Err(format!("too long for a {} (at most {max} characters)", p.name));
-        }
+        && v.len() > max
+    {
+        return Err(format!(
+            "too long for a {} (at most {max} characters)",
+            p.name
+        ));
+    }
     out.passed.push("length".into());
     if let Some(cs) = &c.charset {
         if !cs.is_match(v) {
@@ -156,15 +166,18 @@ pub fn validate(
         out.passed.push(format!("format.{}", p.id));
     } else {
         let other = catalogue.all_compiled().find(|(op, oc)| {
-            op.id != p.id && op.class != crate::Class::Gateway && oc.shapes.iter().any(|r| r.is_match(v))
+            op.id != p.id
+                && op.class != crate::Class::Gateway
+                && oc.shapes.iter().any(|r| r.is_match(v))
         });
         match other {
             Some((op, _)) if !c.shapes.is_empty() => {
                 return Err(format!("this looks like a {}, not a {}", op.name, p.name));
             }
-            Some((op, _)) => out
-                .warnings
-                .push(format!("this looks like a {}; check it is the right key", op.name)),
+            Some((op, _)) => out.warnings.push(format!(
+                "this looks like a {}; check it is the right key",
+                op.name
+            )),
             None if !c.shapes.is_empty() => out.warnings.push(format!(
                 "unknown {} format (accepted; providers change formats)",
                 p.name
@@ -241,7 +254,12 @@ mod tests {
     fn valid_shapes_pass_and_wrong_provider_shapes_fail() {
         let c = Catalogue::builtin().unwrap();
         let ok = |p: &str, v: &str| validate(&c, p, &s(v), None, &[]);
-        assert!(ok("telegram", &telegram("123456789")).unwrap().warnings.is_empty());
+        assert!(
+            ok("telegram", &telegram("123456789"))
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
         assert!(ok("anthropic", &anthropic()).unwrap().warnings.is_empty());
         assert!(ok("openrouter", &openrouter()).unwrap().warnings.is_empty());
         assert!(ok("openai", &openai()).unwrap().warnings.is_empty());
@@ -269,7 +287,16 @@ mod tests {
         assert!(validate(&c, "telegram", &t, Some(&t), &[]).is_err());
         let g = s(&rep('a', 64));
         assert!(validate(&c, "hooks-token", &g, None, &[&g]).is_err());
-        assert!(validate(&c, "generic", &s("replace-with-long-random-token"), None, &[]).is_err());
+        assert!(
+            validate(
+                &c,
+                "generic",
+                &s("replace-with-long-random-token"),
+                None,
+                &[]
+            )
+            .is_err()
+        );
         let other_bot = s(&telegram("987654321"));
         let w = validate(&c, "telegram", &other_bot, Some(&t), &[]).unwrap();
         assert_eq!(w.warnings.len(), 1);

@@ -278,7 +278,9 @@ mod tests {
             Some("invalid_api_key".into())
         );
         assert_eq!(
-            safe_code(Some(&Value::String("Incorrect API key provided: sk-".into()))),
+            safe_code(Some(&Value::String(
+                "Incorrect API key provided: sk-".into()
+            ))),
             None
         );
     }

@@ -41,7 +41,10 @@ impl Prompter for Script {
                 why: r.into(),
             });
         }
-        Ok(self.values.get(&item.id).map(|v| SecretString::from(v.clone())))
+        Ok(self
+            .values
+            .get(&item.id)
+            .map(|v| SecretString::from(v.clone())))
     }
     fn confirm_revoked(&mut self, _: &PlanItem, _: &Provider) -> bool {
         self.revoked
@@ -114,6 +117,7 @@ impl Fixture {
             inventory: InventoryOptions {
                 state_dir: self.dir.path().join(".openclaw"),
                 home: self.dir.path().into(),
+                ..Default::default()
             },
             mode: Mode::Incident,
             items: vec![],
@@ -156,7 +160,9 @@ impl Fixture {
     }
 
     fn transcript(&self) -> PathBuf {
-        self.dir.path().join(".openclaw/agents/main/sessions/a.jsonl")
+        self.dir
+            .path()
+            .join(".openclaw/agents/main/sessions/a.jsonl")
     }
 }
 
@@ -183,9 +189,17 @@ fn interrupted_run_resumes_to_done_and_sweeps() {
     assert_eq!(st.finished.as_deref(), Some("done"));
     assert!(st.items.iter().all(|i| i.2 == State::Done));
     // Devices: nothing paired, so the step is skipped, not waiting.
-    assert!(st.tasks.iter().any(|t| t.0 == "revoke-devices" && t.1 == "skipped"));
+    assert!(
+        st.tasks
+            .iter()
+            .any(|t| t.0 == "revoke-devices" && t.1 == "skipped")
+    );
     // The quotes and whitespace of the paste were cleaned, and said so.
-    assert!(s2.log.iter().any(|l| l.contains("stripped surrounding quotes")));
+    assert!(
+        s2.log
+            .iter()
+            .any(|l| l.contains("stripped surrounding quotes"))
+    );
 }
 
 #[test]
@@ -202,11 +216,19 @@ fn unconfirmed_revocation_waits_for_the_user() {
     let st = moltvault_rotate::status(&f.opts().rotation_dir).unwrap();
     let item = st.items.iter().find(|i| i.1 == "openrouter").unwrap();
     assert_eq!(item.2, State::NeedsUser);
-    assert!(item.3.as_deref().unwrap().contains("openrouter.ai/settings/keys"));
+    assert!(
+        item.3
+            .as_deref()
+            .unwrap()
+            .contains("openrouter.ai/settings/keys")
+    );
     // The new key is in place already; only the attestation is missing.
     assert!(f.config().contains(NEW_KEY));
     let mut s = f.script(true, None);
-    assert!(matches!(f.run(&mut s, true).unwrap(), RunOutcome::Done { .. }));
+    assert!(matches!(
+        f.run(&mut s, true).unwrap(),
+        RunOutcome::Done { .. }
+    ));
 }
 
 #[test]
@@ -228,8 +250,15 @@ fn a_location_changed_behind_the_run_is_a_conflict() {
         }
         o => panic!("{o:?}"),
     }
-    assert!(f.config().contains(other), "the foreign value is left alone");
-    assert!(s.log.iter().any(|l| l.contains("holds neither the old nor the new value")));
+    assert!(
+        f.config().contains(other),
+        "the foreign value is left alone"
+    );
+    assert!(
+        s.log
+            .iter()
+            .any(|l| l.contains("holds neither the old nor the new value"))
+    );
 }
 
 #[test]
@@ -251,6 +280,33 @@ fn abort_wipes_staging_and_refuses_half_applied_items() {
         moltvault_rotate::abort(&rd, &f.key),
         Err(moltvault_rotate::Error::NoRun(_))
     ));
+
+    // Half-applied: the gateway token also lives in .env; stop after the first of its two
+    // writes (plan, contain, staged, NEW_STAGED, write 0, its record).
+    let f = Fixture::new();
+    fs::write(
+        f.dir.path().join(".openclaw/.env"),
+        format!("OPENCLAW_GATEWAY_TOKEN={OLD_GW}\n"),
+    )
+    .unwrap();
+    let mut s = f.script(true, Some(6));
+    assert!(matches!(
+        f.run(&mut s, false).unwrap(),
+        RunOutcome::Interrupted { .. }
+    ));
+    assert!(!f.config().contains(OLD_GW));
+    let rd = f.opts().rotation_dir;
+    assert!(matches!(
+        moltvault_rotate::abort(&rd, &f.key),
+        Err(moltvault_rotate::Error::Conflict { .. })
+    ));
+    let mut s = f.script(true, None);
+    assert!(matches!(
+        f.run(&mut s, true).unwrap(),
+        RunOutcome::Done { .. }
+    ));
+    let env = fs::read_to_string(f.dir.path().join(".openclaw/.env")).unwrap();
+    assert!(!env.contains(OLD_GW));
 }
 
 #[test]

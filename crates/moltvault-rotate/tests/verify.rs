@@ -73,7 +73,11 @@ fn rep(c: char, n: usize) -> String {
     std::iter::repeat_n(c, n).collect()
 }
 
-fn check(provider: &str, status: u16, body: &'static str) -> (moltvault_rotate::Verification, Seen) {
+fn check(
+    provider: &str,
+    status: u16,
+    body: &'static str,
+) -> (moltvault_rotate::Verification, Seen) {
     let cat = Catalogue::builtin().unwrap();
     let p = cat.get(provider).unwrap();
     let (url, rx) = serve_once(status, body);
@@ -102,7 +106,9 @@ fn status_style_providers_classify_every_answer() {
     for p in ["discord", "anthropic", "openai", "gemini", "openrouter"] {
         assert_eq!(check(p, 200, OK_JSON).0.outcome, Outcome::Valid, "{p}");
         assert_eq!(
-            check(p, 401, r#"{"error":{"code":"invalid_api_key"}}"#).0.outcome,
+            check(p, 401, r#"{"error":{"code":"invalid_api_key"}}"#)
+                .0
+                .outcome,
             Outcome::Invalid,
             "{p}"
         );
@@ -130,17 +136,27 @@ fn provider_specific_answers() {
     let (r, s) = check("slack-bot", 200, r#"{"ok":false,"error":"invalid_auth"}"#);
     assert_eq!(r.outcome, Outcome::Invalid);
     assert_eq!(r.code.as_deref(), Some("invalid_auth"));
-    assert_eq!((s.method.as_str(), s.path.as_str()), ("POST", "/api/auth.test"));
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str()),
+        ("POST", "/api/auth.test")
+    );
     assert!(header(&s, "authorization").is_some_and(|v| v.starts_with("Bearer tok-")));
     assert_eq!(
-        check("slack-bot", 200, r#"{"ok":true,"team_id":"T1"}"#).0.outcome,
+        check("slack-bot", 200, r#"{"ok":true,"team_id":"T1"}"#)
+            .0
+            .outcome,
         Outcome::Valid
     );
     assert_eq!(
-        check("slack-app", 200, r#"{"ok":false,"error":"fatal_error"}"#).0.outcome,
+        check("slack-app", 200, r#"{"ok":false,"error":"fatal_error"}"#)
+            .0
+            .outcome,
         Outcome::Unknown
     );
-    assert_eq!(check("slack-bot", 429, "{}").0.outcome, Outcome::RateLimited);
+    assert_eq!(
+        check("slack-bot", 429, "{}").0.outcome,
+        Outcome::RateLimited
+    );
     assert_eq!(check("slack-bot", 500, "{}").0.outcome, Outcome::Unknown);
     assert_eq!(check("slack-bot", 0, "").0.outcome, Outcome::Unknown);
     // Telegram: token in the path; 401 wrong, 404 malformed.
@@ -149,7 +165,9 @@ fn provider_specific_answers() {
     assert!(s.path.starts_with("/bottok-") && s.path.ends_with("/getMe"));
     for st in [401, 404] {
         assert_eq!(
-            check("telegram", st, r#"{"ok":false,"error_code":401}"#).0.outcome,
+            check("telegram", st, r#"{"ok":false,"error_code":401}"#)
+                .0
+                .outcome,
             Outcome::Invalid
         );
     }

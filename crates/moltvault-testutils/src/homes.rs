@@ -275,6 +275,60 @@ impl TestHome {
     }
 }
 
+/// A secret planted by [`TestHome::plant_secrets`]: the inventory id it must get and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlantedSecret {
+    /// The id `configured_secrets` reports for it.
+    pub id: &'static str,
+    /// The fake value (format-valid for its redaction rule).
+    pub value: String,
+}
+
+impl TestHome {
+    /// Plants one secret of each channel / hooks / remote kind into the config and a gateway
+    /// token into `.env`, with format-valid fake values from `seed`; returns what was planted.
+    pub fn plant_secrets(&self, seed: u64) -> Vec<PlantedSecret> {
+        use crate::secrets::{FakeRng, contextual_secrets, provider_secrets};
+        let mut r = FakeRng::new(seed);
+        let mut all = provider_secrets(&mut r);
+        all.extend(contextual_secrets(&mut r));
+        let by_rule = |rule: &str| {
+            all.iter()
+                .find(|f| f.rule == rule)
+                .map(|f| f.secret.clone())
+                .unwrap_or_else(|| panic!("testutils has no fake for {rule}"))
+        };
+        let planted = vec![
+            ("channels.telegram.botToken", by_rule("telegram-bot-token")),
+            ("channels.discord.token", by_rule("discord-bot-token")),
+            ("channels.slack.botToken", by_rule("slack-bot-token")),
+            ("channels.slack.appToken", by_rule("slack-app-token")),
+            (
+                "channels.slack.signingSecret",
+                by_rule("slack-signing-secret"),
+            ),
+            ("hooks.token", r.hex(48)),
+            ("gateway.remote.token", r.hex(48)),
+        ];
+        for (id, v) in &planted {
+            self.set_config(
+                &format!("/{}", id.replace('.', "/")),
+                Value::String(v.clone()),
+            );
+        }
+        let env_tok = r.hex(48);
+        self.add_env("OPENCLAW_GATEWAY_TOKEN", &env_tok);
+        planted
+            .into_iter()
+            .map(|(id, value)| PlantedSecret { id, value })
+            .chain(std::iter::once(PlantedSecret {
+                id: "env:OPENCLAW_GATEWAY_TOKEN",
+                value: env_tok,
+            }))
+            .collect()
+    }
+}
+
 fn write_file(p: &Path, contents: &[u8], mode: u32) {
     fs::create_dir_all(p.parent().expect("has parent")).expect("create parent");
     fs::write(p, contents).expect("write file");

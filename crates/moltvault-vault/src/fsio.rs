@@ -157,6 +157,11 @@ impl AtomicFile {
         })
     }
 
+    /// The temp file being written (to set metadata such as mtime or xattrs before commit).
+    pub fn as_file(&self) -> &File {
+        self.file.as_ref().expect("file present until commit")
+    }
+
     /// The destination path.
     pub fn dest(&self) -> &Path {
         &self.dest

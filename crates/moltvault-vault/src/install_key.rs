@@ -117,7 +117,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("elsewhere"), [1u8; 32]).unwrap();
         std::os::unix::fs::symlink(d.path().join("elsewhere"), path(d.path())).unwrap();
-        assert!(matches!(load_or_create(d.path()), Err(Error::Fs(FsError::Symlink(_)))));
+        assert!(matches!(
+            load_or_create(d.path()),
+            Err(Error::Fs(FsError::Symlink(_)))
+        ));
         let d = tempfile::tempdir().unwrap();
         std::fs::write(path(d.path()), b"short").unwrap();
         let e = load_or_create(d.path()).unwrap_err();

@@ -49,7 +49,8 @@ fn open_store(store: KeyringStore) -> Result<Arc<keyring_core::CredentialStore>>
             #[cfg(target_os = "linux")]
             {
                 let s: Arc<keyring_core::CredentialStore> =
-                    linux_keyutils_keyring_store::Store::new().map_err(|e| unavailable(store, &e))?;
+                    linux_keyutils_keyring_store::Store::new()
+                        .map_err(|e| unavailable(store, &e))?;
                 Ok(s)
             }
             #[cfg(not(target_os = "linux"))]
@@ -80,7 +81,12 @@ fn entry(
 
 /// Wraps `identity` for a keyring method: a random identity goes into the store, the vault
 /// identity is encrypted to it at `key_path`.
-pub(crate) fn wrap(store: KeyringStore, user: &str, identity: &Identity, key_path: &Path) -> Result<()> {
+pub(crate) fn wrap(
+    store: KeyringStore,
+    user: &str,
+    identity: &Identity,
+    key_path: &Path,
+) -> Result<()> {
     let s = open_store(store)?;
     wrap_in(&s, store, user, identity, key_path)
 }
@@ -128,7 +134,9 @@ pub(crate) fn unwrap_in(
 ) -> Result<Identity> {
     let e = entry(s, kind, user)?;
     let secret = Zeroizing::new(e.get_password().map_err(|err| match err {
-        keyring_core::Error::NoEntry => Error::KeyringEmpty { store: kind.label() },
+        keyring_core::Error::NoEntry => Error::KeyringEmpty {
+            store: kind.label(),
+        },
         other => unavailable(kind, &other),
     })?);
     let wrapping: age::x25519::Identity =

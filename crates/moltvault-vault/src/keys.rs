@@ -388,8 +388,7 @@ impl Vault {
                 Some(pass) => {
                     for m in &pass_methods {
                         let path = self.key_file(&m.id);
-                        match read_passphrase_key(&path, &pass)
-                            .and_then(|id| self.check(id, &path))
+                        match read_passphrase_key(&path, &pass).and_then(|id| self.check(id, &path))
                         {
                             Ok(id) => {
                                 unlocker.note(&format!("unlocked with {}", m.id));
@@ -464,7 +463,10 @@ impl Vault {
 
     fn keyring_user(&self, id: &str) -> String {
         // One entry per vault and method; the recipient is public, its prefix is unique enough.
-        format!("{}/{id}", &self.config.recipient[..24.min(self.config.recipient.len())])
+        format!(
+            "{}/{id}",
+            &self.config.recipient[..24.min(self.config.recipient.len())]
+        )
     }
 
     /// Adds a passphrase unlock method (writes one small key file; no data is re-encrypted).
@@ -492,7 +494,12 @@ impl Vault {
     /// # Errors
     /// [`Error::KeyringUnavailable`] when the store cannot be used on this host (never a
     /// silent fallback), or the errors of [`Vault::add_passphrase`].
-    pub fn add_keyring(&mut self, identity: &Identity, id: &str, store: KeyringStore) -> Result<()> {
+    pub fn add_keyring(
+        &mut self,
+        identity: &Identity,
+        id: &str,
+        store: KeyringStore,
+    ) -> Result<()> {
         let user = self.keyring_user(id);
         self.add_method(id, MethodKind::Keyring { store }, |path| {
             keyring::wrap(store, &user, identity, path)
@@ -643,7 +650,8 @@ pub(crate) fn write_wrapped(
         .map_err(|e| fsio::FsError::io("write", path, e))?;
     w.write_all(text.expose_secret().as_bytes())
         .map_err(|e| fsio::FsError::io("write", path, e))?;
-    w.finish().map_err(|e| fsio::FsError::io("write", path, e))?;
+    w.finish()
+        .map_err(|e| fsio::FsError::io("write", path, e))?;
     out.commit()?;
     Ok(())
 }
@@ -732,7 +740,10 @@ mod tests {
         assert!(recovery.expose().contains("AGE-SECRET-KEY-1"));
         use std::os::unix::fs::MetadataExt;
         assert_eq!(
-            fs::metadata(dir.path().join("keys/passphrase.age")).unwrap().mode() & 0o777,
+            fs::metadata(dir.path().join("keys/passphrase.age"))
+                .unwrap()
+                .mode()
+                & 0o777,
             0o600
         );
         assert!(matches!(
@@ -747,7 +758,10 @@ mod tests {
         Vault::init(dir.path(), InitOptions::new(SecretString::from("pw"))).unwrap();
         let bytes = fs::read(dir.path().join("keys/passphrase.age")).unwrap();
         let header = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-        let line = header.lines().find(|l| l.starts_with("-> scrypt ")).unwrap();
+        let line = header
+            .lines()
+            .find(|l| l.starts_with("-> scrypt "))
+            .unwrap();
         let log_n: u8 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(log_n >= 18, "{line}");
     }
@@ -780,7 +794,9 @@ mod tests {
     fn adding_and_removing_methods_never_touches_other_key_files() {
         let dir = tempfile::tempdir().unwrap();
         let (mut v, _) = Vault::init(dir.path(), weak("first")).unwrap();
-        let id = v.unlock(&FixedPassphrase(SecretString::from("first"))).unwrap();
+        let id = v
+            .unlock(&FixedPassphrase(SecretString::from("first")))
+            .unwrap();
         let before = fs::read(dir.path().join("keys/passphrase.age")).unwrap();
         v.add_passphrase(&id, "backup-pass", &SecretString::from("second"), 10)
             .unwrap();
@@ -803,7 +819,10 @@ mod tests {
             v2.unlock(&FixedPassphrase(SecretString::from("first"))),
             Err(Error::WrongPassphrase { .. })
         ));
-        assert_ne!(before, fs::read(dir.path().join("keys/backup-pass.age")).unwrap());
+        assert_ne!(
+            before,
+            fs::read(dir.path().join("keys/backup-pass.age")).unwrap()
+        );
     }
 
     #[test]
@@ -817,7 +836,11 @@ mod tests {
             v.recipient().to_string()
         );
         let other = dir.path().join("other.txt");
-        fs::write(&other, Identity::generate().to_identity_file().expose_secret()).unwrap();
+        fs::write(
+            &other,
+            Identity::generate().to_identity_file().expose_secret(),
+        )
+        .unwrap();
         assert!(matches!(
             v.identity_from_file(&other),
             Err(Error::WrongIdentity { .. })
@@ -833,7 +856,9 @@ mod tests {
     fn keyring_on_this_host_is_an_error_or_works_never_silent() {
         let dir = tempfile::tempdir().unwrap();
         let (mut v, _) = Vault::init(dir.path(), weak("pw")).unwrap();
-        let id = v.unlock(&FixedPassphrase(SecretString::from("pw"))).unwrap();
+        let id = v
+            .unlock(&FixedPassphrase(SecretString::from("pw")))
+            .unwrap();
         match v.add_keyring(&id, "keyring", KeyringStore::Keyutils) {
             Err(Error::KeyringUnavailable { store, .. }) => {
                 assert_eq!(store, "keyutils");
@@ -861,7 +886,9 @@ mod tests {
     fn plugin_missing_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let (mut v, _) = Vault::init(dir.path(), weak("pw")).unwrap();
-        let id = v.unlock(&FixedPassphrase(SecretString::from("pw"))).unwrap();
+        let id = v
+            .unlock(&FixedPassphrase(SecretString::from("pw")))
+            .unwrap();
         // A syntactically valid recipient for a plugin that is not installed.
         let rcpt = "age1moltvaulttest1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq04rwke";
         match v.add_plugin(&id, "yubi", rcpt, None) {

@@ -52,6 +52,7 @@ pub mod keys;
 pub mod lock;
 mod plugin;
 pub mod seal;
+pub mod secrets_store;
 
 pub use error::{DecryptFailure, Error, Result};
 pub use keyring::KeyringStore;

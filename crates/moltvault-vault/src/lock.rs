@@ -239,6 +239,9 @@ mod tests {
             r#"{"version":1,"files":[{"path":"../etc/passwd","mode":420}]}"#,
         )
         .unwrap();
-        assert!(matches!(read_manifest(dir.path()), Err(Error::Manifest { .. })));
+        assert!(matches!(
+            read_manifest(dir.path()),
+            Err(Error::Manifest { .. })
+        ));
     }
 }

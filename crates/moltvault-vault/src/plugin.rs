@@ -36,8 +36,8 @@ fn parse_recipient(recipient: &str) -> Result<age::plugin::Recipient> {
 pub(crate) fn wrap(recipient: &str, identity: &Identity, path: &Path) -> Result<()> {
     let r = parse_recipient(recipient)?;
     let name = r.plugin().to_string();
-    let plugin = age::plugin::RecipientPluginV1::new(&name, &[r], &[], Quiet).map_err(|e| {
-        match e {
+    let plugin =
+        age::plugin::RecipientPluginV1::new(&name, &[r], &[], Quiet).map_err(|e| match e {
             age::EncryptError::MissingPlugin { binary_name } => Error::PluginMissing {
                 binary: binary_name,
             },
@@ -45,8 +45,7 @@ pub(crate) fn wrap(recipient: &str, identity: &Identity, path: &Path) -> Result<
                 plugin: name.clone(),
                 detail: other.to_string(),
             },
-        }
-    })?;
+        })?;
     write_wrapped(path, identity, &[&plugin as &dyn age::Recipient]).map_err(|e| match e {
         Error::Encrypt { source, .. } => Error::Plugin {
             plugin: name,
@@ -67,14 +66,15 @@ pub(crate) fn unwrap(recipient: &str, identity: Option<&str>, path: &Path) -> Re
         })?,
         None => age::plugin::Identity::default_for_plugin(&name),
     };
-    let plugin = age::plugin::IdentityPluginV1::new(&name, &[ident], Quiet).map_err(|e| match e {
-        age::DecryptError::MissingPlugin { binary_name } => Error::PluginMissing {
-            binary: binary_name,
-        },
-        other => Error::Plugin {
-            plugin: name.clone(),
-            detail: other.to_string(),
-        },
-    })?;
+    let plugin =
+        age::plugin::IdentityPluginV1::new(&name, &[ident], Quiet).map_err(|e| match e {
+            age::DecryptError::MissingPlugin { binary_name } => Error::PluginMissing {
+                binary: binary_name,
+            },
+            other => Error::Plugin {
+                plugin: name.clone(),
+                detail: other.to_string(),
+            },
+        })?;
     read_wrapped(path, &[&plugin as &dyn age::Identity])
 }

@@ -19,6 +19,18 @@ use crate::error::{DecryptFailure, Error, Result};
 use crate::fsio::{self, AtomicFile, Replace, WriteOptions};
 use crate::keys::Identity;
 
+/// The extended attribute in which a sealed file records its plaintext's permission bits
+/// (octal text); `unseal` restores them, and uses 0600 when it is absent (a file sealed by
+/// another tool, or copied without xattrs).
+pub const MODE_XATTR: &str = "user.moltvault.mode";
+
+fn recorded_mode(f: &File) -> Option<u32> {
+    let mut buf = [0u8; 16];
+    let n = rustix::fs::fgetxattr(f, MODE_XATTR, &mut buf).ok()?;
+    let m = u32::from_str_radix(std::str::from_utf8(&buf[..n]).ok()?.trim(), 8).ok()?;
+    (m <= 0o777).then_some(m)
+}
+
 /// The suffix of sealed files.
 pub const SEALED_SUFFIX: &str = ".age";
 
@@ -183,8 +195,8 @@ pub struct Sealed {
 }
 
 /// Seals `plain` into `<plain>.age` next to it: temp file, fsync, rename, decrypt-verify,
-/// then the plaintext is removed durably. The sealed file keeps the plaintext's permission
-/// bits, so [`unseal_file`] can restore them.
+/// then the plaintext is removed durably. The sealed file is 0600 and records the plaintext's
+/// permission bits in the [`MODE_XATTR`] extended attribute, so [`unseal_file`] can restore them.
 ///
 /// # Errors
 /// Refuses symlinks and non-regular files, files with a held `.lock`, files written within
@@ -217,21 +229,13 @@ pub fn seal_file(
         });
     }
     let mode = meta.mode() & 0o777;
-    remove_stale_temps(&dest);
     let ephemeral = age::x25519::Identity::generate();
     let eph_rcpt = ephemeral.to_public();
-    let mut out = AtomicFile::create(
-        &dest,
-        WriteOptions {
-            mode,
-            replace: Replace::Never,
-            keep_owner: false,
-        },
-    )?;
+    let mut out = AtomicFile::create(&dest, WriteOptions::secret_new())?;
     let mut hasher = Sha256::new();
     let bytes = {
-        let mut w = encrypt_to_many(&mut out, &[recipient, &eph_rcpt])
-            .map_err(|e| Error::Encrypt {
+        let mut w =
+            encrypt_to_many(&mut out, &[recipient, &eph_rcpt]).map_err(|e| Error::Encrypt {
                 path: dest.clone(),
                 source: e,
             })?;
@@ -244,25 +248,28 @@ pub fn seal_file(
         n
     };
     let want = hasher.finalize();
-    out.commit()?;
-    // The sealed file keeps the transcript's mtime, so idle checks and `unseal` see the age of
-    // the conversation, not of the sealing.
+    // The sealed file (0600) records the transcript's mode in an xattr and keeps its mtime, so
+    // idle checks and `unseal` see the age of the conversation, not of the sealing.
+    let _ = rustix::fs::fsetxattr(
+        out.as_file(),
+        MODE_XATTR,
+        format!("{mode:o}").as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    );
     if let Ok(mtime) = meta.modified() {
-        let _ = OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&dest)
-            .and_then(|f| f.set_modified(mtime));
+        let _ = out.as_file().set_modified(mtime);
     }
+    out.commit()?;
     // Decrypt-verify the committed file before the plaintext goes.
     let verified = (|| -> Result<()> {
         let f = File::open(&dest).map_err(|e| io_err("open", &dest, e))?;
-        let mut r = decrypt_reader_with(f, &[&ephemeral as &dyn age::Identity]).map_err(|kind| {
-            Error::Decrypt {
-                path: dest.clone(),
-                kind,
-            }
-        })?;
+        let mut r =
+            decrypt_reader_with(f, &[&ephemeral as &dyn age::Identity]).map_err(|kind| {
+                Error::Decrypt {
+                    path: dest.clone(),
+                    kind,
+                }
+            })?;
         let mut h = Sha256::new();
         copy_hashing(&mut r, &mut io::sink(), &mut h).map_err(|e| match e {
             CopyError::Read(e) => Error::Decrypt {
@@ -303,9 +310,8 @@ pub struct Unsealed {
 }
 
 /// Unseals `sealed` (`x.age` → `x`): decrypts into a temp file beside it, keeps it only after
-/// the whole file authenticated, renames it into place with the sealed file's permission bits
-/// (0600 if those were wider than 0666 or the file was not written by moltvault), then removes
-/// the sealed file.
+/// the whole file authenticated, renames it into place with the mode recorded at sealing
+/// ([`MODE_XATTR`]; 0600 when absent) and the sealed file's mtime, then removes the sealed file.
 ///
 /// If the plaintext already exists with the same content (a crash between the two steps), only
 /// the sealed copy is removed.
@@ -321,10 +327,7 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
     let mut file = open_regular(sealed)?;
     check_magic(&mut file, sealed)?;
     let meta = file.metadata().map_err(|e| io_err("inspect", sealed, e))?;
-    let mut mode = meta.mode() & 0o777;
-    if mode & 0o600 != 0o600 {
-        mode = 0o600;
-    }
+    let mode = recorded_mode(&file).unwrap_or(fsio::SECRET_FILE_MODE);
     let existing = match fs::symlink_metadata(&plain) {
         Ok(m) if m.file_type().is_symlink() || !m.is_file() => {
             return Err(Error::NotRegularFile {
@@ -360,7 +363,6 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
             already_plain: true,
         });
     }
-    remove_stale_temps(&plain);
     let mut out = AtomicFile::create(
         &plain,
         WriteOptions {
@@ -374,15 +376,11 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
         CopyError::Read(e) => decrypt_io(sealed, CopyError::Read(e)),
         CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &plain, e)),
     })?;
+    if let Ok(mtime) = meta.modified() {
+        let _ = out.as_file().set_modified(mtime);
+    }
     // Only now, after the final chunk authenticated, does the plaintext become visible.
     out.commit()?;
-    if let Ok(mtime) = meta.modified() {
-        let _ = OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&plain)
-            .and_then(|f| f.set_modified(mtime));
-    }
     fsio::remove_durably(sealed)?;
     Ok(Unsealed {
         sealed: sealed.to_path_buf(),
@@ -417,24 +415,31 @@ pub fn verify_sealed(path: &Path, identity: &Identity) -> Result<(u64, [u8; 32])
     Ok((n, h.finalize().into()))
 }
 
-/// Removes temp files a killed run left for `dest` (`.<name>.mvtmp-*` beside it): for unseal
-/// they may hold partial plaintext.
-fn remove_stale_temps(dest: &Path) {
-    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name().and_then(|n| n.to_str())) else {
-        return;
+/// Removes the temp files a killed `seal`/`unseal` left in `dir`, and returns how many:
+/// `.<name>.age.mvtmp-*` (partial ciphertext) and `.<name>.mvtmp-*` whose `<name>.age` still
+/// exists (partial plaintext of an interrupted unseal). Other temp files (another command's
+/// write in progress) are left alone. Call it once per directory before a batch.
+pub fn sweep_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
     };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let prefix = format!(".{name}.mvtmp-");
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let n = e.file_name();
-            if n.to_str().is_some_and(|n| n.starts_with(&prefix))
-                && e.file_type().is_ok_and(|t| t.is_file())
-            {
-                let _ = fs::remove_file(e.path());
-            }
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((target, _)) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".mvtmp-"))
+        else {
+            continue;
+        };
+        let ours = target.ends_with(SEALED_SUFFIX)
+            || fs::symlink_metadata(dir.join(format!("{target}{SEALED_SUFFIX}"))).is_ok();
+        if ours && e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
         }
     }
+    removed
 }
 
 /// Rejects files that do not start like an age file (binary or armored), then rewinds.
@@ -645,7 +650,11 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o640);
         assert!(!un.already_plain);
         assert!(!sealed.sealed.exists());
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp files");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp files"
+        );
     }
 
     #[test]
@@ -658,7 +667,11 @@ mod tests {
             Err(Error::RecentlyWritten { .. })
         ));
         let lock = dir.path().join("live.jsonl.lock");
-        fs::write(&lock, format!("{{\"pid\":{},\"createdAt\":1}}", std::process::id())).unwrap();
+        fs::write(
+            &lock,
+            format!("{{\"pid\":{},\"createdAt\":1}}", std::process::id()),
+        )
+        .unwrap();
         assert!(matches!(
             seal_file(&p, &id.to_public(), &old_opts()),
             Err(Error::LockHeld { .. })
@@ -671,7 +684,10 @@ mod tests {
         let link = dir.path().join("link.jsonl");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         match seal_file(&link, &id.to_public(), &old_opts()) {
-            Err(Error::NotRegularFile { symlink: true, path }) => assert_eq!(path, link),
+            Err(Error::NotRegularFile {
+                symlink: true,
+                path,
+            }) => assert_eq!(path, link),
             other => panic!("{other:?}"),
         }
         assert!(target.exists() && link.exists());
@@ -708,12 +724,22 @@ mod tests {
         // Truncations: mid final chunk, at a chunk boundary, inside the header.
         check(&good[..good.len() - 1], &[DecryptFailure::Damaged]);
         let header_end = good.windows(4).position(|w| w == b"--- ").unwrap();
-        let payload_start = header_end + good[header_end..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let payload_start =
+            header_end + good[header_end..].iter().position(|&b| b == b'\n').unwrap() + 1;
         let boundary = payload_start + 16 + 3 * (64 * 1024 + 16);
         check(&good[..boundary], &[DecryptFailure::Truncated]);
-        check(&good[..40], &[DecryptFailure::BadHeader, DecryptFailure::Truncated]);
+        check(
+            &good[..40],
+            &[DecryptFailure::BadHeader, DecryptFailure::Truncated],
+        );
         // Bit flips across the file.
-        for off in [30usize, header_end + 10, payload_start + 3, payload_start + 70_000, good.len() - 5] {
+        for off in [
+            30usize,
+            header_end + 10,
+            payload_start + 3,
+            payload_start + 70_000,
+            good.len() - 5,
+        ] {
             let mut b = good.clone();
             b[off] ^= 0x04;
             check(
@@ -761,7 +787,10 @@ mod tests {
         w.write_all(b"abc").unwrap();
         let ct = w.finish().unwrap();
         let mut out = String::new();
-        decrypt_reader(&ct[..], &id).unwrap().read_to_string(&mut out).unwrap();
+        decrypt_reader(&ct[..], &id)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "abc");
         let armored = age::encrypt_and_armor(&id.to_public(), b"armored").unwrap();
         let mut out = String::new();

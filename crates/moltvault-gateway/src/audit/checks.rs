@@ -52,7 +52,7 @@ const REDACT_ALWAYS_ON_SINCE: (u32, u32, u32) = (2026, 8, 1);
 
 /// Whether the gateway accepts a SecretRef at this config key (FACTS §3.4): not for
 /// `hooks.*`, the `env` block or the legacy `browser.controlToken`.
-pub(crate) fn ref_capable(id: &str) -> bool {
+pub fn ref_capable(id: &str) -> bool {
     !(id.starts_with("hooks.")
         || id.starts_with("env.")
         || id.starts_with("env:")
@@ -141,7 +141,7 @@ pub(crate) fn config_findings(
         .pointer("/logging/redactSensitive")
         .and_then(Value::as_str)
         == Some("off");
-    if redact_off && !v.is_some_and(|v| v >= REDACT_ALWAYS_ON_SINCE) {
+    if redact_off && v.is_none_or(|v| v < REDACT_ALWAYS_ON_SINCE) {
         out.push(Finding::new(
             "config.redact_off",
             Severity::High,

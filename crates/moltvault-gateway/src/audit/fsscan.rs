@@ -198,14 +198,14 @@ pub(crate) fn mark_config(tree: &mut Tree, config: &Path, backups: &[PathBuf]) {
             }
             continue;
         }
-        if let Ok(meta) = fs::symlink_metadata(&path) {
-            if meta.is_file() {
-                tree.entries.push(Entry {
-                    path,
-                    kind: EntryKind::File(kind),
-                    meta,
-                });
-            }
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && meta.is_file()
+        {
+            tree.entries.push(Entry {
+                path,
+                kind: EntryKind::File(kind),
+                meta,
+            });
         }
     }
 }
@@ -378,11 +378,12 @@ pub(crate) fn permission_findings(tree: &Tree, out: &mut Vec<Finding>) {
     // Transcripts, grouped by their sessions directory.
     let mut by_dir: BTreeMap<PathBuf, Vec<Affected>> = BTreeMap::new();
     for e in &tree.entries {
-        if let EntryKind::File(k) = e.kind {
-            if k.is_session_data() && open_bits(&e.meta) != 0 {
-                let dir = e.path.parent().unwrap_or(&tree.root).to_path_buf();
-                by_dir.entry(dir).or_default().push(affected(e));
-            }
+        if let EntryKind::File(k) = e.kind
+            && k.is_session_data()
+            && open_bits(&e.meta) != 0
+        {
+            let dir = e.path.parent().unwrap_or(&tree.root).to_path_buf();
+            by_dir.entry(dir).or_default().push(affected(e));
         }
     }
     for (dir, items) in by_dir {

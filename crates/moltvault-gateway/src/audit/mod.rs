@@ -33,6 +33,7 @@ mod fix;
 mod fsscan;
 mod plaintext;
 
+pub use checks::ref_capable;
 pub use fix::{FixAction, FixOptions, FixOutcome, fix};
 
 use crate::Result;

@@ -161,12 +161,11 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Secrets by rule id, and the bytes read (decompressed).
+type Scanned = (BTreeMap<String, u64>, u64);
+
 /// Scans one file; returns secrets by rule and the bytes read (decompressed).
-pub(crate) fn scan_file(
-    redactor: &Redactor,
-    path: &Path,
-    compressed: bool,
-) -> io::Result<(BTreeMap<String, u64>, u64)> {
+pub(crate) fn scan_file(redactor: &Redactor, path: &Path, compressed: bool) -> io::Result<Scanned> {
     let file = open_nofollow(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
@@ -261,7 +260,7 @@ pub(crate) fn secret_findings(
         }
     }
 
-    let results: Vec<(usize, io::Result<(BTreeMap<String, u64>, u64)>)> = targets
+    let results: Vec<(usize, io::Result<Scanned>)> = targets
         .par_iter()
         .enumerate()
         .map(|(i, t)| {

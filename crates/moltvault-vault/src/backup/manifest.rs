@@ -142,7 +142,10 @@ impl Manifest {
     /// See [`Manifest::parse`].
     pub fn validate(&self) -> Result<(), BackupError> {
         if self.format != FORMAT_NAME {
-            return Err(bad(format!("not a moltvault backup manifest ({:?})", self.format)));
+            return Err(bad(format!(
+                "not a moltvault backup manifest ({:?})",
+                self.format
+            )));
         }
         if self.version != FORMAT_VERSION {
             return Err(bad(format!(
@@ -169,10 +172,15 @@ impl Manifest {
             match e.kind {
                 EntryKind::File => {
                     if e.size.is_none() || e.target.is_some() {
-                        return Err(bad(format!("file entry {:?} needs a size and no target", e.path)));
+                        return Err(bad(format!(
+                            "file entry {:?} needs a size and no target",
+                            e.path
+                        )));
                     }
                     let ok = e.sha256.as_deref().is_some_and(|h| {
-                        h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                        h.len() == 64
+                            && h.bytes()
+                                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                     });
                     if !ok {
                         return Err(bad(format!("file entry {:?} has no valid sha256", e.path)));

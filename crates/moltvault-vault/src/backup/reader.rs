@@ -158,7 +158,9 @@ pub fn restore(
     let dest_name = dest
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| BackupError::io("restore into", &dest, io::Error::other("no directory name")))?
+        .ok_or_else(|| {
+            BackupError::io("restore into", &dest, io::Error::other("no directory name"))
+        })?
         .to_string();
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -178,7 +180,15 @@ pub fn restore(
     }
     let input = target.open(name)?;
     if opts.dry_run {
-        let report = read_archive(input, name, identity, None, only.as_ref(), opts.limits, progress)?;
+        let report = read_archive(
+            input,
+            name,
+            identity,
+            None,
+            only.as_ref(),
+            opts.limits,
+            progress,
+        )?;
         let restored = selected(report.manifest.as_ref(), only.as_ref());
         return Ok(RestoreReport {
             verified: report,
@@ -198,7 +208,10 @@ pub fn restore(
         opts.limits,
         progress,
     )?;
-    let manifest = report.manifest.as_ref().expect("read_archive returns the manifest");
+    let manifest = report
+        .manifest
+        .as_ref()
+        .expect("read_archive returns the manifest");
     let restored = selected(Some(manifest), only.as_ref());
     let time = opts.time.unwrap_or_else(OffsetDateTime::now_utc);
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -244,8 +257,9 @@ struct Staging {
 impl Staging {
     fn create(parent: &Path, name: &str) -> Result<Staging, BackupError> {
         let mut r = [0u8; 6];
-        getrandom::getrandom(&mut r)
-            .map_err(|e| BackupError::io("create staging in", parent, io::Error::other(e.to_string())))?;
+        getrandom::getrandom(&mut r).map_err(|e| {
+            BackupError::io("create staging in", parent, io::Error::other(e.to_string()))
+        })?;
         let p = parent.join(format!(".{name}.moltvault-restore-{}", hex::encode(r)));
         fs::DirBuilder::new()
             .mode(0o700)
@@ -317,8 +331,12 @@ fn swap_whole(
         Err(e) if matches!(e.raw_os_error(), Some(22) | Some(38) | Some(95)) => {
             // No RENAME_EXCHANGE on this filesystem: two renames, the old tree kept first.
             fs::rename(dest, previous).map_err(|e| BackupError::io("rename", dest, e))?;
-            let s = staging.take();
-            fs::rename(&s, dest).map_err(|e| BackupError::io("rename", &s, e))?;
+            if let Err(e) = fs::rename(staging.path(), dest) {
+                // Put the old tree back: the target is never left missing.
+                let _ = fs::rename(previous, dest);
+                return Err(BackupError::io("rename", staging.path(), e));
+            }
+            let _ = staging.take();
         }
         Err(e) => return Err(BackupError::io("swap in", dest, e)),
     }
@@ -391,7 +409,10 @@ fn ensure_real_dir(p: &Path, mode: u32) -> Result<(), BackupError> {
         Ok(_) => Err(BackupError::io(
             "restore into",
             p,
-            io::Error::new(io::ErrorKind::NotADirectory, "not a real directory (a symlink or a file)"),
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a real directory (a symlink or a file)",
+            ),
         )),
         Err(_) => {
             fs::DirBuilder::new()
@@ -481,7 +502,13 @@ impl<R: Read> Read for TagErrors<R> {
             if has_in_chain::<Tagged>(&e) {
                 e
             } else {
-                io::Error::new(e.kind(), Tagged { layer: self.layer, source: e })
+                io::Error::new(
+                    e.kind(),
+                    Tagged {
+                        layer: self.layer,
+                        source: e,
+                    },
+                )
             }
         })
     }
@@ -496,7 +523,9 @@ fn find_in_chain<T: std::error::Error + 'static>(e: &io::Error) -> Option<&T> {
             return Some(t);
         }
         cur = match c.downcast_ref::<io::Error>() {
-            Some(io) => io.get_ref().map(|i| i as &(dyn std::error::Error + 'static)),
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
             None => c.source(),
         };
     }
@@ -604,11 +633,15 @@ pub fn read_archive(
     // 1. The manifest, first.
     let mut first = match entries.next() {
         Some(r) => r.map_err(|e| corrupt("cannot read the first tar entry", e))?,
-        None => return Err(corrupt("the archive is empty", io::Error::other("no entries"))),
+        None => {
+            return Err(corrupt(
+                "the archive is empty",
+                io::Error::other("no entries"),
+            ));
+        }
     };
     let fpath = first.path_bytes().into_owned();
-    if fpath != MANIFEST_MEMBER.as_bytes()
-        || first.header().entry_type() != tar::EntryType::Regular
+    if fpath != MANIFEST_MEMBER.as_bytes() || first.header().entry_type() != tar::EntryType::Regular
     {
         return Err(unsafe_entry(
             &String::from_utf8_lossy(&fpath),
@@ -616,7 +649,10 @@ pub fn read_archive(
         ));
     }
     if first.size() > MAX_MANIFEST_BYTES {
-        return Err(unsafe_entry(MANIFEST_MEMBER, "the manifest is larger than 64 MiB"));
+        return Err(unsafe_entry(
+            MANIFEST_MEMBER,
+            "the manifest is larger than 64 MiB",
+        ));
     }
     let mut mbytes = Vec::new();
     first
@@ -631,8 +667,11 @@ pub fn read_archive(
             .saturating_add(n_entries.saturating_mul(limits.per_entry_overhead))
             .saturating_add(limits.slack_bytes),
     );
-    let by_path: BTreeMap<&str, &super::ManifestEntry> =
-        manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let by_path: BTreeMap<&str, &super::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut links: Vec<(String, String)> = Vec::new();
     let mut buf = vec![0u8; 256 << 10];
@@ -661,28 +700,49 @@ pub fn read_archive(
             tar::EntryType::Regular => EntryKind::File,
             tar::EntryType::Directory => EntryKind::Dir,
             tar::EntryType::Symlink => EntryKind::Symlink,
-            tar::EntryType::Link => return Err(unsafe_entry(&shown, "hard links are not accepted")),
+            tar::EntryType::Link => {
+                return Err(unsafe_entry(&shown, "hard links are not accepted"));
+            }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                return Err(unsafe_entry(&shown, "device files and FIFOs are not accepted"));
+                return Err(unsafe_entry(
+                    &shown,
+                    "device files and FIFOs are not accepted",
+                ));
             }
             _ => return Err(unsafe_entry(&shown, "this tar entry type is not accepted")),
         };
         let rel = p
             .strip_prefix(STATE_PREFIX)
             .and_then(|r| r.strip_prefix('/'))
-            .map(|r| if want == EntryKind::Dir { r.strip_suffix('/').unwrap_or(r) } else { r })
+            .map(|r| {
+                if want == EntryKind::Dir {
+                    r.strip_suffix('/').unwrap_or(r)
+                } else {
+                    r
+                }
+            })
             .ok_or_else(|| unsafe_entry(&shown, "the entry is outside state/"))?;
         super::check_rel_path(rel).map_err(|r| unsafe_entry(&shown, r))?;
         let Some(m) = by_path.get(rel) else {
-            return Err(unsafe_entry(&shown, "the entry is not listed in the manifest"));
+            return Err(unsafe_entry(
+                &shown,
+                "the entry is not listed in the manifest",
+            ));
         };
         if m.kind != want {
-            return Err(unsafe_entry(&shown, "the entry's type differs from the manifest's"));
+            return Err(unsafe_entry(
+                &shown,
+                "the entry's type differs from the manifest's",
+            ));
         }
         if !seen.insert(rel.to_string()) {
-            return Err(unsafe_entry(&shown, "the entry appears twice in the archive"));
+            return Err(unsafe_entry(
+                &shown,
+                "the entry appears twice in the archive",
+            ));
         }
-        let write = staging.is_some() && only.is_none_or(|g| g.is_match(rel) || want == EntryKind::Dir);
+        let write =
+            staging.is_some() && only.is_none_or(|g| g.is_match(rel) || want == EntryKind::Dir);
         match want {
             EntryKind::Dir => {
                 report.dirs += 1;
@@ -701,8 +761,12 @@ pub fn read_archive(
                     .link_name_bytes()
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
-                if Some(t.as_slice()) != m.target.as_deref().map(str::as_bytes) || entry.size() != 0 {
-                    return Err(unsafe_entry(&shown, "the link target differs from the manifest's"));
+                if Some(t.as_slice()) != m.target.as_deref().map(str::as_bytes) || entry.size() != 0
+                {
+                    return Err(unsafe_entry(
+                        &shown,
+                        "the link target differs from the manifest's",
+                    ));
                 }
                 if write {
                     links.push((rel.to_string(), m.target.clone().unwrap_or_default()));
@@ -712,7 +776,10 @@ pub fn read_archive(
                 report.files += 1;
                 let size = m.size.unwrap_or(0);
                 if entry.size() != size {
-                    return Err(unsafe_entry(&shown, "the entry's size differs from the manifest's"));
+                    return Err(unsafe_entry(
+                        &shown,
+                        "the entry's size differs from the manifest's",
+                    ));
                 }
                 let mut out = match (write, staging) {
                     (true, Some(st)) => {
@@ -806,13 +873,16 @@ pub fn read_archive(
                 mkdirs(st, parent)?;
             }
             let p = st.join(rel);
-            std::os::unix::fs::symlink(target, &p).map_err(|e| BackupError::io("create symlink", &p, e))?;
+            std::os::unix::fs::symlink(target, &p)
+                .map_err(|e| BackupError::io("create symlink", &p, e))?;
         }
         let mut written: Vec<&super::ManifestEntry> = manifest
             .entries
             .iter()
             .filter(|e| e.kind != EntryKind::Symlink)
-            .filter(|e| fs::symlink_metadata(st.join(&e.path)).is_ok_and(|m| !m.file_type().is_symlink()))
+            .filter(|e| {
+                fs::symlink_metadata(st.join(&e.path)).is_ok_and(|m| !m.file_type().is_symlink())
+            })
             .collect();
         written.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
         for e in written {

@@ -74,7 +74,10 @@ impl KeepPolicy {
 }
 
 /// Splits backups into (keep, delete) under `policy`; both sorted oldest first.
-pub fn plan_prune(backups: &[BackupInfo], policy: KeepPolicy) -> (Vec<BackupInfo>, Vec<BackupInfo>) {
+pub fn plan_prune(
+    backups: &[BackupInfo],
+    policy: KeepPolicy,
+) -> (Vec<BackupInfo>, Vec<BackupInfo>) {
     let mut newest_first: Vec<&BackupInfo> = backups.iter().collect();
     newest_first.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.name.cmp(&a.name)));
     let mut keep: BTreeSet<&str> = BTreeSet::new();
@@ -225,17 +228,46 @@ mod tests {
             b("20261125T010000Z"),
             b("20261125T020000Z"),
         ];
-        let names = |v: &[BackupInfo]| v.iter().map(|b| b.name[18..33].to_string()).collect::<Vec<_>>();
-        let (keep, del) = plan_prune(&all, KeepPolicy { last: 1, daily: 2, ..Default::default() });
+        let names = |v: &[BackupInfo]| {
+            v.iter()
+                .map(|b| b.name[18..33].to_string())
+                .collect::<Vec<_>>()
+        };
+        let (keep, del) = plan_prune(
+            &all,
+            KeepPolicy {
+                last: 1,
+                daily: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(names(&keep), ["20261124T120000", "20261125T020000"]);
         assert_eq!(del.len(), 5);
-        let (keep, _) = plan_prune(&all, KeepPolicy { monthly: 3, ..Default::default() });
+        let (keep, _) = plan_prune(
+            &all,
+            KeepPolicy {
+                monthly: 3,
+                ..Default::default()
+            },
+        );
         // 2026-11-01 shares its month with the newer 2026-11-25.
         assert_eq!(names(&keep), ["20261001T010000", "20261125T020000"]);
-        let (keep, _) = plan_prune(&all, KeepPolicy { weekly: 2, ..Default::default() });
+        let (keep, _) = plan_prune(
+            &all,
+            KeepPolicy {
+                weekly: 2,
+                ..Default::default()
+            },
+        );
         // 2026-11-20 is a Friday (ISO week 47); 24 and 25 are in week 48.
         assert_eq!(names(&keep), ["20261120T010000", "20261125T020000"]);
-        let (keep, del) = plan_prune(&all, KeepPolicy { last: 100, ..Default::default() });
+        let (keep, del) = plan_prune(
+            &all,
+            KeepPolicy {
+                last: 100,
+                ..Default::default()
+            },
+        );
         assert_eq!((keep.len(), del.len()), (7, 0));
     }
 }

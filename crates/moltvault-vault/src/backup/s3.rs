@@ -46,7 +46,9 @@ pub struct S3Target {
 
 impl std::fmt::Debug for S3Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Target").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("S3Target")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,7 +118,10 @@ impl S3Target {
             .build()
             .map_err(|e| remote(Box::new(e)))?;
         Ok(S3Target {
-            url: format!("s3://{bucket}{}{prefix}", if prefix.is_empty() { "" } else { "/" }),
+            url: format!(
+                "s3://{bucket}{}{prefix}",
+                if prefix.is_empty() { "" } else { "/" }
+            ),
             prefix,
             store: Arc::new(store),
             rt,

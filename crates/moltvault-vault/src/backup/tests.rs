@@ -27,17 +27,31 @@ fn gateway_home(root: &Path) -> PathBuf {
     fs::write(s.join("openclaw.json"), "{ gateway: { port: 18789 } }\n").unwrap();
     fs::set_permissions(s.join("openclaw.json"), fs::Permissions::from_mode(0o600)).unwrap();
     fs::write(s.join("credentials/oauth.json"), "{\"t\":1}").unwrap();
-    fs::set_permissions(s.join("credentials/oauth.json"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(
+        s.join("credentials/oauth.json"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     fs::write(
         s.join("agents/main/sessions/a.jsonl"),
         "{\"type\":\"session\",\"id\":\"a\"}\n{\"type\":\"message\"}\n{\"type\":\"mess",
     )
     .unwrap();
-    fs::write(s.join("agents/main/sessions/b.jsonl"), "{\"x\":1}\n".repeat(1000)).unwrap();
+    fs::write(
+        s.join("agents/main/sessions/b.jsonl"),
+        "{\"x\":1}\n".repeat(1000),
+    )
+    .unwrap();
     symlink("sessions/b.jsonl", s.join("agents/main/current.jsonl")).unwrap();
     symlink("/etc/hostname", s.join("agents/main/escape")).unwrap();
     let fifo = s.join("agents/main/pipe");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     std::os::unix::net::UnixListener::bind(s.join("gateway.sock")).unwrap();
     s
 }
@@ -56,19 +70,30 @@ fn sqlite_db(path: &Path) -> rusqlite::Connection {
 fn tree(dir: &Path) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();
     fn walk(base: &Path, d: &Path, out: &mut Vec<(String, String, u32)>) {
-        let mut names: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         for p in names {
             let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
             let m = fs::symlink_metadata(&p).unwrap();
             let mode = m.permissions().mode() & 0o777;
             if m.file_type().is_symlink() {
-                out.push((rel, format!("-> {}", fs::read_link(&p).unwrap().display()), 0));
+                out.push((
+                    rel,
+                    format!("-> {}", fs::read_link(&p).unwrap().display()),
+                    0,
+                ));
             } else if m.is_dir() {
                 out.push((rel.clone(), "dir".into(), mode));
                 walk(base, &p, out);
             } else if m.is_file() {
-                out.push((rel, hex::encode(Sha256::digest(fs::read(&p).unwrap())), mode));
+                out.push((
+                    rel,
+                    hex::encode(Sha256::digest(fs::read(&p).unwrap())),
+                    mode,
+                ));
             }
         }
     }
@@ -105,19 +130,50 @@ fn opts(e: &Env) -> BackupOptions {
 fn backup_then_restore_round_trips_a_gateway_home() {
     let e = env();
     let conn = sqlite_db(&e.state.join("agents/main/agent/openclaw-agent.sqlite"));
-    conn.execute("INSERT INTO transcript_events(event_json) VALUES ('{\"live\":true}')", [])
-        .unwrap();
-    assert!(e.state.join("agents/main/agent/openclaw-agent.sqlite-wal").exists());
+    conn.execute(
+        "INSERT INTO transcript_events(event_json) VALUES ('{\"live\":true}')",
+        [],
+    )
+    .unwrap();
+    assert!(
+        e.state
+            .join("agents/main/agent/openclaw-agent.sqlite-wal")
+            .exists()
+    );
     let s = create(&opts(&e), &e.id.to_public(), &e.target, &NoProgress).unwrap();
     assert_eq!(s.sqlite_databases, 1);
     assert!(s.name.starts_with("moltvault-testhost-") && s.name.ends_with(".tar.zst.age"));
     let file = e.target.dir().join(&s.name);
-    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    let reasons: Vec<_> = s.skipped.iter().map(|k| format!("{}: {}", k.path, k.reason)).collect();
-    assert!(reasons.iter().any(|r| r.starts_with("agents/main/escape: symlink to /etc/hostname")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("agents/main/pipe: FIFO")));
-    assert!(reasons.iter().any(|r| r.starts_with("gateway.sock: socket")));
-    assert!(reasons.iter().any(|r| r.starts_with("agents/main/agent/openclaw-agent.sqlite-wal: SQLite sidecar")));
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let reasons: Vec<_> = s
+        .skipped
+        .iter()
+        .map(|k| format!("{}: {}", k.path, k.reason))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("agents/main/escape: symlink to /etc/hostname")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("agents/main/pipe: FIFO"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("gateway.sock: socket"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("agents/main/agent/openclaw-agent.sqlite-wal: SQLite sidecar"))
+    );
 
     let v = verify(&e.target, &s.name, &e.id, &NoProgress).unwrap();
     assert_eq!((v.files, v.dirs, v.symlinks), (s.files, s.dirs, s.symlinks));
@@ -125,32 +181,75 @@ fn backup_then_restore_round_trips_a_gateway_home() {
     // Restore over a changed tree: the old one is kept, the new one is the backup's.
     fs::write(e.state.join("openclaw.json"), "changed").unwrap();
     drop(conn);
-    let r = restore(&e.target, &s.name, &e.id, &RestoreOptions::new(&e.state), &NoProgress).unwrap();
+    let r = restore(
+        &e.target,
+        &s.name,
+        &e.id,
+        &RestoreOptions::new(&e.state),
+        &NoProgress,
+    )
+    .unwrap();
     let prev = r.previous.clone().unwrap();
-    assert!(prev.file_name().unwrap().to_str().unwrap().starts_with(".openclaw.pre-restore-"));
-    assert_eq!(fs::read_to_string(prev.join("openclaw.json")).unwrap(), "changed");
-    assert_eq!(fs::read_to_string(e.state.join("openclaw.json")).unwrap(), "{ gateway: { port: 18789 } }\n");
+    assert!(
+        prev.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(".openclaw.pre-restore-")
+    );
+    assert_eq!(
+        fs::read_to_string(prev.join("openclaw.json")).unwrap(),
+        "changed"
+    );
+    assert_eq!(
+        fs::read_to_string(e.state.join("openclaw.json")).unwrap(),
+        "{ gateway: { port: 18789 } }\n"
+    );
     // The torn last line of a live transcript is not backed up.
     assert_eq!(
         fs::read_to_string(e.state.join("agents/main/sessions/a.jsonl")).unwrap(),
         "{\"type\":\"session\",\"id\":\"a\"}\n{\"type\":\"message\"}\n"
     );
-    assert_eq!(fs::read_link(e.state.join("agents/main/current.jsonl")).unwrap(), Path::new("sessions/b.jsonl"));
+    assert_eq!(
+        fs::read_link(e.state.join("agents/main/current.jsonl")).unwrap(),
+        Path::new("sessions/b.jsonl")
+    );
     assert!(!e.state.join("agents/main/escape").exists());
     assert!(!e.state.join("agents/main/pipe").exists());
-    let m = |p: &str| fs::symlink_metadata(e.state.join(p)).unwrap().permissions().mode() & 0o777;
-    assert_eq!((m(""), m("credentials/oauth.json"), m("openclaw.json")), (0o700, 0o640, 0o600));
+    let m = |p: &str| {
+        fs::symlink_metadata(e.state.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(
+        (m(""), m("credentials/oauth.json"), m("openclaw.json")),
+        (0o700, 0o640, 0o600)
+    );
     // The SQLite copy is a consistent, self-contained database with the uncheckpointed row.
-    let c = rusqlite::Connection::open(e.state.join("agents/main/agent/openclaw-agent.sqlite")).unwrap();
-    let n: i64 = c.query_row("SELECT count(*) FROM transcript_events", [], |r| r.get(0)).unwrap();
+    let c = rusqlite::Connection::open(e.state.join("agents/main/agent/openclaw-agent.sqlite"))
+        .unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM transcript_events", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 3);
-    let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
     // Nothing left beside the target but it and the kept old tree.
-    let mut names: Vec<_> = fs::read_dir(&e.root).unwrap().map(|d| d.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<_> = fs::read_dir(&e.root)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 4, "{names:?}"); // .openclaw, .openclaw.pre-restore-*, backups, vault-tmp
-    assert_eq!(fs::read_dir(e.root.join("vault-tmp")).unwrap().count(), 0, "temp SQLite copies are removed");
+    assert_eq!(
+        fs::read_dir(e.root.join("vault-tmp")).unwrap().count(),
+        0,
+        "temp SQLite copies are removed"
+    );
 }
 
 #[test]
@@ -163,9 +262,18 @@ fn restore_only_swaps_selected_files_and_keeps_the_replaced_ones() {
     o.only = vec!["openclaw.json".into()];
     let r = restore(&e.target, &s.name, &e.id, &o, &NoProgress).unwrap();
     assert_eq!(r.restored, ["openclaw.json"]);
-    assert_eq!(fs::read_to_string(e.state.join("openclaw.json")).unwrap(), "{ gateway: { port: 18789 } }\n");
-    assert_eq!(fs::read_to_string(e.state.join("credentials/oauth.json")).unwrap(), "changed too");
-    assert_eq!(fs::read_to_string(r.previous.unwrap().join("openclaw.json")).unwrap(), "changed");
+    assert_eq!(
+        fs::read_to_string(e.state.join("openclaw.json")).unwrap(),
+        "{ gateway: { port: 18789 } }\n"
+    );
+    assert_eq!(
+        fs::read_to_string(e.state.join("credentials/oauth.json")).unwrap(),
+        "changed too"
+    );
+    assert_eq!(
+        fs::read_to_string(r.previous.unwrap().join("openclaw.json")).unwrap(),
+        "changed"
+    );
 }
 
 #[test]
@@ -178,10 +286,23 @@ fn dry_run_and_exclude() {
     ro.dry_run = true;
     let r = restore(&e.target, &s.name, &e.id, &ro, &NoProgress).unwrap();
     assert!(!e.root.join("fresh").exists());
-    assert!(r.restored.iter().all(|p| !p.contains("sessions/") && !p.starts_with("credentials")), "{:?}", r.restored);
+    assert!(
+        r.restored
+            .iter()
+            .all(|p| !p.contains("sessions/") && !p.starts_with("credentials")),
+        "{:?}",
+        r.restored
+    );
     assert!(r.restored.contains(&"openclaw.json".to_string()));
     // Restoring into a directory that does not exist yet creates it.
-    let r = restore(&e.target, &s.name, &e.id, &RestoreOptions::new(e.root.join("fresh")), &NoProgress).unwrap();
+    let r = restore(
+        &e.target,
+        &s.name,
+        &e.id,
+        &RestoreOptions::new(e.root.join("fresh")),
+        &NoProgress,
+    )
+    .unwrap();
     assert!(r.previous.is_none());
     assert!(e.root.join("fresh/openclaw.json").is_file());
 }
@@ -210,14 +331,27 @@ fn the_debian_age_zstd_and_tar_read_a_backup() {
         .unwrap();
     assert!(st.success());
     let m: Manifest = Manifest::parse(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(m.entries.iter().filter(|e| e.kind == EntryKind::File).count(), s.files);
+    assert_eq!(
+        m.entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .count(),
+        s.files
+    );
     let want = tree_of_restore(&e, &s.name);
     assert_eq!(tree(&out.join("state")), want);
 }
 
 fn tree_of_restore(e: &Env, name: &str) -> Vec<(String, String, u32)> {
     let dest = e.root.join(format!("restored-{}", rand_suffix()));
-    restore(&e.target, name, &e.id, &RestoreOptions::new(&dest), &NoProgress).unwrap();
+    restore(
+        &e.target,
+        name,
+        &e.id,
+        &RestoreOptions::new(&dest),
+        &NoProgress,
+    )
+    .unwrap();
     tree(&dest)
 }
 
@@ -242,7 +376,14 @@ fn wrong_key_truncation_and_bit_flips_are_rejected_and_change_nothing() {
     for cut in [10, 200, good.len() / 2, good.len() - 17, good.len() - 1] {
         cases.push((format!("truncated at {cut}"), good[..cut].to_vec()));
     }
-    for at in [150, 300, good.len() / 3, good.len() / 2, good.len() - 20, good.len() - 1] {
+    for at in [
+        150,
+        300,
+        good.len() / 3,
+        good.len() / 2,
+        good.len() - 20,
+        good.len() - 1,
+    ] {
         let mut b = good.clone();
         b[at] ^= 0x20;
         cases.push((format!("bit flipped at {at}"), b));
@@ -252,10 +393,19 @@ fn wrong_key_truncation_and_bit_flips_are_rejected_and_change_nothing() {
     cases.push(("junk appended".into(), appended));
     for (what, bytes) in cases {
         fs::write(bad_dir.dir().join(&s.name), &bytes).unwrap();
-        let err = restore(&bad_dir, &s.name, &e.id, &RestoreOptions::new(&e.state), &NoProgress)
-            .expect_err(&what);
+        let err = restore(
+            &bad_dir,
+            &s.name,
+            &e.id,
+            &RestoreOptions::new(&e.state),
+            &NoProgress,
+        )
+        .expect_err(&what);
         assert!(
-            matches!(err, BackupError::Decrypt { .. } | BackupError::Corrupt { .. }),
+            matches!(
+                err,
+                BackupError::Decrypt { .. } | BackupError::Corrupt { .. }
+            ),
             "{what}: {err:?}"
         );
         assert_eq!(tree(&e.state), before, "{what}: the target changed");
@@ -397,46 +547,250 @@ fn malicious_archives_are_rejected_with_nothing_written_outside_staging() {
     let bomb_manifest = manifest_of(vec![f("x")]);
 
     let corpus: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("dotdot path", evil(&r, Some(manifest_of(vec![f("x")])), vec![reg("state/../x")], b""), "`..`"),
-        ("dotdot in manifest", evil(&r, Some(manifest_of(vec![f("../victim.txt")])), vec![reg("state/../victim.txt")], b""), "`..`"),
-        ("absolute path", evil(&r, Some(manifest_of(vec![f("x")])), vec![reg("/tmp/x")], b""), "outside state/"),
-        ("absolute in manifest", evil(&r, Some(manifest_of(vec![f("/tmp/x")])), vec![reg("state//tmp/x")], b""), "absolute"),
-        ("escaping symlink in manifest", evil(&r, Some(manifest_of(vec![link("l", "/etc")])), vec![symlink_then_file], b""), "absolute target"),
-        ("symlink then a file through it", evil(&r, Some(manifest_of(vec![link("l", "d"), f("l/x")])), vec![in_tree_link, reg("state/l/x")], b""), "parent"),
-        ("symlink where the manifest has a dir", {
-            let mut l = raw("state/d", tar::EntryType::Symlink, b"");
-            l.link = Some("/");
-            evil(&r, Some(manifest_of(vec![dir("d"), f("d/x")])), vec![l, reg("state/d/x")], b"")
-        }, "type differs"),
-        ("hard link", evil(&r, Some(manifest_of(vec![f("x")])), vec![hard], b""), "hard links"),
-        ("char device", evil(&r, Some(manifest_of(vec![f("x")])), vec![raw("state/x", tar::EntryType::Char, b"")], b""), "device"),
-        ("fifo", evil(&r, Some(manifest_of(vec![f("x")])), vec![raw("state/x", tar::EntryType::Fifo, b"")], b""), "device files and FIFOs"),
-        ("duplicate entry", evil(&r, Some(manifest_of(vec![f("x")])), vec![reg("state/x"), reg("state/x")], b""), "twice"),
-        ("entry missing from the manifest", evil(&r, Some(manifest_of(vec![f("x")])), vec![reg("state/x"), reg("state/y")], b""), "not listed"),
-        ("manifest entry missing from the archive", evil(&r, Some(manifest_of(vec![f("x"), f("y")])), vec![reg("state/x")], b""), "not in the archive"),
-        ("no manifest", evil(&r, None, vec![reg("state/x")], b""), "first entry"),
-        ("manifest not first", {
-            let m = manifest_of(vec![f("x")]);
-            evil(&r, None, vec![reg("state/x"), raw(MANIFEST_MEMBER, tar::EntryType::Regular, &m)], b"")
-        }, "first entry"),
-        ("wrong content", evil(&r, Some(manifest_of(vec![f("x")])), vec![raw("state/x", tar::EntryType::Regular, b"abd")], b""), "SHA-256"),
-        ("size differs from the manifest", evil(&r, Some(manifest_of(vec![f("x")])), vec![raw("state/x", tar::EntryType::Regular, b"abcd")], b""), "size differs"),
-        ("PAX size trick", evil(&r, Some(manifest_of(vec![f("x")])), vec![raw("state/x", tar::EntryType::XHeader, &pax), reg("state/x")], b""), "size differs"),
-        ("zip-bomb-like expansion", evil(&r, Some(bomb_manifest), vec![reg("state/x")], &vec![0u8; 8 << 20]), "zip-bomb"),
-        ("data after the end", evil(&r, Some(manifest_of(vec![f("x")])), vec![reg("state/x")], &[0u8, 0, 7]), "follows the end"),
-        ("global PAX header", evil(&r, Some(manifest_of(vec![f("x")])), vec![raw("pax_global_header", tar::EntryType::XGlobalHeader, b"9 a=bcd\n"), reg("state/x")], b""), "not accepted"),
+        (
+            "dotdot path",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![reg("state/../x")],
+                b"",
+            ),
+            "`..`",
+        ),
+        (
+            "dotdot in manifest",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("../victim.txt")])),
+                vec![reg("state/../victim.txt")],
+                b"",
+            ),
+            "`..`",
+        ),
+        (
+            "absolute path",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![reg("/tmp/x")],
+                b"",
+            ),
+            "outside state/",
+        ),
+        (
+            "absolute in manifest",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("/tmp/x")])),
+                vec![reg("state//tmp/x")],
+                b"",
+            ),
+            "absolute",
+        ),
+        (
+            "escaping symlink in manifest",
+            evil(
+                &r,
+                Some(manifest_of(vec![link("l", "/etc")])),
+                vec![symlink_then_file],
+                b"",
+            ),
+            "absolute target",
+        ),
+        (
+            "symlink then a file through it",
+            evil(
+                &r,
+                Some(manifest_of(vec![link("l", "d"), f("l/x")])),
+                vec![in_tree_link, reg("state/l/x")],
+                b"",
+            ),
+            "parent",
+        ),
+        (
+            "symlink where the manifest has a dir",
+            {
+                let mut l = raw("state/d", tar::EntryType::Symlink, b"");
+                l.link = Some("/");
+                evil(
+                    &r,
+                    Some(manifest_of(vec![dir("d"), f("d/x")])),
+                    vec![l, reg("state/d/x")],
+                    b"",
+                )
+            },
+            "type differs",
+        ),
+        (
+            "hard link",
+            evil(&r, Some(manifest_of(vec![f("x")])), vec![hard], b""),
+            "hard links",
+        ),
+        (
+            "char device",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![raw("state/x", tar::EntryType::Char, b"")],
+                b"",
+            ),
+            "device",
+        ),
+        (
+            "fifo",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![raw("state/x", tar::EntryType::Fifo, b"")],
+                b"",
+            ),
+            "device files and FIFOs",
+        ),
+        (
+            "duplicate entry",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![reg("state/x"), reg("state/x")],
+                b"",
+            ),
+            "twice",
+        ),
+        (
+            "entry missing from the manifest",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![reg("state/x"), reg("state/y")],
+                b"",
+            ),
+            "not listed",
+        ),
+        (
+            "manifest entry missing from the archive",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x"), f("y")])),
+                vec![reg("state/x")],
+                b"",
+            ),
+            "not in the archive",
+        ),
+        (
+            "no manifest",
+            evil(&r, None, vec![reg("state/x")], b""),
+            "first entry",
+        ),
+        (
+            "manifest not first",
+            {
+                let m = manifest_of(vec![f("x")]);
+                evil(
+                    &r,
+                    None,
+                    vec![
+                        reg("state/x"),
+                        raw(MANIFEST_MEMBER, tar::EntryType::Regular, &m),
+                    ],
+                    b"",
+                )
+            },
+            "first entry",
+        ),
+        (
+            "wrong content",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![raw("state/x", tar::EntryType::Regular, b"abd")],
+                b"",
+            ),
+            "SHA-256",
+        ),
+        (
+            "size differs from the manifest",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![raw("state/x", tar::EntryType::Regular, b"abcd")],
+                b"",
+            ),
+            "size differs",
+        ),
+        (
+            "PAX size trick",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![
+                    raw("state/x", tar::EntryType::XHeader, &pax),
+                    reg("state/x"),
+                ],
+                b"",
+            ),
+            "size differs",
+        ),
+        (
+            "zip-bomb-like expansion",
+            evil(
+                &r,
+                Some(bomb_manifest),
+                vec![reg("state/x")],
+                &vec![0u8; 8 << 20],
+            ),
+            "zip-bomb",
+        ),
+        (
+            "data after the end",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![reg("state/x")],
+                &[0u8, 0, 7],
+            ),
+            "follows the end",
+        ),
+        (
+            "global PAX header",
+            evil(
+                &r,
+                Some(manifest_of(vec![f("x")])),
+                vec![
+                    raw(
+                        "pax_global_header",
+                        tar::EntryType::XGlobalHeader,
+                        b"9 a=bcd\n",
+                    ),
+                    reg("state/x"),
+                ],
+                b"",
+            ),
+            "not accepted",
+        ),
     ];
     let dir_t = LocalDir::new(e.root.join("evil"));
     fs::create_dir(dir_t.dir()).unwrap();
     for (i, (what, bytes, needle)) in corpus.into_iter().enumerate() {
         let name = format!("moltvault-evil-20261125T2000{:02}Z.tar.zst.age", i);
         fs::write(dir_t.dir().join(&name), &bytes).unwrap();
-        assert!(verify(&dir_t, &name, &e.id, &NoProgress).is_err(), "{what}: verify accepted it");
-        let err = restore(&dir_t, &name, &e.id, &RestoreOptions::new(&e.state), &NoProgress)
-            .expect_err(what);
+        assert!(
+            verify(&dir_t, &name, &e.id, &NoProgress).is_err(),
+            "{what}: verify accepted it"
+        );
+        let err = restore(
+            &dir_t,
+            &name,
+            &e.id,
+            &RestoreOptions::new(&e.state),
+            &NoProgress,
+        )
+        .expect_err(what);
         let msg = format!("{err}");
         assert!(msg.contains(needle), "{what}: unexpected error {msg:?}");
-        assert!(!msg.contains("abc"), "{what}: content leaked into the error");
+        assert!(
+            !msg.contains("abc"),
+            "{what}: content leaked into the error"
+        );
         assert_eq!(tree(&e.state), before, "{what}: the target changed");
         assert_eq!(fs::read_to_string(&outside).unwrap(), "victim", "{what}");
         let mut names: Vec<_> = fs::read_dir(&e.root)
@@ -444,7 +798,11 @@ fn malicious_archives_are_rejected_with_nothing_written_outside_staging() {
             .map(|d| d.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, [".openclaw", "evil", "victim.txt"], "{what}: something was written outside staging");
+        assert_eq!(
+            names,
+            [".openclaw", "evil", "victim.txt"],
+            "{what}: something was written outside staging"
+        );
     }
 }
 
@@ -472,7 +830,11 @@ fn a_well_formed_hand_made_archive_with_an_in_tree_symlink_restores() {
     let bytes = evil(
         &e.id.to_public(),
         Some(manifest_of(vec![d, f, l])),
-        vec![raw("state/d/", tar::EntryType::Directory, b""), raw("state/d/x", tar::EntryType::Regular, b"abc"), lr],
+        vec![
+            raw("state/d/", tar::EntryType::Directory, b""),
+            raw("state/d/x", tar::EntryType::Regular, b"abc"),
+            lr,
+        ],
         b"",
     );
     let t = LocalDir::new(e.root.join("ok"));
@@ -482,7 +844,10 @@ fn a_well_formed_hand_made_archive_with_an_in_tree_symlink_restores() {
     let dest = e.root.join("dest");
     restore(&t, name, &e.id, &RestoreOptions::new(&dest), &NoProgress).unwrap();
     assert_eq!(fs::read_to_string(dest.join("l")).unwrap(), "abc");
-    assert_eq!(fs::metadata(dest.join("d")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        fs::metadata(dest.join("d")).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
 }
 
 #[test]
@@ -491,10 +856,23 @@ fn prune_verifies_before_deleting_and_never_deletes_newer_than_verified() {
     let mut o = opts(&e);
     let mut names = Vec::new();
     for (d, h) in [(20, 1), (21, 1), (22, 1), (23, 1), (23, 9)] {
-        o.time = Some(time::Date::from_calendar_date(2026, time::Month::November, d).unwrap().with_hms(h, 0, 0).unwrap().assume_utc());
-        names.push(create(&o, &e.id.to_public(), &e.target, &NoProgress).unwrap().name);
+        o.time = Some(
+            time::Date::from_calendar_date(2026, time::Month::November, d)
+                .unwrap()
+                .with_hms(h, 0, 0)
+                .unwrap()
+                .assume_utc(),
+        );
+        names.push(
+            create(&o, &e.id.to_public(), &e.target, &NoProgress)
+                .unwrap()
+                .name,
+        );
     }
-    let policy = KeepPolicy { last: 2, ..Default::default() };
+    let policy = KeepPolicy {
+        last: 2,
+        ..Default::default()
+    };
     let dry = prune(&e.target, None, policy, true, &NoProgress).unwrap();
     assert_eq!(dry.deleted.len(), 3);
     assert_eq!(list_backups(&e.target).unwrap().len(), 5);
@@ -507,11 +885,25 @@ fn prune_verifies_before_deleting_and_never_deletes_newer_than_verified() {
     fs::write(&newest, b).unwrap();
     let rep = prune(&e.target, Some(&e.id), policy, false, &NoProgress).unwrap();
     assert_eq!(rep.verified.as_deref(), Some(names[3].as_str()));
-    let left: Vec<_> = list_backups(&e.target).unwrap().into_iter().map(|b| b.name).collect();
+    let left: Vec<_> = list_backups(&e.target)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
     assert_eq!(left, [names[3].clone(), names[4].clone()]);
 
     // Nothing verifies (wrong key): nothing is deleted.
-    let err = prune(&e.target, Some(&id()), KeepPolicy { last: 1, ..Default::default() }, false, &NoProgress).unwrap_err();
+    let err = prune(
+        &e.target,
+        Some(&id()),
+        KeepPolicy {
+            last: 1,
+            ..Default::default()
+        },
+        false,
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(matches!(err, BackupError::NothingVerified { .. }));
     assert_eq!(list_backups(&e.target).unwrap().len(), 2);
 }
@@ -534,12 +926,25 @@ fn a_file_changed_in_place_during_the_backup_fails_it_and_leaves_no_file() {
     let err = create(&opts(&e), &e.id.to_public(), &e.target, &m).unwrap_err();
     assert!(matches!(err, BackupError::Changed { .. }), "{err}");
     assert_eq!(list_backups(&e.target).unwrap().len(), 0);
-    assert_eq!(fs::read_dir(e.target.dir()).unwrap().count(), 0, "no temp file left");
+    assert_eq!(
+        fs::read_dir(e.target.dir()).unwrap().count(),
+        0,
+        "no temp file left"
+    );
 }
 
 #[test]
 fn backup_error_messages_name_the_file() {
     let e = env();
-    let err = verify(&e.target, "moltvault-x-20261125T200000Z.tar.zst.age", &e.id, &NoProgress).unwrap_err();
-    assert_eq!(err.to_string(), "no backup named moltvault-x-20261125T200000Z.tar.zst.age on the target");
+    let err = verify(
+        &e.target,
+        "moltvault-x-20261125T200000Z.tar.zst.age",
+        &e.id,
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no backup named moltvault-x-20261125T200000Z.tar.zst.age on the target"
+    );
 }

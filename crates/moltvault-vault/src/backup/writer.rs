@@ -99,9 +99,7 @@ pub fn backup_name(host: &str, time: OffsetDateTime) -> String {
         .collect();
     let host = if host.is_empty() { "host".into() } else { host };
     let t = time.to_offset(time::UtcOffset::UTC);
-    let fmt = time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second]Z"
-    );
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     format!(
         "moltvault-{host}-{}{BACKUP_SUFFIX}",
         t.format(&fmt).expect("fixed format")
@@ -208,9 +206,7 @@ pub fn write_archive<W: Write>(
         planned: Vec::new(),
         skipped: Vec::new(),
         sqlite: 0,
-        progress,
     };
-    progress.set_total(0);
     walk.dir(&opts.source, "")?;
     let Walk {
         planned,
@@ -244,7 +240,9 @@ pub fn write_archive<W: Write>(
     let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient))
         .map_err(BackupError::Encrypt)?;
     let sink = |e: io::Error| BackupError::io("write", "the backup stream", e);
-    let age_w = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, out)).map_err(sink)?;
+    let age_w = encryptor
+        .wrap_output(BufWriter::with_capacity(1 << 20, out))
+        .map_err(sink)?;
     let mut z = zstd::stream::Encoder::new(age_w, opts.zstd_level).map_err(sink)?;
     z.include_checksum(true).map_err(sink)?;
     if opts.zstd_threads > 0 {
@@ -255,7 +253,8 @@ pub fn write_archive<W: Write>(
     let mjson = manifest.to_json();
     let mut h = header(tar::EntryType::Regular, 0o600, time.unix_timestamp());
     h.set_size(mjson.len() as u64);
-    tar.append_data(&mut h, MANIFEST_MEMBER, &mjson[..]).map_err(sink)?;
+    tar.append_data(&mut h, MANIFEST_MEMBER, &mjson[..])
+        .map_err(sink)?;
 
     let (mut files, mut dirs, mut links) = (0, 0, 0);
     for p in &planned {
@@ -298,7 +297,9 @@ pub fn write_archive<W: Write>(
                         sink(err)
                     }
                 })?;
-                if r.count != size || hex::encode(r.hasher.finalize()) != e.sha256.as_deref().unwrap_or_default() {
+                if r.count != size
+                    || hex::encode(r.hasher.finalize()) != e.sha256.as_deref().unwrap_or_default()
+                {
                     return Err(BackupError::Changed {
                         path: opts.source.join(&e.path),
                     });
@@ -309,9 +310,7 @@ pub fn write_archive<W: Write>(
     let z = tar.into_inner().map_err(sink)?;
     let age_w = z.finish().map_err(sink)?;
     let buf = age_w.finish().map_err(sink)?;
-    let out = buf
-        .into_inner()
-        .map_err(|e| sink(e.into_error()))?;
+    let out = buf.into_inner().map_err(|e| sink(e.into_error()))?;
     drop(tmp);
     let summary = BackupSummary {
         name: String::new(),
@@ -363,7 +362,6 @@ struct Walk<'a> {
     planned: Vec<Planned>,
     skipped: Vec<Skipped>,
     sqlite: usize,
-    progress: &'a dyn Progress,
 }
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -416,7 +414,8 @@ impl Walk<'_> {
                 });
                 self.dir(&path, &child)?;
             } else if ft.is_symlink() {
-                let target = fs::read_link(&path).map_err(|e| BackupError::io("read link", &path, e))?;
+                let target =
+                    fs::read_link(&path).map_err(|e| BackupError::io("read link", &path, e))?;
                 match target.to_str() {
                     Some(t) if check_link_target(&child, t).is_ok() => {
                         let mut e = entry(&child, EntryKind::Symlink, "0777".into(), mtime);
@@ -444,9 +443,10 @@ impl Walk<'_> {
                 }
                 self.file(&path, &child, mode, mtime)?;
             } else {
-                let what = if ft_is(&ft, FtKind::Socket) {
+                use std::os::unix::fs::FileTypeExt;
+                let what = if ft.is_socket() {
                     "socket"
-                } else if ft_is(&ft, FtKind::Fifo) {
+                } else if ft.is_fifo() {
                     "FIFO"
                 } else {
                     "device file"
@@ -473,9 +473,9 @@ impl Walk<'_> {
         };
         let mut e = entry(rel, EntryKind::File, mode, mtime);
         let mut magic = [0u8; 16];
-        let is_sqlite = read_prefix(&mut f, &mut magic).map_err(|e| BackupError::io("read", path, e))?
-            == 16
-            && &magic == SQLITE_MAGIC;
+        let is_sqlite =
+            read_prefix(&mut f, &mut magic).map_err(|e| BackupError::io("read", path, e))? == 16
+                && &magic == SQLITE_MAGIC;
         let source = if is_sqlite {
             drop(f);
             self.sqlite += 1;
@@ -492,7 +492,8 @@ impl Walk<'_> {
             .map_err(|e| BackupError::io("inspect", &source, e))?
             .len();
         let size = if rel.ends_with(".jsonl") && !is_sqlite {
-            let complete = complete_lines_len(&mut f, len).map_err(|e| BackupError::io("read", path, e))?;
+            let complete =
+                complete_lines_len(&mut f, len).map_err(|e| BackupError::io("read", path, e))?;
             if complete != len {
                 e.captured = Some("jsonl-complete-lines".into());
             }
@@ -508,16 +509,19 @@ impl Walk<'_> {
         let mut buf = vec![0u8; 256 << 10];
         let mut n_total = 0u64;
         loop {
-            let n = r.read(&mut buf).map_err(|e| BackupError::io("read", &source, e))?;
+            let n = r
+                .read(&mut buf)
+                .map_err(|e| BackupError::io("read", &source, e))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
             n_total += n as u64;
-            self.progress.advance(0);
         }
         if n_total != size {
-            return Err(BackupError::Changed { path: path.to_path_buf() });
+            return Err(BackupError::Changed {
+                path: path.to_path_buf(),
+            });
         }
         e.size = Some(size);
         e.sha256 = Some(hex::encode(hasher.finalize()));
@@ -536,19 +540,6 @@ fn entry(path: &str, kind: EntryKind, mode: String, mtime: Option<i64>) -> Manif
         sha256: None,
         target: None,
         captured: None,
-    }
-}
-
-enum FtKind {
-    Socket,
-    Fifo,
-}
-
-fn ft_is(ft: &fs::FileType, k: FtKind) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    match k {
-        FtKind::Socket => ft.is_socket(),
-        FtKind::Fifo => ft.is_fifo(),
     }
 }
 

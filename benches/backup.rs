@@ -1,0 +1,471 @@
+//! Backup / restore / verify benchmark over a generated gateway home, against baselines run in
+//! the same process on the same data:
+//!
+//! - `tar czf - DIR | gpg --symmetric --cipher-algo AES256` (and `gpg -d | tar xz` to restore);
+//! - `tar cf - DIR | zstd | age -r R` (the same format without moltvault's checks);
+//! - `restic backup` / `restic restore` when `restic` is installed (`apt-get install restic`).
+//!
+//! Default corpus ~100 MB, 3 runs each (medians); `MOLTVAULT_BENCH_FULL=1` for ~1 GB, 1 run.
+//! Peak RSS of moltvault is sampled from `/proc/<pid>/status` (VmHWM) while it runs.
+//! Run: `cargo bench --bench backup`.
+#![allow(clippy::print_stdout, clippy::disallowed_methods)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MB: f64 = 1_000_000.0;
+
+/// xorshift64: deterministic pseudo-random numbers without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[(self.next() % words.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "agent",
+    "tool",
+    "call",
+    "result",
+    "file",
+    "read",
+    "write",
+    "error",
+    "session",
+    "message",
+    "assistant",
+    "user",
+    "gateway",
+    "config",
+    "token",
+    "model",
+    "reply",
+    "shell",
+    "output",
+    "exit",
+    "code",
+    "path",
+    "json",
+    "line",
+    "search",
+    "fetch",
+    "http",
+    "status",
+    "ok",
+];
+
+/// A gateway home of about `total` bytes: JSONL transcripts (text with some base64-like noise,
+/// as tool outputs have), a SQLite store, and small config/credential files.
+fn generate(root: &Path, total: usize) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    fs::create_dir_all(root.join("agents/main/sessions")).unwrap();
+    fs::create_dir_all(root.join("agents/main/agent")).unwrap();
+    fs::create_dir_all(root.join("credentials")).unwrap();
+    fs::write(root.join("openclaw.json"), "{ gateway: { port: 18789 } }\n").unwrap();
+    fs::write(root.join("credentials/oauth.json"), "{\"t\":1}\n").unwrap();
+    let sqlite_share = total / 10;
+    let mut written = 0;
+    let mut n = 0;
+    while written < total - sqlite_share {
+        let path = root.join(format!("agents/main/sessions/{n:05}.jsonl"));
+        let mut f = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+        let target = 200_000 + (rng.next() % 1_800_000) as usize;
+        let mut size = 0;
+        let mut line = String::new();
+        while size < target {
+            line.clear();
+            line.push_str("{\"type\":\"message\",\"id\":\"");
+            line.push_str(&format!("{:016x}", rng.next()));
+            line.push_str("\",\"message\":{\"role\":\"toolResult\",\"content\":[{\"type\":\"text\",\"text\":\"");
+            for _ in 0..(20 + rng.next() % 120) {
+                line.push_str(rng.pick(WORDS));
+                line.push(' ');
+            }
+            if rng.next().is_multiple_of(4) {
+                for _ in 0..8 {
+                    line.push_str(&format!("{:016x}", rng.next()));
+                }
+            }
+            line.push_str("\"}]}}\n");
+            f.write_all(line.as_bytes()).unwrap();
+            size += line.len();
+        }
+        f.flush().unwrap();
+        written += size;
+        n += 1;
+    }
+    let c =
+        rusqlite::Connection::open(root.join("agents/main/agent/openclaw-agent.sqlite")).unwrap();
+    c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE transcript_events(id INTEGER PRIMARY KEY, event_json TEXT);")
+        .unwrap();
+    let tx = c.unchecked_transaction().unwrap();
+    let mut done = 0;
+    while done < sqlite_share {
+        let mut s = String::new();
+        for _ in 0..60 {
+            s.push_str(rng.pick(WORDS));
+            s.push(' ');
+        }
+        done += s.len();
+        tx.execute(
+            "INSERT INTO transcript_events(event_json) VALUES (?1)",
+            [&s],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut n = 0;
+    for e in fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let m = fs::symlink_metadata(e.path()).unwrap();
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
+}
+
+/// Runs a command, returning (wall time, peak RSS in KiB sampled from /proc).
+fn run(cmd: &mut Command) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::null()).spawn().expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = fs::read_to_string(&status_path)
+            && let Some(v) = s.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = v
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            peak = peak.max(kib);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "command failed: {cmd:?}");
+            return (start.elapsed(), peak);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(format!("set -eo pipefail; {script}"));
+    c
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+struct Row {
+    what: String,
+    secs: f64,
+    bytes: Option<u64>,
+    rss_kib: Option<u64>,
+}
+
+fn main() {
+    let full = std::env::var_os("MOLTVAULT_BENCH_FULL").is_some();
+    let total = if full { 1_000_000_000 } else { 100_000_000 };
+    let runs = if full { 1 } else { 3 };
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_moltvault"));
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let state = root.join("home/.openclaw");
+    println!("generating a ~{} MB gateway home…", total / 1_000_000);
+    generate(&state, total);
+    let input = dir_size(&state);
+    let key = root.join("key.txt");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .stderr(Stdio::piped())
+        .output();
+    let recipient = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stderr)
+            .trim()
+            .trim_start_matches("Public key: ")
+            .to_string(),
+        _ => panic!("age-keygen is needed (apt-get install age)"),
+    };
+    let vault = root.join("vault");
+    let mv = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args)
+            .env("MOLTVAULT_DIR", &vault)
+            .env("HOME", root.join("home"));
+        c
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    let mut record = |what: &str, times: Vec<f64>, bytes: Option<u64>, rss: Option<u64>| {
+        rows.push(Row {
+            what: what.into(),
+            secs: median(times),
+            bytes,
+            rss_kib: rss,
+        });
+    };
+
+    // moltvault backup
+    let dest = root.join("mv-backups");
+    let (mut t, mut rss) = (Vec::new(), 0);
+    let mut name = String::new();
+    for i in 0..runs {
+        let _ = fs::remove_dir_all(&dest);
+        let (d, r) = run(mv(&[
+            "backup",
+            "--recipient",
+            &recipient,
+            "--to",
+            dest.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null()));
+        t.push(d.as_secs_f64());
+        rss = rss.max(r);
+        if i == runs - 1 {
+            name = fs::read_dir(&dest)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name()
+                .into_string()
+                .unwrap();
+        }
+    }
+    let mv_file = dest.join(&name);
+    let mv_size = fs::metadata(&mv_file).unwrap().len();
+    record("moltvault backup", t, Some(mv_size), Some(rss));
+
+    // Baseline: tar | zstd | age (same format, no manifest, no hashing, no SQLite online copy)
+    let plain = root.join("plain.tar.zst.age");
+    let mut t = Vec::new();
+    for _ in 0..runs {
+        let (d, _) = run(&mut sh(&format!(
+            "tar cf - -C '{}' .openclaw | zstd -q -3 -T0 | age -r {recipient} -o '{}'",
+            state.parent().unwrap().display(),
+            plain.display()
+        )));
+        t.push(d.as_secs_f64());
+    }
+    record(
+        "tar | zstd -T0 | age",
+        t,
+        Some(fs::metadata(&plain).unwrap().len()),
+        None,
+    );
+
+    // Baseline: tar czf | gpg --symmetric AES256
+    let gpg_ok = have("gpg");
+    let gpg_file = root.join("b.tar.gz.gpg");
+    let gpg_home = root.join("gnupg");
+    fs::create_dir_all(&gpg_home).unwrap();
+    let gpg = format!(
+        "gpg --homedir '{}' --batch --yes --passphrase x --pinentry-mode loopback",
+        gpg_home.display()
+    );
+    if gpg_ok {
+        let mut t = Vec::new();
+        for _ in 0..runs {
+            let (d, _) = run(sh(&format!(
+                "tar czf - -C '{}' .openclaw | {gpg} --symmetric --cipher-algo AES256 -o '{}'",
+                state.parent().unwrap().display(),
+                gpg_file.display()
+            ))
+            .stderr(Stdio::null()));
+            t.push(d.as_secs_f64());
+        }
+        record(
+            "tar czf | gpg --symmetric AES256",
+            t,
+            Some(fs::metadata(&gpg_file).unwrap().len()),
+            None,
+        );
+    } else {
+        println!("gpg not found: skipping the gpg baseline (apt-get install gnupg)");
+    }
+
+    // restic
+    let restic_ok = have("restic");
+    let repo = root.join("restic-repo");
+    if restic_ok {
+        let restic = |args: &str| {
+            sh(&format!(
+                "RESTIC_PASSWORD=x restic -q -r '{}' {args}",
+                repo.display()
+            ))
+        };
+        run(restic("init").stderr(Stdio::null()));
+        let mut t = Vec::new();
+        for _ in 0..runs {
+            let (d, _) =
+                run(restic(&format!("backup '{}'", state.display())).stderr(Stdio::null()));
+            t.push(d.as_secs_f64());
+        }
+        record(
+            "restic backup (repeat runs dedup)",
+            t,
+            Some(dir_size(&repo)),
+            None,
+        );
+    } else {
+        println!("restic not found: skipping (apt-get install restic)");
+    }
+
+    // verify
+    let mut t = Vec::new();
+    let mut rss = 0;
+    for _ in 0..runs {
+        let (d, r) = run(mv(&[
+            "backups",
+            "verify",
+            mv_file.to_str().unwrap(),
+            "--identity",
+            key.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null()));
+        t.push(d.as_secs_f64());
+        rss = rss.max(r);
+    }
+    record("moltvault backups verify", t, None, Some(rss));
+
+    // restore
+    let mut t = Vec::new();
+    let mut rss = 0;
+    for i in 0..runs {
+        let to = root.join(format!("restored-{i}/.openclaw"));
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let (d, r) = run(mv(&[
+            "restore",
+            mv_file.to_str().unwrap(),
+            "--identity",
+            key.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null()));
+        t.push(d.as_secs_f64());
+        rss = rss.max(r);
+        fs::remove_dir_all(to.parent().unwrap()).unwrap();
+    }
+    record("moltvault restore", t, None, Some(rss));
+
+    let mut t = Vec::new();
+    for i in 0..runs {
+        let to = root.join(format!("plain-restored-{i}"));
+        fs::create_dir_all(&to).unwrap();
+        let (d, _) = run(&mut sh(&format!(
+            "age -d -i '{}' '{}' | zstd -d -q | tar xf - -C '{}'",
+            key.display(),
+            plain.display(),
+            to.display()
+        )));
+        t.push(d.as_secs_f64());
+        fs::remove_dir_all(&to).unwrap();
+    }
+    record("age -d | zstd -d | tar x", t, None, None);
+
+    if gpg_ok {
+        let mut t = Vec::new();
+        for i in 0..runs {
+            let to = root.join(format!("gpg-restored-{i}"));
+            fs::create_dir_all(&to).unwrap();
+            let (d, _) = run(sh(&format!(
+                "{gpg} -d '{}' | tar xzf - -C '{}'",
+                gpg_file.display(),
+                to.display()
+            ))
+            .stderr(Stdio::null()));
+            t.push(d.as_secs_f64());
+            fs::remove_dir_all(&to).unwrap();
+        }
+        record("gpg -d | tar xz", t, None, None);
+    }
+    if restic_ok {
+        let mut t = Vec::new();
+        for i in 0..runs {
+            let to = root.join(format!("restic-restored-{i}"));
+            let (d, _) = run(sh(&format!(
+                "RESTIC_PASSWORD=x restic -q -r '{}' restore latest --target '{}'",
+                repo.display(),
+                to.display()
+            ))
+            .stderr(Stdio::null()));
+            t.push(d.as_secs_f64());
+            fs::remove_dir_all(&to).unwrap();
+        }
+        record("restic restore", t, None, None);
+    }
+
+    println!(
+        "\ninput: {:.1} MB in {} ({} runs, medians; {} cores)\n",
+        input as f64 / MB,
+        state.display(),
+        runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| operation | median s | MB/s (input) | output MB | ratio out/in | peak RSS MB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {:.2} | {:.0} | {} | {} | {} |",
+            r.what,
+            r.secs,
+            input as f64 / MB / r.secs,
+            r.bytes
+                .map_or("".into(), |b| format!("{:.1}", b as f64 / MB)),
+            r.bytes
+                .map_or("".into(), |b| format!("{:.3}", b as f64 / input as f64)),
+            r.rss_kib
+                .map_or("".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+        );
+    }
+    let get = |w: &str| rows.iter().find(|r| r.what == w).map(|r| r.secs);
+    if let (Some(a), Some(b)) = (
+        get("moltvault backup"),
+        get("tar czf | gpg --symmetric AES256"),
+    ) {
+        println!("\nbackup: moltvault / tar+gzip+gpg = {:.2}x time", a / b);
+    }
+    if let (Some(a), Some(b)) = (get("moltvault backup"), get("tar | zstd -T0 | age")) {
+        println!("backup: moltvault / tar+zstd+age = {:.2}x time", a / b);
+    }
+    if let (Some(a), Some(b)) = (get("moltvault restore"), get("gpg -d | tar xz")) {
+        println!("restore: moltvault / gpg+tar = {:.2}x time", a / b);
+    }
+    if let (Some(a), Some(b)) = (get("moltvault restore"), get("age -d | zstd -d | tar x")) {
+        println!("restore: moltvault / age+zstd+tar = {:.2}x time", a / b);
+    }
+}

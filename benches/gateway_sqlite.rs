@@ -1,0 +1,165 @@
+//! Benchmarks the SQLite transcript store (OpenClaw ≥ 2026.8): redaction in one transaction
+//! against a plain read of every event, over a database with the real 2026.9.6 schema.
+//!
+//! Default: 20 000 events of ~3 KB (~60 MB), 5 % holding a secret, 10 % stored as zstd (a run
+//! takes well under a minute). `MOLTVAULT_BENCH_FULL=1`: 200 000 events (~600 MB).
+//! Baseline, measured in the same run on the same database: `for_each_event` (read + decode +
+//! JSON parse of every row). The matcher is a trivial substring replace, so the ratio is the
+//! store's own cost (decode, re-encode, UPDATE, FTS upkeep, commit), not the redactor's.
+#![allow(clippy::disallowed_methods, clippy::print_stdout)]
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use moltvault_gateway::sqlite::AgentDb;
+use serde_json::Value;
+
+const SECRET: &str = "sk-bench-0123456789abcdefghij";
+
+fn entry(i: usize, secret: bool) -> String {
+    let mut text = String::with_capacity(3000);
+    for j in 0..40 {
+        text.push_str(&format!(
+            "drwxr-xr-x  2 user user 4096 Nov 25 18:{:02} src/module_{i}_{j}/lib.rs\n",
+            j % 60
+        ));
+    }
+    if secret {
+        text.push_str(&format!("export OPENAI_API_KEY={SECRET}\n"));
+    }
+    serde_json::json!({
+        "type": "message", "id": format!("{i:08x}"), "parentId": format!("{:08x}", i.saturating_sub(1)),
+        "timestamp": "2026-11-25T18:00:01.000Z",
+        "message": {"role": "toolResult", "toolCallId": format!("call_{i}"), "toolName": "exec",
+                    "content": [{"type": "text", "text": text}], "details": {"exitCode": 0}}
+    })
+    .to_string()
+}
+
+fn generate(path: &Path, events: usize) {
+    let conn = moltvault_testutils::homes::create_agent_schema_2026_9_6(path);
+    let tx = conn.unchecked_transaction().unwrap();
+    tx.execute(
+        "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at) VALUES ('agent:main:main', 's0', '{}', 0)",
+        (),
+    )
+    .unwrap();
+    let sessions = (events / 500).max(1);
+    for s in 0..sessions {
+        tx.execute(
+            "INSERT INTO session_windows (session_id, session_key, created_at, updated_at) VALUES (?1, 'agent:main:main', 0, 0)",
+            (format!("s{s}"),),
+        )
+        .unwrap();
+    }
+    for i in 0..events {
+        let sid = format!("s{}", i % sessions);
+        let line = entry(i, i % 20 == 0);
+        if i % 10 == 5 {
+            let nav = serde_json::json!({"version":1,"report":{"kind":"canonical"},"navigation":{},
+                "reset":{},"model":{},"modelBytes":line.len(),"modelWithoutCheckpointBytes":line.len(),
+                "withoutCustomDataBytes":line.len()})
+            .to_string();
+            let z = zstd::bulk::compress(line.as_bytes(), 3).unwrap();
+            tx.execute(
+                "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, event_utf8_bytes, navigation_json) VALUES (?1, ?2, NULL, 0, ?3, ?4, ?5)",
+                (&sid, i as i64, z, line.len() as i64, nav),
+            )
+            .unwrap();
+        } else {
+            tx.execute(
+                "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, ?2, ?3, 0)",
+                (&sid, i as i64, &line),
+            )
+            .unwrap();
+        }
+        if i % 4 == 0 {
+            tx.execute(
+                "INSERT INTO session_transcript_fts (text, session_id, message_id, role, timestamp) VALUES (?1, ?2, ?3, 'assistant', '')",
+                (format!("step {i} done {}", if i % 20 == 0 { SECRET } else { "ok" }), &sid, format!("{i:08x}")),
+            )
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
+}
+
+fn replace(v: &mut Value) -> bool {
+    match v {
+        Value::String(s) if s.contains(SECRET) => {
+            *s = s.replace(SECRET, "[REDACTED:bench:00000000]");
+            true
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |acc, x| replace(x) | acc),
+        Value::Object(m) => m.iter_mut().fold(false, |acc, (_, x)| replace(x) | acc),
+        _ => false,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let full = std::env::var_os("MOLTVAULT_BENCH_FULL").is_some();
+    let events = if full { 200_000 } else { 20_000 };
+    let runs = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.sqlite");
+    let t = Instant::now();
+    generate(&pristine, events);
+    let size = fs::metadata(&pristine).unwrap().len();
+    println!(
+        "generated {events} events, {:.1} MB, in {:.1?}",
+        size as f64 / 1e6,
+        t.elapsed()
+    );
+
+    let (mut read, mut first, mut again) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        let work = dir.path().join(format!("run{run}.sqlite"));
+        fs::copy(&pristine, &work).unwrap();
+        let mut db = AgentDb::open(&work).unwrap();
+
+        let t = Instant::now();
+        let mut n = 0usize;
+        db.for_each_event(None, |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        read.push(t.elapsed());
+        assert_eq!(n, events);
+
+        let t = Instant::now();
+        let r = db.redact(replace).unwrap();
+        first.push(t.elapsed());
+        assert_eq!(r.changed["transcript_events.event_json"], events / 20);
+
+        let t = Instant::now();
+        let r = db.redact(replace).unwrap();
+        again.push(t.elapsed());
+        assert_eq!(r.total_changed(), 0);
+        drop(db);
+        fs::remove_file(&work).unwrap();
+    }
+    let (read, first, again) = (median(read), median(first), median(again));
+    let mb = size as f64 / 1e6;
+    println!("median of {runs} runs over {mb:.1} MB:");
+    println!(
+        "  baseline read+parse all events : {read:>10.2?}  ({:.0} MB/s)",
+        mb / read.as_secs_f64()
+    );
+    println!(
+        "  redact (5% of rows rewritten)  : {first:>10.2?}  ratio {:.2}x",
+        first.as_secs_f64() / read.as_secs_f64()
+    );
+    println!(
+        "  redact again (nothing to do)   : {again:>10.2?}  ratio {:.2}x",
+        again.as_secs_f64() / read.as_secs_f64()
+    );
+}
