@@ -1,37 +1,28 @@
-//! `moltvault audit [--fix]` end to end, on temporary gateway homes of the three lines with
-//! every finding planted.
+//! `moltvault audit [--fix]` end to end, on temporary gateway homes of the three lines (the
+//! real files each gateway wrote, from `moltvault-testutils`) with every finding planted.
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
-use serde_json::Value;
+use moltvault_testutils::homes::{SampleLine, TestHome};
+use serde_json::{Value, json};
 
 /// A fake OpenAI-style key, assembled so the repository does not trip secret scanners.
 fn fake_openai_key() -> String {
-    format!(
-        "sk-{}-{}",
-        "proj", "T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"
-    )
+    format!("sk-{}-{}", "proj", "T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd")
 }
 
-/// A fake gateway token (48 hex characters, like the gateway's own).
-fn fake_gateway_token() -> String {
-    format!(
-        "{}{}",
-        "9f3c2a7b41d8e6f0", "5a9b3c7d2e1f4a8b6c0d9e7f3a2b1c4d"
-    )
-}
-
-fn write(path: &Path, text: &[u8], mode: u32) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-    chmod(path, mode);
+/// The gateway token of the sample configs (replaced by the sample's author).
+const SAMPLE_TOKEN: &str = "FAKE-gateway-token-replaced-in-sample-0000000000";
+/// The raw secret the real gateways wrote into the sample transcripts.
+fn sample_raw_secret() -> String {
+    format!("sk-test-{}", "1234567890abcdef")
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -42,28 +33,8 @@ fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-fn age_days(path: &Path, days: u64) {
-    let t = SystemTime::now() - Duration::from_secs(days * 86_400);
-    File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
-
-/// A two-line JSONL transcript whose tool result prints `secret`.
-fn transcript(secret: &str) -> Vec<u8> {
-    format!(
-        concat!(
-            r#"{{"type":"session","version":3,"id":"s1","timestamp":"2026-11-25T18:00:00.000Z","cwd":"/w"}}"#,
-            "\n",
-            r#"{{"type":"message","id":"a1b2c3d4","parentId":null,"timestamp":"2026-11-25T18:00:01.000Z","message":{{"role":"toolResult","toolCallId":"call_1","toolName":"exec","content":[{{"type":"text","text":"export OPENAI_API_KEY={}"}}]}}}}"#,
-            "\n"
-        ),
-        secret
-    )
-    .into_bytes()
+fn days_ago(days: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(days * 86_400)
 }
 
 /// Compresses with the real `zstd` CLI (installed by .ci/install-deps), as the gateway's archives are.
@@ -82,52 +53,50 @@ fn zstd_compress(data: &[u8]) -> Vec<u8> {
 }
 
 struct Home {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    home: PathBuf,
-    state: PathBuf,
+    t: TestHome,
     vault: PathBuf,
     logs: PathBuf,
 }
 
 impl Home {
-    fn new(state_name: &str) -> Home {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = fs::canonicalize(tmp.path()).unwrap();
-        let home = root.join("home");
-        let state = home.join(state_name);
-        let vault = home.join(".moltvault");
-        let logs = root.join("tmp-logs");
-        fs::create_dir_all(&state).unwrap();
+    /// A copy of a real sample home (with the gateway's modes), a real vault (a fast scrypt
+    /// work factor: tests only) and an empty log dir.
+    fn new(line: SampleLine) -> Home {
+        let t = TestHome::new(line);
+        let vault = t.home().join(".moltvault");
+        let logs = t.root().join("tmp-logs");
         fs::create_dir_all(&logs).unwrap();
-        Home {
-            _tmp: tmp,
-            root,
-            home,
-            state,
-            vault,
-            logs,
-        }
-    }
-
-    /// Creates a real vault (a fast scrypt work factor: tests only).
-    fn init_vault(&self) {
         let mut opts = moltvault_vault::InitOptions::new(secrecy::SecretString::from(
             "correct horse battery staple",
         ));
         opts.work_factor = 10;
-        moltvault_vault::Vault::init(&self.vault, opts).unwrap();
+        moltvault_vault::Vault::init(&vault, opts).unwrap();
+        Home { t, vault, logs }
+    }
+
+    fn state(&self) -> &Path {
+        self.t.state_dir()
+    }
+
+    /// Ages every transcript (and sidecar) of the main agent.
+    fn age_sessions(&self, days: u64) {
+        for e in fs::read_dir(self.t.path("agents/main/sessions")).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                self.t.set_mtime(&p, days_ago(days));
+            }
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
         Command::cargo_bin("moltvault")
             .unwrap()
             .env_clear()
-            .env("HOME", &self.home)
+            .env("HOME", self.t.home())
             .env("MOLTVAULT_DIR", &self.vault)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .arg("--state-dir")
-            .arg(&self.state)
+            .arg(self.state())
             .arg("audit")
             .arg("--log-dir")
             .arg(&self.logs)
@@ -151,6 +120,33 @@ impl Home {
     }
 }
 
+/// What `--fix` cannot fix on each home: the findings that need a human.
+const CLAWDBOT_AFTER_FIX: [&str; 7] = [
+    "backup.none",
+    "config.inline_secret",
+    "fs.symlink.outside",
+    "plugin.not_installed",
+    "secrets.config_backup",
+    "secrets.log",
+    "secrets.models_json",
+];
+const OPENCLAW_JSONL_AFTER_FIX: [&str; 11] = [
+    "backup.stale",
+    "config.inline_secret",
+    "config.redact_off",
+    "fs.symlink.plugin_skills",
+    "gateway.bind_no_auth",
+    "rotation.unfinished",
+    "secrets.config_backup",
+    "secrets.log",
+    "secrets.models_json",
+    // The raw-secret session is locked by a live writer: left alone.
+    "secrets.transcript",
+    // Sessions without secrets were not rewritten, so they are still idle.
+    "vault.idle_unsealed",
+];
+const OPENCLAW_SQLITE_AFTER_FIX: [&str; 2] = ["config.inline_secret", "secrets.archive"];
+
 fn check_ids(v: &Value) -> BTreeSet<String> {
     v["findings"]
         .as_array()
@@ -164,168 +160,89 @@ fn ids(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// Clawdbot 2026.1.24: everything open, plaintext everywhere, no plugin, no SecretRefs.
+/// Clawdbot 2026.1.24 (its raw-secret transcripts as written): everything opened up, no
+/// plugin, a readable config backup, a log holding the gateway token, a symlink out.
 fn clawdbot_home() -> Home {
-    let h = Home::new(".clawdbot");
-    let (key, token) = (fake_openai_key(), fake_gateway_token());
-    let s = &h.state;
-    let config = format!(
-        r#"{{
-  meta: {{ lastTouchedVersion: "2026.1.24-3" }},
-  gateway: {{ port: 18789, mode: "local", bind: "loopback", auth: {{ mode: "token", token: "{token}" }} }},
-  models: {{ mode: "merge", providers: {{ fake: {{ baseUrl: "http://127.0.0.1:18555/v1", apiKey: "{key}", api: "openai-completions" }} }} }},
-}}"#
-    );
-    write(&s.join("clawdbot.json"), config.as_bytes(), 0o644);
-    let bak = format!(r#"{{"models":{{"providers":{{"fake":{{"apiKey":"{key}"}}}}}}}}"#);
-    write(&s.join("clawdbot.json.bak"), bak.as_bytes(), 0o644);
-    write(
-        &s.join(".env"),
-        format!("OPENAI_API_KEY={key}\n").as_bytes(),
-        0o600,
-    );
-    write(
-        &s.join("agents/main/agent/auth-profiles.json"),
-        br#"{"version":1,"profiles":{}}"#,
-        0o600,
-    );
-    let sessions = s.join("agents/main/sessions");
-    write(&sessions.join("0411108d.jsonl"), &transcript(&key), 0o644);
-    age_days(&sessions.join("0411108d.jsonl"), 30);
-    write(&sessions.join("sessions.json"), b"{}", 0o600);
-    fs::create_dir_all(s.join("credentials")).unwrap();
-    symlink("/etc", s.join("credentials/shared")).unwrap();
-    write(
-        &h.logs.join("clawdbot-2026-11-25.log"),
-        format!("{{\"msg\":\"gateway token {token}\"}}\n").as_bytes(),
-        0o644,
-    );
-    for d in [
-        "agents",
-        "agents/main",
-        "agents/main/sessions",
-        "credentials",
-    ] {
-        chmod(&s.join(d), 0o755);
-    }
-    chmod(s, 0o755);
-    h.init_vault();
+    let h = Home::new(SampleLine::Clawdbot2026_1_24);
+    let t = &h.t;
+    t.set_config("/plugins", json!({}));
+    chmod(&t.config_path(), 0o644);
+    chmod(&t.add_config_backup(".bak"), 0o644);
+    t.add_env("OPENAI_API_KEY", &fake_openai_key());
+    h.age_sessions(30);
+    fs::create_dir_all(t.path("credentials")).unwrap();
+    symlink("/etc", t.path("credentials/shared")).unwrap();
+    chmod(&t.path("credentials"), 0o755);
+    fs::write(
+        h.logs.join("clawdbot-2026-11-25.log"),
+        format!("{{\"msg\":\"gateway token {SAMPLE_TOKEN}\"}}\n"),
+    )
+    .unwrap();
+    chmod(h.state(), 0o755);
     h
 }
 
-/// OpenClaw 2026.7.35 (JSONL): bound to the LAN without auth, masking off, an unfinished
-/// rotation and a stale backup.
+/// OpenClaw 2026.7.35 (JSONL, trajectory sidecars): bound to the LAN without auth, masking
+/// off, the raw-secret session locked by a live writer, an unfinished rotation, a stale backup.
 fn openclaw_jsonl_home() -> Home {
-    let h = Home::new(".openclaw");
-    let (key, token) = (fake_openai_key(), fake_gateway_token());
-    let s = &h.state;
-    let config = format!(
-        r#"{{
-  meta: {{ lastTouchedVersion: "2026.7.35" }},
-  gateway: {{ bind: "lan", auth: {{ mode: "none" }} }},
-  logging: {{ redactSensitive: "off" }},
-  models: {{ providers: {{ openai: {{ apiKey: "{key}" }}, byenv: {{ apiKey: "${{OPENAI_API_KEY}}" }} }} }},
-  plugins: {{ entries: {{ "moltvault-redact": {{ enabled: true }} }} }},
-}}"#
+    let h = Home::new(SampleLine::OpenClaw2026_7_35);
+    let t = &h.t;
+    t.set_config("/gateway/bind", json!("lan"));
+    t.set_config("/gateway/auth", json!({"mode": "none"}));
+    t.set_config("/logging/redactSensitive", json!("off"));
+    chmod(&t.add_config_backup(".bak"), 0o644);
+    t.add_lock(&t.path("agents/main/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl"), 1);
+    let sidecar = format!(
+        r#"{{"type":"prompt","text":"OPENAI_API_KEY={}"}}"#,
+        fake_openai_key()
     );
-    write(&s.join("openclaw.json"), config.as_bytes(), 0o600);
-    let bak = format!(r#"{{"models":{{"providers":{{"openai":{{"apiKey":"{key}"}}}}}}}}"#);
-    write(&s.join("openclaw.json.bak"), bak.as_bytes(), 0o644);
-    write(&s.join("openclaw.json.last-good"), bak.as_bytes(), 0o600);
-    let sessions = s.join("agents/main/sessions");
-    for (name, secret) in [
-        ("2d048393.jsonl", &key),
-        ("2d048393.trajectory.jsonl", &key),
-        ("live.jsonl", &token),
-    ] {
-        write(&sessions.join(name), &transcript(secret), 0o644);
-        age_days(&sessions.join(name), 30);
-    }
-    write(&sessions.join("live.jsonl.lock"), b"{\"pid\":1}", 0o644);
-    write(&sessions.join("sessions.json"), b"{}", 0o600);
-    write(
-        &s.join("agents/main/agent/models.json"),
-        format!(r#"{{"providers":{{"openai":{{"apiKey":"{key}"}}}}}}"#).as_bytes(),
+    t.write(
+        "agents/main/sessions/e52e27a7-c658-471f-90a8-811dd2effa5a.trajectory.jsonl",
+        format!("{sidecar}\n"),
         0o600,
     );
-    write(
-        &s.join("logs/config-audit.jsonl"),
-        format!(
-            r#"{{"argv":["openclaw","config","set","models.providers.openai.apiKey","{key}"]}}"#
-        )
-        .as_bytes(),
+    h.age_sessions(30);
+    t.write(
+        "logs/gateway.log",
+        format!("{{\"msg\":\"apiKey {}\"}}\n", fake_openai_key()),
         0o600,
     );
-    fs::create_dir_all(s.join("plugin-skills")).unwrap();
-    symlink("/usr/share/doc", s.join("plugin-skills/canvas")).unwrap();
-    for d in ["agents", "agents/main", "agents/main/sessions"] {
-        chmod(&s.join(d), 0o755);
-    }
-    chmod(s, 0o700);
-    h.init_vault();
-    write(
-        &h.vault.join("rotation/active"),
-        b"20261125T180000Z\n",
-        0o600,
-    );
-    write(
-        &h.vault.join("rotation/runs/20261125T180000Z/journal.jsonl"),
-        b"{}\n",
-        0o600,
-    );
-    let old = h
-        .vault
-        .join("backups/moltvault-host-20261001T000000Z.tar.zst.age");
-    write(&old, b"age-encryption.org/v1\n", 0o600);
-    age_days(&old, 30);
+    fs::create_dir_all(t.path("plugin-skills")).unwrap();
+    symlink("/usr/share/doc", t.path("plugin-skills/canvas")).unwrap();
+    let v = &h.vault;
+    fs::create_dir_all(v.join("rotation/runs/20261125T180000Z")).unwrap();
+    fs::write(v.join("rotation/active"), "20261125T180000Z\n").unwrap();
+    fs::write(v.join("rotation/runs/20261125T180000Z/journal.jsonl"), "{}\n").unwrap();
+    let old = v.join("backups/moltvault-host-20261001T000000Z.tar.zst.age");
+    fs::create_dir_all(old.parent().unwrap()).unwrap();
+    fs::write(&old, "age-encryption.org/v1\n").unwrap();
+    t.set_mtime(&old, days_ago(30));
     h
 }
 
-/// OpenClaw 2026.9.6 (SQLite): a SecretRef-based config and the plugin, but a world-readable
-/// agent database and a deleted-session archive with a secret.
+/// OpenClaw 2026.9.6 (SQLite): the plugin and masking did their job, but the agent database is
+/// world-readable and a deleted-session archive holds a secret.
 fn openclaw_sqlite_home() -> Home {
-    let h = Home::new(".openclaw");
-    let s = &h.state;
-    let config = r#"{
-  "meta": { "lastTouchedVersion": "2026.9.6" },
-  "gateway": { "bind": "loopback", "auth": { "mode": "token", "token": { "source": "exec", "provider": "moltvault", "id": "gateway/token" } } },
-  "plugins": { "entries": { "moltvault-redact": { "enabled": true } } }
-}"#;
-    write(&s.join("openclaw.json"), config.as_bytes(), 0o600);
-    let agent = s.join("agents/main/agent");
-    fs::create_dir_all(&agent).unwrap();
-    chmod(&agent, 0o700);
-    let db = agent.join("openclaw-agent.sqlite");
-    let status = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg("CREATE TABLE transcript_events(session_id TEXT, seq INTEGER, event_json TEXT, event_zstd BLOB);")
-        .status()
-        .expect("sqlite3 is installed by .ci/install-deps");
-    assert!(status.success());
-    chmod(&db, 0o644);
-    write(
-        &agent.join("openclaw-agent.generation-lock.sqlite"),
+    let h = Home::new(SampleLine::OpenClaw2026_9_6);
+    let t = &h.t;
+    chmod(&t.path("agents/main/agent/openclaw-agent.sqlite"), 0o644);
+    t.write(
+        "agents/main/agent/openclaw-agent.generation-lock.sqlite",
         b"",
         0o644,
     );
-    let archive = zstd_compress(&transcript(&fake_openai_key()));
-    let sessions = s.join("agents/main/sessions");
-    write(
-        &sessions.join("1d8ef48d.jsonl.deleted.2026-11-25T18-30-00.000Z.ab12cd34.zst"),
-        &archive,
+    let line = format!(
+        r#"{{"type":"message","id":"a1","parentId":null,"timestamp":"2026-11-25T18:00:01.000Z","message":{{"role":"toolResult","toolCallId":"c1","toolName":"exec","content":[{{"type":"text","text":"export OPENAI_API_KEY={}"}}]}}}}"#,
+        fake_openai_key()
+    );
+    t.write(
+        "agents/main/sessions/5f0c1e2d.jsonl.deleted.2026-11-25T18-30-00.000Z.ab12cd34.zst",
+        zstd_compress(format!("{line}\n").as_bytes()),
         0o600,
     );
-    for d in ["agents", "agents/main", "agents/main/sessions"] {
-        chmod(&s.join(d), 0o700);
-    }
-    chmod(s, 0o700);
-    h.init_vault();
-    write(
-        &h.vault
-            .join("backups/moltvault-host-20261125T000000Z.tar.zst.age"),
-        b"age-encryption.org/v1\n",
-        0o600,
-    );
+    let recent = h.vault.join("backups/moltvault-host-20261125T000000Z.tar.zst.age");
+    fs::create_dir_all(recent.parent().unwrap()).unwrap();
+    fs::write(&recent, "age-encryption.org/v1\n").unwrap();
     h
 }
 
@@ -334,24 +251,17 @@ fn audit_reports_every_planted_finding_on_each_line() {
     let h = clawdbot_home();
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1, "high findings → exit 1");
-    assert_eq!(
-        check_ids(&v),
-        ids(&[
-            "backup.none",
-            "config.inline_secret",
-            "fs.config_backup.perms",
-            "fs.dir.perms",
-            "fs.secret_file.perms",
-            "fs.state_dir.perms",
-            "fs.symlink.outside",
-            "fs.transcript.perms",
-            "plugin.not_installed",
-            "secrets.config_backup",
-            "secrets.log",
-            "secrets.transcript",
-            "vault.idle_unsealed",
-        ])
-    );
+    let mut want = ids(&CLAWDBOT_AFTER_FIX);
+    want.extend(ids(&[
+        "fs.config_backup.perms",
+        "fs.dir.perms",
+        "fs.secret_file.perms",
+        "fs.state_dir.perms",
+        "fs.transcript.perms",
+        "secrets.transcript",
+        "vault.idle_unsealed",
+    ]));
+    assert_eq!(check_ids(&v), want);
     // Before SecretRefs, the hint points at `${VAR}`.
     let inline = v["findings"]
         .as_array()
@@ -364,44 +274,53 @@ fn audit_reports_every_planted_finding_on_each_line() {
     let h = openclaw_jsonl_home();
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
-    assert_eq!(
-        check_ids(&v),
-        ids(&[
-            "backup.stale",
-            "config.inline_secret",
-            "config.redact_off",
-            "fs.config_backup.perms",
-            "fs.dir.perms",
-            "fs.symlink.plugin_skills",
-            "fs.transcript.perms",
-            "gateway.bind_no_auth",
-            "rotation.unfinished",
-            "secrets.config_backup",
-            "secrets.log",
-            "secrets.models_json",
-            "secrets.trajectory",
-            "secrets.transcript",
-            "vault.idle_unsealed",
-        ])
-    );
+    let mut want = ids(&OPENCLAW_JSONL_AFTER_FIX);
+    want.extend(ids(&[
+        "fs.config_backup.perms",
+        "fs.dir.perms",
+        "fs.secret_file.perms",
+        "fs.transcript.perms",
+        "secrets.trajectory",
+    ]));
+    assert_eq!(check_ids(&v), want);
     assert_eq!(v["findings"][0]["check"], "gateway.bind_no_auth");
     assert_eq!(v["findings"][0]["severity"], "critical");
+    // The raw token the gateway wrote with masking off is counted by rule, in the right file.
+    let t = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "secrets.transcript")
+        .unwrap();
+    assert!(
+        t["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl"),
+        "{t}"
+    );
 
     let h = openclaw_sqlite_home();
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
-    assert_eq!(
-        check_ids(&v),
-        ids(&["fs.secret_file.perms", "secrets.archive"])
-    );
+    let mut want = ids(&OPENCLAW_SQLITE_AFTER_FIX);
+    want.extend(ids(&["fs.dir.perms", "fs.secret_file.perms"]));
+    assert_eq!(check_ids(&v), want);
     // The lock sidecar the gateway creates 0644 is not a secret file.
     let perms = &v["findings"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["check"] == "fs.secret_file.perms")
-        .unwrap()["files"];
-    assert_eq!(perms.as_array().unwrap().len(), 1, "{perms}");
+        .unwrap();
+    assert!(perms["files"].is_null(), "{perms}");
+    assert!(
+        perms["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("openclaw-agent.sqlite"),
+        "{perms}"
+    );
 }
 
 #[test]
@@ -416,7 +335,8 @@ fn no_output_carries_a_secret_value() {
             for stream in [&out.stdout, &out.stderr] {
                 let text = String::from_utf8_lossy(stream);
                 assert!(!text.contains(&fake_openai_key()), "{text}");
-                assert!(!text.contains(&fake_gateway_token()), "{text}");
+                assert!(!text.contains(SAMPLE_TOKEN), "{text}");
+                assert!(!text.contains(&sample_raw_secret()), "{text}");
             }
         }
     }
@@ -426,78 +346,48 @@ fn no_output_carries_a_secret_value() {
 fn fix_then_audit_leaves_only_what_needs_a_human() {
     let h = clawdbot_home();
     let out = h.run(&["--fix"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, v) = h.json(&[]);
-    assert_eq!(
-        check_ids(&v),
-        ids(&[
-            "backup.none",
-            "config.inline_secret",
-            "fs.symlink.outside",
-            "plugin.not_installed",
-            "secrets.config_backup",
-            "secrets.log",
-            // The only idle session was just redacted, which made it recent again.
-        ])
-    );
-    assert_eq!(mode(&h.state), 0o700);
-    assert_eq!(mode(&h.state.join("clawdbot.json")), 0o600);
-    assert_eq!(mode(&h.state.join("agents/main/sessions")), 0o700);
+    assert_eq!(check_ids(&v), ids(&CLAWDBOT_AFTER_FIX));
+    assert_eq!(mode(h.state()), 0o700);
+    assert_eq!(mode(&h.t.config_path()), 0o600);
+    assert_eq!(mode(&h.t.path("agents/main/sessions")), 0o700);
     // The symlink's target was never touched.
     assert_ne!(mode(Path::new("/etc")), 0o700);
-    let t = fs::read_to_string(h.state.join("agents/main/sessions/0411108d.jsonl")).unwrap();
-    assert!(!t.contains(&fake_openai_key()));
+    let t = fs::read_to_string(
+        h.t.path("agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl"),
+    )
+    .unwrap();
+    assert!(!t.contains(&sample_raw_secret()));
     assert!(t.contains("[REDACTED:"), "{t}");
-    assert_eq!(t.lines().count(), 2);
     let note = fs::read_to_string(h.vault.join("audit-fixes.jsonl")).unwrap();
-    assert!(note.contains("0411108d.jsonl"), "{note}");
+    assert!(note.contains("0411108d"), "{note}");
 
     let h = openclaw_jsonl_home();
     h.run(&["--fix"]);
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
-    assert_eq!(
-        check_ids(&v),
-        ids(&[
-            "backup.stale",
-            "config.inline_secret",
-            "config.redact_off",
-            "fs.symlink.plugin_skills",
-            "gateway.bind_no_auth",
-            "rotation.unfinished",
-            "secrets.config_backup",
-            "secrets.log",
-            "secrets.models_json",
-            // The live session is locked by the gateway: left alone.
-            "secrets.transcript",
-            "vault.idle_unsealed",
-        ])
-    );
-    let t = fs::read_to_string(h.state.join("agents/main/sessions/live.jsonl")).unwrap();
+    assert_eq!(check_ids(&v), ids(&OPENCLAW_JSONL_AFTER_FIX));
+    let t = fs::read_to_string(
+        h.t.path("agents/main/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl"),
+    )
+    .unwrap();
     assert!(
-        t.contains(&fake_gateway_token()),
-        "a locked transcript is not rewritten"
+        t.contains(&sample_raw_secret()),
+        "a transcript locked by a live writer is not rewritten"
     );
 
     let h = openclaw_sqlite_home();
     h.run(&["--fix"]);
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
-    assert_eq!(check_ids(&v), ids(&["secrets.archive"]));
+    assert_eq!(check_ids(&v), ids(&OPENCLAW_SQLITE_AFTER_FIX));
     assert_eq!(
-        mode(&h.state.join("agents/main/agent/openclaw-agent.sqlite")),
+        mode(&h.t.path("agents/main/agent/openclaw-agent.sqlite")),
         0o600
     );
     assert_eq!(
-        mode(
-            &h.state
-                .join("agents/main/agent/openclaw-agent.generation-lock.sqlite")
-        ),
+        mode(&h.t.path("agents/main/agent/openclaw-agent.generation-lock.sqlite")),
         0o644
     );
 }
@@ -514,7 +404,7 @@ fn fail_on_sets_the_exit_threshold() {
 
 fn settings(h: &Home) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.add_filter(&regex_escape(&h.root.display().to_string()), "[TMP]");
+    s.add_filter(&regex_escape(&h.t.root().display().to_string()), "[TMP]");
     s
 }
 

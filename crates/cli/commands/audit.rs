@@ -80,7 +80,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<Status> {
     if args.fix {
         let fix_opts = FixOptions {
             rules: &rules,
-            key: fingerprint_key(ctx)?,
+            key: crate::commands::secrets::fingerprint_key(ctx)?,
             note: Some(ctx.vault_dir.join("audit-fixes.jsonl")),
             now: SystemTime::now(),
         };
@@ -243,11 +243,4 @@ fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
-}
-
-/// The install key of the placeholders' fingerprints, shared with `moltvault redact` so the same
-/// secret gets the same tag (created on first use).
-fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<moltvault_redact::FingerprintKey> {
-    let key = moltvault_vault::install_key::load_or_create(&ctx.vault_dir)?;
-    Ok(moltvault_redact::FingerprintKey::from_bytes(*key.expose()))
 }

@@ -204,11 +204,20 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
         ui::note(&format!("{} file(s) would be sealed", selected.len()));
         return Ok(Status::Ok);
     }
-    let opts = SealOptions::default();
+    // Removals are made durable once per directory at the end (each sealed copy is durable
+    // before its plaintext goes).
+    let opts = SealOptions {
+        sync_removal: false,
+        ..SealOptions::default()
+    };
     let (ok, failed, first_err) = batch(&selected, "sealing", |f| {
         seal::seal_file(&f.path, vault.recipient(), &opts)
             .map(|s| format!("sealed {}", s.sealed.display()))
     });
+    let dirs: BTreeSet<&Path> = selected.iter().filter_map(|f| f.path.parent()).collect();
+    for d in dirs {
+        moltvault_vault::fsio::sync_dir(d)?;
+    }
     let mut summary = format!("sealed {ok} file(s)");
     if skipped > 0 {
         summary.push_str(&format!(

@@ -164,14 +164,23 @@ fn check_id(id: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The keyed fingerprint (fp8) of a value, the same tag redaction placeholders carry.
-pub fn fp8(ctx: &Ctx, value: &SecretString) -> anyhow::Result<String> {
+/// The install key of the placeholders' fingerprints (the vault's `install.key`, created on
+/// first use), shared with `moltvault redact` so the same secret gets the same tag.
+pub fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<FingerprintKey> {
     let key = moltvault_vault::install_key::load_or_create(&ctx.vault_dir)?;
-    let redactor = Redactor::new(
+    Ok(FingerprintKey::from_bytes(*key.expose()))
+}
+
+/// Computes keyed fingerprints (fp8), the same tags redaction placeholders carry.
+fn fingerprinter(ctx: &Ctx) -> anyhow::Result<Redactor> {
+    Ok(Redactor::new(
         &RuleSet::builtin(),
-        RedactorOptions::new(Mode::All, FingerprintKey::from_bytes(*key.expose())),
-    )?;
-    Ok(redactor.fingerprint(value.expose_secret().as_bytes()))
+        RedactorOptions::new(Mode::All, fingerprint_key(ctx)?),
+    )?)
+}
+
+fn fp8(fingerprinter: &Redactor, value: &SecretString) -> String {
+    fingerprinter.fingerprint(value.expose_secret().as_bytes())
 }
 
 fn read_value(id: &str) -> anyhow::Result<SecretString> {
@@ -211,7 +220,7 @@ fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<Status> {
     check_id(&args.id)?;
     let vault = open_vault(ctx)?;
     let value = read_value(&args.id)?;
-    let fp8 = fp8(ctx, &value)?;
+    let fp8 = fp8(&fingerprinter(ctx)?, &value);
     let mut store = SecretsStore::open(&ctx.vault_dir)?;
     store.set(
         &args.id,
@@ -556,6 +565,7 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
 
     // 1. Values into the store (a crash after this leaves the config as it was).
     let vault = open_vault(ctx)?;
+    let fingerprinter = fingerprinter(ctx)?;
     let mut store = SecretsStore::open(&ctx.vault_dir)?;
     for m in &moves {
         store.set(
@@ -565,7 +575,7 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
             NewSecret {
                 provider: m.provider.clone(),
                 origin: format!("config:{}", m.key),
-                fp8: fp8(ctx, &m.value)?,
+                fp8: fp8(&fingerprinter, &m.value),
             },
         )?;
     }
@@ -577,7 +587,7 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
             NewSecret {
                 provider: "env".into(),
                 origin: format!("env-file:{}", file.display()),
-                fp8: fp8(ctx, value)?,
+                fp8: fp8(&fingerprinter, value),
             },
         )?;
     }

@@ -7,7 +7,7 @@
 //!    and sets `OPENCLAW_STATE_DIR`/`CLAWDBOT_STATE_DIR`/`MOLTBOT_STATE_DIR` to a different
 //!    directory, it belongs to another gateway and is ignored.
 //! 2. **Session write locks**: a `<transcript>.jsonl.lock` whose pid is alive.
-//! 3. **Held file locks** (from `/proc/locks`, matched by inode): on the agent databases' and
+//! 3. **Held file locks** (from `/proc/locks`, matched by device and inode): on the agent databases' and
 //!    `state/openclaw.sqlite`'s `-shm` files (every open SQLite connection in WAL mode holds a
 //!    lock there), on the 2026.9 lock files in `<state>/tmp/openclaw-<uid>/` and in
 //!    `<tmp>/openclaw-state-locks-<uid>/`.
@@ -81,12 +81,12 @@ impl Gateway {
                 candidates.push(e.path());
             }
         }
-        let locked = locked_inodes();
+        let locked = locked_files();
         ev.held_locks = candidates
             .into_iter()
             .filter(|p| {
                 fs::symlink_metadata(p)
-                    .map(|m| m.is_file() && locked.contains(&m.ino()))
+                    .map(|m| m.is_file() && is_locked(&locked, m.dev(), m.ino()))
                     .unwrap_or(false)
             })
             .collect();
@@ -94,19 +94,32 @@ impl Gateway {
     }
 }
 
-/// Inodes with a lock in `/proc/locks` (`1: POSIX ADVISORY WRITE <pid> <maj>:<min>:<ino> …`).
-fn locked_inodes() -> Vec<u64> {
+/// `(major, minor, inode)` of every lock in `/proc/locks`
+/// (`1: POSIX ADVISORY WRITE <pid> <maj>:<min>:<ino> …`, major and minor in hex).
+fn locked_files() -> Vec<(u32, u32, u64)> {
     let Ok(text) = fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
     text.lines()
         .filter_map(|l| {
-            l.split_whitespace()
-                .find(|f| f.matches(':').count() == 2)
-                .and_then(|f| f.rsplit(':').next())
-                .and_then(|ino| ino.parse().ok())
+            let f = l.split_whitespace().find(|f| f.matches(':').count() == 2)?;
+            let mut it = f.split(':');
+            let major = u32::from_str_radix(it.next()?, 16).ok()?;
+            let minor = u32::from_str_radix(it.next()?, 16).ok()?;
+            let ino = it.next()?.parse().ok()?;
+            Some((major, minor, ino))
         })
         .collect()
+}
+
+/// Whether a file is locked: same device and inode. Files on anonymous-device filesystems
+/// (major 0: overlayfs in containers) can be locked under the underlying device's number, so
+/// there the inode alone decides.
+fn is_locked(locked: &[(u32, u32, u64)], dev: u64, ino: u64) -> bool {
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    locked
+        .iter()
+        .any(|&(ma, mi, i)| i == ino && (major == 0 || (ma, mi) == (major, minor)))
 }
 
 fn gateway_processes(state_dir: &Path) -> Vec<(u32, String)> {

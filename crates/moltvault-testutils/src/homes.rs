@@ -772,7 +772,14 @@ mod tests {
         let p = examples_dir().join("openclaw-2026.7.35/agents/main/agent/openclaw-agent.sqlite");
         let _ = fs::remove_file(&p);
         build_auth_store_db_2026_7_35(&p);
+        // The committed copies use a rollback journal, so that reading an example home (e.g.
+        // `moltvault scan --state-dir examples/homes/...`) leaves no -wal/-shm files behind;
+        // TestHome builds its databases in WAL mode, as the gateway runs them.
         for p in ["openclaw-2026.9.6", "openclaw-2026.7.35"] {
+            let db = examples_dir().join(format!("{p}/agents/main/agent/openclaw-agent.sqlite"));
+            let conn = Connection::open(&db).unwrap();
+            conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+            drop(conn);
             for suffix in ["-wal", "-shm"] {
                 let _ = fs::remove_file(examples_dir().join(format!(
                     "{p}/agents/main/agent/openclaw-agent.sqlite{suffix}"

@@ -566,12 +566,23 @@ mod tests {
                 & 0o777,
             0o700
         );
-        // The stored file is standard age: the real `age` CLI can read it with the identity.
+        // The stored file is standard age: the real `age` CLI reads it with the identity.
+        let key_file = dir.path().join("identity.txt");
+        #[allow(clippy::disallowed_methods)]
+        std::fs::write(&key_file, identity.to_identity_file().expose_secret()).unwrap();
+        let out = std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key_file)
+            .arg(&file)
+            .output()
+            .expect("the age CLI is installed by .ci/install-deps");
         assert!(
-            std::fs::read(&file)
-                .unwrap()
-                .starts_with(b"age-encryption.org/v1")
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        assert_eq!(out.stdout, value.as_bytes());
 
         store
             .set(
@@ -710,5 +721,35 @@ mod tests {
             parse_request(req.as_bytes()).unwrap_err(),
             ProtocolError::TooManyIds(_)
         ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_request_bytes_parse_or_fail_with_a_clean_error_document(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)
+        ) {
+            match parse_request(&bytes) {
+                Ok(r) => proptest::prop_assert!(r.ids.len() <= MAX_REQUEST_IDS),
+                Err(e) => {
+                    let doc: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+                    proptest::prop_assert_eq!(doc["error"]["code"].as_str(), Some(e.code()));
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_requests_keep_every_id_once_in_order(
+            ids in proptest::collection::vec("[A-Za-z0-9][A-Za-z0-9._:/#-]{0,20}", 0..40)
+        ) {
+            let req = serde_json::json!({"protocolVersion": 1, "provider": "p", "ids": ids});
+            let parsed = parse_request(req.to_string().as_bytes()).unwrap();
+            let mut want: Vec<String> = Vec::new();
+            for id in &ids {
+                if !want.contains(id) {
+                    want.push(id.clone());
+                }
+            }
+            proptest::prop_assert_eq!(parsed.ids, want);
+        }
     }
 }

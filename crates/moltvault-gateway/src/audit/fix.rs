@@ -108,14 +108,17 @@ pub fn fix(
         .collect();
     if !redacting.is_empty() {
         let literals = literals(&gateway.configured_secrets().unwrap_or_default());
-        let redactor = build_redactor(opts, literals)?;
+        let redactor = build_redactor(opts, literals);
         let mut notes = Vec::new();
         for f in redacting {
             for a in &f.files {
-                let action = match redact_file(&redactor, &a.path, opts.now) {
-                    Ok(a) => a,
-                    Err(e) => FixAction::Skipped {
+                let action = match redactor.as_ref().map(|r| redact_file(r, &a.path, opts.now)) {
+                    Ok(Ok(a)) => a,
+                    Ok(Err(e)) => FixAction::Skipped {
                         reason: e.to_string(),
+                    },
+                    Err(why) => FixAction::Skipped {
+                        reason: why.clone(),
                     },
                 };
                 if let FixAction::Redacted { secrets } = &action {
@@ -140,13 +143,13 @@ pub fn fix(
     Ok(outcomes)
 }
 
-fn build_redactor(opts: &FixOptions<'_>, literals: Vec<LiteralSecret>) -> Result<Redactor> {
+fn build_redactor(
+    opts: &FixOptions<'_>,
+    literals: Vec<LiteralSecret>,
+) -> std::result::Result<Redactor, String> {
     let mut ro = RedactorOptions::new(Mode::All, opts.key.clone());
     ro.literals = literals;
-    Redactor::new(opts.rules, ro).map_err(|e| crate::Error::Io {
-        path: PathBuf::from("<redaction rules>"),
-        source: io::Error::other(e.to_string()),
-    })
+    Redactor::new(opts.rules, ro).map_err(|e| format!("the redaction rules do not load: {e}"))
 }
 
 /// Opens `path` without following a symlink in any component below `root` (or, for a path

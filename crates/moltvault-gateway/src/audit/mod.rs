@@ -268,8 +268,8 @@ pub fn audit(
     let secrets = match gateway.configured_secrets() {
         Ok(s) => s,
         Err(e) => {
-            // Only a config problem is reported by the config check below.
-            if config.as_ref().is_some_and(|c| c.problem.is_none()) {
+            // A config that does not parse is reported by the config check below.
+            if config.as_ref().is_none_or(|c| c.problem.is_none()) {
                 findings.push(Finding::new(
                     "secrets.inventory",
                     Severity::Low,

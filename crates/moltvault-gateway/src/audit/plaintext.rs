@@ -2,9 +2,9 @@
 //! transcripts, trajectory sidecars, archives, logs, config backups and `models.json`.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use moltvault_redact::{FingerprintKey, LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet};
@@ -139,12 +139,9 @@ pub(crate) fn counting_redactor(rules: &RuleSet, literals: Vec<LiteralSecret>) -
     Redactor::new(rules, opts).ok()
 }
 
-/// Opens a file for reading without following a symlink at its last component.
+/// Opens a regular file for reading without following a symlink (the vault's reader).
 pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
+    moltvault_vault::seal::open_regular(path).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Counts bytes read through it.
@@ -167,9 +164,6 @@ type Scanned = (BTreeMap<String, u64>, u64);
 /// Scans one file; returns secrets by rule and the bytes read (decompressed).
 pub(crate) fn scan_file(redactor: &Redactor, path: &Path, compressed: bool) -> io::Result<Scanned> {
     let file = open_nofollow(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
     let reader: Box<dyn Read> = if compressed {
         Box::new(zstd::stream::read::Decoder::new(file)?)
     } else {
