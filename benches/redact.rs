@@ -177,6 +177,10 @@ fn main() {
     let mut fps = Vec::new();
     r.scan_jsonl(&clean[..], &mut fps).unwrap();
     let per10 = fps.len() as f64 / (clean.len() as f64 / 10e6);
+    if let Some(d) = std::env::var_os("MOLTVAULT_BENCH_DUMP") {
+        std::fs::write(Path::new(&d).join("clean.jsonl"), &clean).unwrap();
+        std::fs::write(Path::new(&d).join("corpus.jsonl"), &data).unwrap();
+    }
     let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
     for f in &fps {
         *by_rule.entry(f.rule_id.as_str()).or_default() += 1;

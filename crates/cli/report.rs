@@ -64,10 +64,10 @@ pub fn render(err: &anyhow::Error) -> String {
 /// Finds the hint for the first error in the chain that has one.
 fn hint_for(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
-        if let Some(u) = cause.downcast_ref::<UserError>() {
-            if let Some(h) = &u.hint {
-                return Some(h.clone());
-            }
+        if let Some(u) = cause.downcast_ref::<UserError>()
+            && let Some(h) = &u.hint
+        {
+            return Some(h.clone());
         }
         if let Some(h) = library_hint(cause) {
             return Some(h);

@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 
 /// A fake OpenAI-style key, assembled so the repository does not trip secret scanners.
 fn fake_openai_key() -> String {
-    format!("sk-{}-{}", "proj", "T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd")
+    format!(
+        "sk-{}-{}",
+        "proj", "T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"
+    )
 }
 
 /// The gateway token of the sample configs (replaced by the sample's author).
@@ -191,7 +194,10 @@ fn openclaw_jsonl_home() -> Home {
     t.set_config("/gateway/auth", json!({"mode": "none"}));
     t.set_config("/logging/redactSensitive", json!("off"));
     chmod(&t.add_config_backup(".bak"), 0o644);
-    t.add_lock(&t.path("agents/main/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl"), 1);
+    t.add_lock(
+        &t.path("agents/main/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl"),
+        1,
+    );
     let sidecar = format!(
         r#"{{"type":"prompt","text":"OPENAI_API_KEY={}"}}"#,
         fake_openai_key()
@@ -212,7 +218,11 @@ fn openclaw_jsonl_home() -> Home {
     let v = &h.vault;
     fs::create_dir_all(v.join("rotation/runs/20261125T180000Z")).unwrap();
     fs::write(v.join("rotation/active"), "20261125T180000Z\n").unwrap();
-    fs::write(v.join("rotation/runs/20261125T180000Z/journal.jsonl"), "{}\n").unwrap();
+    fs::write(
+        v.join("rotation/runs/20261125T180000Z/journal.jsonl"),
+        "{}\n",
+    )
+    .unwrap();
     let old = v.join("backups/moltvault-host-20261001T000000Z.tar.zst.age");
     fs::create_dir_all(old.parent().unwrap()).unwrap();
     fs::write(&old, "age-encryption.org/v1\n").unwrap();
@@ -240,7 +250,9 @@ fn openclaw_sqlite_home() -> Home {
         zstd_compress(format!("{line}\n").as_bytes()),
         0o600,
     );
-    let recent = h.vault.join("backups/moltvault-host-20261125T000000Z.tar.zst.age");
+    let recent = h
+        .vault
+        .join("backups/moltvault-host-20261125T000000Z.tar.zst.age");
     fs::create_dir_all(recent.parent().unwrap()).unwrap();
     fs::write(&recent, "age-encryption.org/v1\n").unwrap();
     h
@@ -306,21 +318,16 @@ fn audit_reports_every_planted_finding_on_each_line() {
     let mut want = ids(&OPENCLAW_SQLITE_AFTER_FIX);
     want.extend(ids(&["fs.dir.perms", "fs.secret_file.perms"]));
     assert_eq!(check_ids(&v), want);
-    // The lock sidecar the gateway creates 0644 is not a secret file.
-    let perms = &v["findings"]
+    // The database (and its WAL files) are; the lock sidecar the gateway creates 0644 is not.
+    let perms = v["findings"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["check"] == "fs.secret_file.perms")
-        .unwrap();
-    assert!(perms["files"].is_null(), "{perms}");
-    assert!(
-        perms["path"]
-            .as_str()
-            .unwrap()
-            .ends_with("openclaw-agent.sqlite"),
-        "{perms}"
-    );
+        .unwrap()
+        .to_string();
+    assert!(perms.contains("openclaw-agent.sqlite\""), "{perms}");
+    assert!(!perms.contains("generation-lock"), "{perms}");
 }
 
 #[test]
@@ -346,7 +353,12 @@ fn no_output_carries_a_secret_value() {
 fn fix_then_audit_leaves_only_what_needs_a_human() {
     let h = clawdbot_home();
     let out = h.run(&["--fix"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, v) = h.json(&[]);
     assert_eq!(check_ids(&v), ids(&CLAWDBOT_AFTER_FIX));
     assert_eq!(mode(h.state()), 0o700);
@@ -425,7 +437,7 @@ fn human_report_and_fix_output() {
     let out = h.run(&[]);
     settings(&h).bind(|| {
         insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r#"
-        audit of [TMP]/home/.clawdbot, gateway 2026.1.24-3 (3 files, 543 B scanned for secrets)
+        audit of [TMP]/home/.clawdbot, gateway 2026.1.24-3 (5 files, 7.2 KiB scanned for secrets)
 
         high     fs.config_backup.perms     clawdbot.json.bak
                  a config backup is open to group/others (mode 0644)
@@ -442,21 +454,25 @@ fn human_report_and_fix_output() {
                  fix: --fix tightens the permissions
                  hint: `moltvault audit --fix` sets it to 0700 (or run `chmod 700` on it).
 
-        high     fs.transcript.perms        agents/main/sessions/0411108d.jsonl
-                 a transcript is open to group/others (mode 0644)
+        high     fs.transcript.perms        agents/main/sessions (2 paths)
+                 2 transcripts are open to group/others (modes 0644)
+                   - agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl (0644)
+                   - agents/main/sessions/cb-plugin-1.jsonl (0644)
                  fix: --fix tightens the permissions
                  hint: `moltvault audit --fix` sets them to 0600 (the gateway creates transcripts with the default umask).
 
         high     secrets.config_backup      clawdbot.json.bak
-                 1 plaintext secret(s) in a config backup (config-models-providers-fake-apikey 1)
+                 2 plaintext secret(s) in a config backup (config-gateway-auth-token 1, config-models-providers-fake-apikey 1)
                  hint: `moltvault secrets import` scrubs config backups; otherwise delete backups you do not need.
 
         high     secrets.log                [TMP]/tmp-logs/clawdbot-2026-11-25.log
                  1 plaintext secret(s) in a log file (config-gateway-auth-token 1)
                  hint: Delete or redact old logs (`moltvault redact --in-place <file>`), and set `logging.file` to a private directory.
 
-        high     secrets.transcript         agents/main/sessions/0411108d.jsonl
-                 1 plaintext secret(s) in a transcript (config-models-providers-fake-apikey 1)
+        high     secrets.transcript         agents/main/sessions (2 paths)
+                 8 plaintext secret(s) in 2 transcripts (generic-sk-key 8)
+                   - agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl (4)
+                   - agents/main/sessions/cb-plugin-1.jsonl (4)
                  fix: --fix redacts inactive files
                  hint: `moltvault audit --fix` redacts inactive ones (or run `moltvault redact --in-place`); install the plugin so new ones stay clean.
 
@@ -465,19 +481,18 @@ fn human_report_and_fix_output() {
                  hint: Run `moltvault backup` (and schedule it: it needs no secret, so cron is fine).
 
         medium   config.inline_secret       clawdbot.json
-                 `gateway.auth.token` holds a plaintext secret in the config
-                 hint: Move it to an environment variable and write `${VAR}` here (`moltvault secrets import` does both), or upgrade the gateway to 2026.2.26+ for SecretRefs.
-
-        medium   config.inline_secret       clawdbot.json
                  `models.providers.fake.apiKey` holds a plaintext secret in the config
                  hint: Move it to an environment variable and write `${VAR}` here (`moltvault secrets import` does both), or upgrade the gateway to 2026.2.26+ for SecretRefs.
 
-        medium   fs.dir.perms               . (5 paths)
-                 5 directories holding secrets are open to group/others (modes 0755)
+        medium   config.inline_secret       clawdbot.json
+                 `gateway.auth.token` holds a plaintext secret in the config
+                 hint: Move it to an environment variable and write `${VAR}` here (`moltvault secrets import` does both), or upgrade the gateway to 2026.2.26+ for SecretRefs.
+
+        medium   fs.dir.perms               . (4 paths)
+                 4 directories holding secrets are open to group/others (modes 0755)
                    - agents (0755)
                    - credentials (0755)
                    - agents/main (0755)
-                   - agents/main/agent (0755)
                    - agents/main/sessions (0755)
                  fix: --fix tightens the permissions
                  hint: `moltvault audit --fix` sets them to 0700.
@@ -490,12 +505,17 @@ fn human_report_and_fix_output() {
                  the moltvault-redact plugin is not installed (plugins.entries.moltvault-redact)
                  hint: Run `moltvault plugin install` so secrets are redacted before transcripts reach disk.
 
-        low      vault.idle_unsealed        agents/main/sessions
-                 1 session(s) untouched for more than 7 days are not sealed
-                   - agents/main/sessions/0411108d.jsonl
+        medium   secrets.models_json        agents/main/agent/models.json
+                 1 plaintext secret(s) in a models.json catalogue (config-models-providers-fake-apikey 1)
+                 hint: The gateway copies configured keys here: move them to SecretRefs (`moltvault secrets import`) and it stops writing them.
+
+        low      vault.idle_unsealed        agents/main/sessions (2 paths)
+                 2 session(s) untouched for more than 7 days are not sealed
+                   - agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl
+                   - agents/main/sessions/cb-plugin-1.jsonl
                  hint: Seal them with `moltvault seal --idle 7d` (add --include-current for sessions still current).
 
-        14 finding(s): 7 high, 6 medium, 1 low; 6 fixable with `moltvault audit --fix`
+        15 finding(s): 7 high, 7 medium, 1 low; 6 fixable with `moltvault audit --fix`
         7 at or above high (--fail-on)
         "#);
     });
@@ -506,18 +526,19 @@ fn human_report_and_fix_output() {
           chmod     clawdbot.json.bak: 0644 -> 0600
           chmod     clawdbot.json: 0644 -> 0600
           chmod     .: 0755 -> 0700
-          chmod     agents/main/sessions/0411108d.jsonl: 0644 -> 0600
+          chmod     agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl: 0644 -> 0600
+          chmod     agents/main/sessions/cb-plugin-1.jsonl: 0644 -> 0600
           chmod     agents: 0755 -> 0700
           chmod     credentials: 0755 -> 0700
           chmod     agents/main: 0755 -> 0700
-          chmod     agents/main/agent: 0755 -> 0700
           chmod     agents/main/sessions: 0755 -> 0700
-          redacted  agents/main/sessions/0411108d.jsonl: 1 secret(s)
+          redacted  agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl: 4 secret(s)
+          redacted  agents/main/sessions/cb-plugin-1.jsonl: 4 secret(s)
 
-        audit of [TMP]/home/.clawdbot, gateway 2026.1.24-3 (3 files, 543 B scanned for secrets)
+        audit of [TMP]/home/.clawdbot, gateway 2026.1.24-3 (5 files, 7.3 KiB scanned for secrets)
 
         high     secrets.config_backup      clawdbot.json.bak
-                 1 plaintext secret(s) in a config backup (config-models-providers-fake-apikey 1)
+                 2 plaintext secret(s) in a config backup (config-gateway-auth-token 1, config-models-providers-fake-apikey 1)
                  hint: `moltvault secrets import` scrubs config backups; otherwise delete backups you do not need.
 
         high     secrets.log                [TMP]/tmp-logs/clawdbot-2026-11-25.log
@@ -529,11 +550,11 @@ fn human_report_and_fix_output() {
                  hint: Run `moltvault backup` (and schedule it: it needs no secret, so cron is fine).
 
         medium   config.inline_secret       clawdbot.json
-                 `gateway.auth.token` holds a plaintext secret in the config
+                 `models.providers.fake.apiKey` holds a plaintext secret in the config
                  hint: Move it to an environment variable and write `${VAR}` here (`moltvault secrets import` does both), or upgrade the gateway to 2026.2.26+ for SecretRefs.
 
         medium   config.inline_secret       clawdbot.json
-                 `models.providers.fake.apiKey` holds a plaintext secret in the config
+                 `gateway.auth.token` holds a plaintext secret in the config
                  hint: Move it to an environment variable and write `${VAR}` here (`moltvault secrets import` does both), or upgrade the gateway to 2026.2.26+ for SecretRefs.
 
         medium   fs.symlink.outside         credentials/shared
@@ -544,7 +565,11 @@ fn human_report_and_fix_output() {
                  the moltvault-redact plugin is not installed (plugins.entries.moltvault-redact)
                  hint: Run `moltvault plugin install` so secrets are redacted before transcripts reach disk.
 
-        7 finding(s): 2 high, 5 medium
+        medium   secrets.models_json        agents/main/agent/models.json
+                 1 plaintext secret(s) in a models.json catalogue (config-models-providers-fake-apikey 1)
+                 hint: The gateway copies configured keys here: move them to SecretRefs (`moltvault secrets import`) and it stops writing them.
+
+        8 finding(s): 2 high, 6 medium
         2 at or above high (--fail-on)
         "#);
     });
@@ -560,18 +585,18 @@ fn json_report() {
           "state_dir": "[TMP]/home/.openclaw",
           "config": "[TMP]/home/.openclaw/openclaw.json",
           "version": "2026.9.6",
-          "scanned_files": 1,
-          "scanned_bytes": 368,
+          "scanned_files": 2,
+          "scanned_bytes": 4233,
           "findings": [
             {
               "check": "secrets.archive",
               "severity": "high",
-              "path": "[TMP]/home/.openclaw/agents/main/sessions/1d8ef48d.jsonl.deleted.2026-11-25T18-30-00.000Z.ab12cd34.zst",
+              "path": "[TMP]/home/.openclaw/agents/main/sessions/5f0c1e2d.jsonl.deleted.2026-11-25T18-30-00.000Z.ab12cd34.zst",
               "detail": "1 plaintext secret(s) in a compressed transcript archive",
               "hint": "Run `moltvault redact --in-place` (it re-compresses archives), or seal them with `moltvault seal`.",
               "files": [
                 {
-                  "path": "[TMP]/home/.openclaw/agents/main/sessions/1d8ef48d.jsonl.deleted.2026-11-25T18-30-00.000Z.ab12cd34.zst",
+                  "path": "[TMP]/home/.openclaw/agents/main/sessions/5f0c1e2d.jsonl.deleted.2026-11-25T18-30-00.000Z.ab12cd34.zst",
                   "secrets": {
                     "openai-project-key": 1
                   }
@@ -582,10 +607,24 @@ fn json_report() {
               }
             },
             {
+              "check": "config.inline_secret",
+              "severity": "medium",
+              "path": "[TMP]/home/.openclaw/openclaw.json",
+              "detail": "`gateway.auth.token` holds a plaintext secret in the config",
+              "hint": "Move it into the vault with `moltvault secrets import` (the config gets a SecretRef to moltvault's exec provider)."
+            },
+            {
+              "check": "config.inline_secret",
+              "severity": "medium",
+              "path": "[TMP]/home/.openclaw/openclaw.json",
+              "detail": "`models.providers.custom-127-0-0-1-18555.apiKey` holds a plaintext secret in the config",
+              "hint": "Move it into the vault with `moltvault secrets import` (the config gets a SecretRef to moltvault's exec provider)."
+            },
+            {
               "check": "fs.secret_file.perms",
               "severity": "medium",
-              "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
-              "detail": "a file holding secrets is open to group/others (mode 0644)",
+              "path": "[TMP]/home/.openclaw",
+              "detail": "3 files holding secrets are open to group/others (modes 0644)",
               "hint": "`moltvault audit --fix` sets them to 0600.",
               "fix": {
                 "kind": "chmod"
@@ -594,12 +633,45 @@ fn json_report() {
                 {
                   "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
                   "mode": "0644"
+                },
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite-shm",
+                  "mode": "0644"
+                },
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite-wal",
+                  "mode": "0644"
+                }
+              ]
+            },
+            {
+              "check": "fs.dir.perms",
+              "severity": "low",
+              "path": "[TMP]/home/.openclaw",
+              "detail": "3 directories holding secrets are open to group/others (modes 0755)",
+              "hint": "`moltvault audit --fix` sets them to 0700.",
+              "fix": {
+                "kind": "chmod"
+              },
+              "files": [
+                {
+                  "path": "[TMP]/home/.openclaw/agents",
+                  "mode": "0755"
+                },
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main",
+                  "mode": "0755"
+                },
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main/sessions",
+                  "mode": "0755"
                 }
               ]
             }
           ],
           "summary": {
-            "medium": 1,
+            "low": 1,
+            "medium": 3,
             "high": 1
           },
           "fail_on": "high",

@@ -893,3 +893,40 @@ fn a_backup_directory_inside_the_state_dir_is_not_backed_up_into_itself() {
     assert!(!listed.contains("backups/"), "{listed}");
     assert!(listed.contains("openclaw.json"));
 }
+
+#[test]
+fn no_sessions_leaves_transcripts_and_the_agent_store_out() {
+    let w = World::new();
+    w.init();
+    let out = w
+        .cmd()
+        .args([
+            "backup",
+            "--no-sessions",
+            "--exclude",
+            "credentials/**",
+            "--json",
+            "--state-dir",
+        ])
+        .arg(&w.state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sqlite_databases"], 0);
+    let name = v["name"].as_str().unwrap();
+    let out = w
+        .cmd()
+        .args(["restore", name, "--dry-run", "--passphrase-file"])
+        .arg(&w.pass)
+        .arg("--to")
+        .arg(w.root.join("x"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The symlink into the sessions dir stays (as a link; it dangles until sessions return).
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap(), @r"
+    agents/main/latest.jsonl
+    openclaw.json
+    ");
+}

@@ -1,6 +1,6 @@
 //! `moltvault seal`, `unseal`, `cat` and `grep` end to end: interop with the Debian `age` CLI,
 //! damaged and hostile input, a full disk, and SIGKILL at many points.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::print_stderr)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -123,10 +123,11 @@ fn rotation_dir(ctx: &Ctx) -> PathBuf {
     ctx.vault_dir.join("rotation")
 }
 
+/// The install key shared with every other verb (`<vault dir>/install.key`), so rotation
+/// fingerprints start with the same fp8 tag redaction placeholders carry.
 fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<FingerprintKey> {
-    Ok(FingerprintKey::load_or_create(
-        &ctx.vault_dir.join("fingerprint.key"),
-    )?)
+    let key = moltvault_vault::install_key::load_or_create(&ctx.vault_dir)?;
+    Ok(FingerprintKey::from_bytes(*key.expose()))
 }
 
 fn inventory_options(ctx: &Ctx) -> anyhow::Result<InventoryOptions> {

@@ -186,8 +186,9 @@ pub(crate) fn credential_ok(name: &[u8], v: &[u8]) -> bool {
         .iter()
         .any(|w| contains_ci(&lname, w));
     if strong_name && lname.windows(4).any(|w| w == b"pass") {
-        // Passwords may be short and word-like.
-        return v.len() >= 4 && !v.iter().all(|b| b.is_ascii_digit()) || v.len() >= 6;
+        // Passwords may be short, but a bare lowercase identifier is a variable in code.
+        let identifier = v.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
+        return !identifier && (v.len() >= 6 || !v.iter().all(|b| b.is_ascii_digit()));
     }
     if v.len() < 8 || v.iter().all(|b| b.is_ascii_digit()) {
         return false;
@@ -395,7 +396,7 @@ mod tests {
     fn only_exact_placeholders_are_shielded() {
         assert_eq!(
             placeholder_ranges(b"x [REDACTED:github-pat:0a1b2c3d] y"),
-            vec![(2, 33)]
+            vec![(2, 32)]
         );
         assert!(placeholder_ranges(b"[REDACTED: ghp_x ]").is_empty());
         assert!(placeholder_ranges(b"[REDACTED:a:0a1b2c3]").is_empty());

@@ -11,7 +11,7 @@ use crate::error::{Error, Result, read_err};
 
 /// The per-install key fingerprints are computed with (HMAC-SHA256), so a leaked report or
 /// journal does not allow guessing low-entropy secrets offline. It is the same key, file and
-/// MAC as `moltvault redact`'s placeholders (`<vault dir>/fingerprint.key`), so the first 8 hex
+/// MAC as `moltvault redact`'s placeholders (`<vault dir>/install.key`), so the first 8 hex
 /// digits of a rotation fingerprint are the `fp8` tag redaction writes for the same value.
 pub struct FingerprintKey(SecretBox<[u8; 32]>);
 

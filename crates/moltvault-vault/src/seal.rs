@@ -245,10 +245,13 @@ pub fn seal_file(
                 path: dest.clone(),
                 source: e,
             })?;
-        let n = copy_hashing(&mut file, &mut w, Some(&mut hasher)).map_err(|e| match e {
-            CopyError::Read(e) => io_err("read", plain, e),
-            CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &dest, e)),
-        })?;
+        let n =
+            copy_sized(&mut file, &mut w, Some(&mut hasher), meta.len() as usize).map_err(|e| {
+                match e {
+                    CopyError::Read(e) => io_err("read", plain, e),
+                    CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &dest, e)),
+                }
+            })?;
         w.finish()
             .map_err(|e| Error::Fs(fsio::FsError::io("write", &dest, e)))?;
         n
@@ -270,12 +273,16 @@ pub fn seal_file(
     let verified = (|| -> Result<()> {
         let f = File::open(&dest).map_err(|e| io_err("open", &dest, e))?;
         // Our own output is binary age: skip the armor detection layer.
-        let dec = age::Decryptor::new_buffered(BufReader::with_capacity(COPY_BUF, f)).map_err(
-            |e| Error::Decrypt {
-                path: dest.clone(),
-                kind: DecryptFailure::from_age(&e),
-            },
-        )?;
+        let dec = age::Decryptor::new_buffered(BufReader::with_capacity(
+            (meta.len() as usize)
+                .saturating_add(4096)
+                .clamp(16 * 1024, COPY_BUF),
+            f,
+        ))
+        .map_err(|e| Error::Decrypt {
+            path: dest.clone(),
+            kind: DecryptFailure::from_age(&e),
+        })?;
         let mut r = dec
             .decrypt(std::iter::once(&ephemeral as &dyn age::Identity))
             .map_err(|e| Error::Decrypt {
@@ -283,13 +290,15 @@ pub fn seal_file(
                 kind: DecryptFailure::from_age(&e),
             })?;
         let mut h = Sha256::new();
-        copy_hashing(&mut r, &mut io::sink(), Some(&mut h)).map_err(|e| match e {
-            CopyError::Read(e) => Error::Decrypt {
-                path: dest.clone(),
-                kind: DecryptFailure::from_io(&e),
+        copy_sized(&mut r, &mut io::sink(), Some(&mut h), meta.len() as usize).map_err(
+            |e| match e {
+                CopyError::Read(e) => Error::Decrypt {
+                    path: dest.clone(),
+                    kind: DecryptFailure::from_io(&e),
+                },
+                CopyError::Write(e) => io_err("verify", &dest, e),
             },
-            CopyError::Write(e) => io_err("verify", &dest, e),
-        })?;
+        )?;
         if h.finalize() != want {
             return Err(Error::VerifyMismatch { path: dest.clone() });
         }
@@ -360,7 +369,8 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
     })?;
     if existing {
         let mut h = Sha256::new();
-        let n = copy_hashing(&mut r, &mut io::sink(), Some(&mut h)).map_err(|e| decrypt_io(sealed, e))?;
+        let n = copy_hashing(&mut r, &mut io::sink(), Some(&mut h))
+            .map_err(|e| decrypt_io(sealed, e))?;
         let mut h2 = Sha256::new();
         let mut pf = open_regular(&plain)?;
         copy_hashing(&mut pf, &mut io::sink(), Some(&mut h2))
@@ -387,7 +397,7 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
             keep_owner: false,
         },
     )?;
-    let n = copy_hashing(&mut r, &mut out, None).map_err(|e| match e {
+    let n = copy_sized(&mut r, &mut out, None, meta.len() as usize).map_err(|e| match e {
         CopyError::Read(e) => decrypt_io(sealed, CopyError::Read(e)),
         CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &plain, e)),
     })?;
@@ -601,7 +611,18 @@ pub(crate) fn copy_hashing(
     w: &mut impl Write,
     mut h: Option<&mut Sha256>,
 ) -> std::result::Result<u64, CopyError> {
-    let mut buf = vec![0u8; COPY_BUF];
+    copy_sized(r, w, h.take(), COPY_BUF)
+}
+
+/// [`copy_hashing`] with a buffer sized for a file of about `size_hint` bytes (small files
+/// then cost no 1 MiB allocation).
+pub(crate) fn copy_sized(
+    r: &mut impl Read,
+    w: &mut impl Write,
+    mut h: Option<&mut Sha256>,
+    size_hint: usize,
+) -> std::result::Result<u64, CopyError> {
+    let mut buf = vec![0u8; size_hint.saturating_add(1).clamp(16 * 1024, COPY_BUF)];
     let mut n = 0u64;
     loop {
         let k = match r.read(&mut buf) {

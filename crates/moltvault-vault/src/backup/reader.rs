@@ -120,6 +120,7 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<VerifyReport, BackupError> {
     let input = target.open(name)?;
+    announce_size(target, name, progress);
     read_archive(
         input,
         name,
@@ -179,6 +180,7 @@ pub fn restore(
         }
     }
     let input = target.open(name)?;
+    announce_size(target, name, progress);
     if opts.dry_run {
         let report = read_archive(
             input,
@@ -236,6 +238,15 @@ pub fn restore(
         previous,
         dry_run: false,
     })
+}
+
+/// Tells the progress callback how many (encrypted) bytes are coming, when the target knows.
+fn announce_size(target: &dyn BackupTarget, name: &str, progress: &dyn Progress) {
+    if let Ok(all) = target.list_names()
+        && let Some((_, size)) = all.iter().find(|(n, _)| n == name)
+    {
+        progress.set_total(*size);
+    }
 }
 
 fn selected(m: Option<&Manifest>, only: Option<&globset::GlobSet>) -> Vec<String> {
