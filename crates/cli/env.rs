@@ -50,6 +50,9 @@ pub const PATH: &str = "PATH";
 /// Set by systemd for a service with credentials (`LoadCredential=`): where `secrets provide`
 /// finds the vault identity (credential `moltvault-identity`).
 pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+/// The system temp dir (where OpenClaw 2026.9 keeps `openclaw-state-locks-<uid>/`, like Node's
+/// `os.tmpdir()`); default `/tmp`.
+pub const TMPDIR: &str = "TMPDIR";
 /// Disables colour when set (https://no-color.org).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// The user's home directory.

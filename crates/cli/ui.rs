@@ -3,9 +3,26 @@
 
 use std::io::{IsTerminal, Write};
 
-/// Prints an error report on stderr.
+/// Prints an error report on stderr, its `error:` / `hint:` labels in colour on a terminal
+/// unless `NO_COLOR` is set.
 pub fn error(msg: &str) {
-    eprintln!("{msg}");
+    if color() {
+        let painted: Vec<String> = msg
+            .lines()
+            .map(|l| {
+                if let Some(rest) = l.strip_prefix("error:") {
+                    format!("\x1b[1;31merror:\x1b[0m{rest}")
+                } else if let Some(rest) = l.strip_prefix("hint:") {
+                    format!("\x1b[1;36mhint:\x1b[0m{rest}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        eprintln!("{}", painted.join("\n"));
+    } else {
+        eprintln!("{msg}");
+    }
 }
 
 /// Prints a status line on stderr (not data).

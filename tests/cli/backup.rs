@@ -65,7 +65,12 @@ impl World {
         ] {
             c.env_remove(v);
         }
+        // A private TMPDIR: a real gateway running on this machine keeps its lock files in
+        // the system temp dir, which must not make these tests see "the gateway is running".
+        let tmp = self.root.join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
         c.env("HOME", self.root.join("home"))
+            .env("TMPDIR", tmp)
             .env("MOLTVAULT_DIR", &self.vault)
             .env("MOLTVAULT_TESTONLY_WEAKEN_KDF", "1")
             .env("NO_COLOR", "1");
@@ -75,6 +80,7 @@ impl World {
     fn std_cmd(&self) -> StdCommand {
         let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("moltvault"));
         c.env("HOME", self.root.join("home"))
+            .env("TMPDIR", self.root.join("tmp"))
             .env("MOLTVAULT_DIR", &self.vault)
             .env_remove("OPENCLAW_STATE_DIR")
             .stdout(Stdio::null())
@@ -929,4 +935,35 @@ fn no_sessions_leaves_transcripts_and_the_agent_store_out() {
     agents/main/latest.jsonl
     openclaw.json
     ");
+}
+
+#[test]
+fn a_gateway_serving_another_home_does_not_block_a_restore() {
+    let w = World::new();
+    w.init();
+    let name = w.backup();
+    let other_home = w.root.join("other-home");
+    fs::create_dir_all(other_home.join(".openclaw")).unwrap();
+    let mut gw = StdCommand::new("bash")
+        .arg("-c")
+        .arg("exec -a openclaw-gateway sleep 30")
+        .env("HOME", &other_home)
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWDBOT_STATE_DIR")
+        .env_remove("MOLTBOT_STATE_DIR")
+        .env_remove("OPENCLAW_HOME")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = w
+        .cmd()
+        .args(["restore", &name, "--passphrase-file"])
+        .arg(&w.pass)
+        .arg("--state-dir")
+        .arg(&w.state)
+        .output()
+        .unwrap();
+    gw.kill().unwrap();
+    gw.wait().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod backup;
 mod help;
+mod plugin;
 mod redact;
 mod rotate;
 mod scan;

@@ -40,7 +40,11 @@ impl Home {
             "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
             "meta": {"lastTouchedVersion": "2026.7.35"}
         });
-        std::fs::write(state.join("openclaw.json"), serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        std::fs::write(
+            state.join("openclaw.json"),
+            serde_json::to_vec_pretty(&cfg).unwrap(),
+        )
+        .unwrap();
         Home { dir, token }
     }
 
@@ -73,11 +77,19 @@ fn repo_plugin_dir() -> PathBuf {
 #[test]
 fn install_copies_the_embedded_plugin_and_enables_it_in_the_config() {
     let home = Home::new();
-    let out = home.cmd().args(["plugin", "status", "--json"]).output().unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "status", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "not installed yet is a finding");
 
     let out = home.cmd().args(["plugin", "install"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = home.state().join("extensions/moltvault-redact");
     for f in PLUGIN_FILES {
         assert_eq!(
@@ -91,22 +103,47 @@ fn install_copies_the_embedded_plugin_and_enables_it_in_the_config() {
     assert_eq!(entry["enabled"], true);
     assert_eq!(entry["config"]["mode"], "all");
     assert_eq!(entry["config"]["failPolicy"], "withhold");
-    assert_eq!(entry["config"]["binary"], bin().canonicalize().unwrap().to_str().unwrap());
-    assert_eq!(cfg["plugins"]["load"]["paths"], json!([dir.to_str().unwrap()]));
+    assert_eq!(
+        entry["config"]["binary"],
+        bin().canonicalize().unwrap().to_str().unwrap()
+    );
+    assert_eq!(
+        cfg["plugins"]["load"]["paths"],
+        json!([dir.to_str().unwrap()])
+    );
     // The gateway's own settings survive, and the previous config is kept.
     assert_eq!(cfg["gateway"]["auth"]["token"], home.token.as_str());
     assert!(home.state().join("openclaw.json.moltvault-bak").is_file());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains(&home.token), "install output leaks the gateway token");
-    assert!(stderr.contains("1 gateway secrets") || stderr.contains("gateway secrets"), "{stderr}");
+    assert!(
+        !stderr.contains(&home.token),
+        "install output leaks the gateway token"
+    );
+    assert!(
+        stderr.contains("1 gateway secrets") || stderr.contains("gateway secrets"),
+        "{stderr}"
+    );
 
     // Installing again changes nothing.
     let before = std::fs::read(home.state().join("openclaw.json")).unwrap();
-    assert!(home.cmd().args(["plugin", "install"]).output().unwrap().status.success());
-    let after: Value = serde_json::from_slice(&std::fs::read(home.state().join("openclaw.json")).unwrap()).unwrap();
+    assert!(
+        home.cmd()
+            .args(["plugin", "install"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let after: Value =
+        serde_json::from_slice(&std::fs::read(home.state().join("openclaw.json")).unwrap())
+            .unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&before).unwrap(), after);
 
-    let out = home.cmd().args(["plugin", "status", "--json"]).output().unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "status", "--json"])
+        .output()
+        .unwrap();
     let st: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{st}");
     assert_eq!(st["enabled"], true);
@@ -119,12 +156,26 @@ fn install_copies_the_embedded_plugin_and_enables_it_in_the_config() {
 #[test]
 fn status_notices_stale_plugin_files() {
     let home = Home::new();
-    assert!(home.cmd().args(["plugin", "install"]).output().unwrap().status.success());
-    std::fs::write(home.state().join("extensions/moltvault-redact/index.js"), "// old\n").unwrap();
+    assert!(
+        home.cmd()
+            .args(["plugin", "install"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    std::fs::write(
+        home.state().join("extensions/moltvault-redact/index.js"),
+        "// old\n",
+    )
+    .unwrap();
     let out = home.cmd().args(["plugin", "status"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("differ from this moltvault version"), "{text}");
+    assert!(
+        text.contains("differ from this moltvault version"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -137,11 +188,21 @@ fn install_link_points_the_gateway_at_a_checkout() {
         .args(["--mode", "tools", "--fail-policy", "passthrough"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cfg = home.config();
     let d = repo_plugin_dir().canonicalize().unwrap();
-    assert_eq!(cfg["plugins"]["load"]["paths"], json!([d.to_str().unwrap()]));
-    assert_eq!(cfg["plugins"]["entries"]["moltvault-redact"]["config"]["mode"], "tools");
+    assert_eq!(
+        cfg["plugins"]["load"]["paths"],
+        json!([d.to_str().unwrap()])
+    );
+    assert_eq!(
+        cfg["plugins"]["entries"]["moltvault-redact"]["config"]["mode"],
+        "tools"
+    );
     assert!(!home.state().join("extensions/moltvault-redact").exists());
 }
 
@@ -156,7 +217,10 @@ fn install_refuses_a_broken_engine_and_changes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not start"));
-    assert_eq!(std::fs::read(home.state().join("openclaw.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(home.state().join("openclaw.json")).unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -164,18 +228,39 @@ fn uninstall_removes_the_entries_and_the_files() {
     let home = Home::new();
     let mut cfg = home.config();
     cfg["plugins"] = json!({"allow": ["other"], "load": {"paths": ["/opt/other-plugin"]}});
-    std::fs::write(home.state().join("openclaw.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
-    assert!(home.cmd().args(["plugin", "install"]).output().unwrap().status.success());
+    std::fs::write(
+        home.state().join("openclaw.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        home.cmd()
+            .args(["plugin", "install"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let cfg = home.config();
-    assert_eq!(cfg["plugins"]["allow"], json!(["other", "moltvault-redact"]));
+    assert_eq!(
+        cfg["plugins"]["allow"],
+        json!(["other", "moltvault-redact"])
+    );
     assert_eq!(cfg["plugins"]["load"]["paths"].as_array().unwrap().len(), 2);
 
     let out = home.cmd().args(["plugin", "uninstall"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cfg = home.config();
     assert!(cfg["plugins"]["entries"].get("moltvault-redact").is_none());
     assert_eq!(cfg["plugins"]["allow"], json!(["other"]));
-    assert_eq!(cfg["plugins"]["load"]["paths"], json!(["/opt/other-plugin"]));
+    assert_eq!(
+        cfg["plugins"]["load"]["paths"],
+        json!(["/opt/other-plugin"])
+    );
     assert!(!home.state().join("extensions/moltvault-redact").exists());
 }
 
@@ -227,19 +312,30 @@ impl Drop for Serve {
 fn serve_redacts_messages_with_the_engine_and_the_gateway_token() {
     let home = Home::new();
     let mut serve = Serve::start(&home);
-    let hello = serve.call(json!({"id": 1, "op": "hello", "client": {"pid": std::process::id(), "process": "test"}}));
+    let hello = serve.call(
+        json!({"id": 1, "op": "hello", "client": {"pid": std::process::id(), "process": "test"}}),
+    );
     assert_eq!(hello["ok"], true);
     assert_eq!(hello["protocol"], 1);
     assert!(hello["rules"].as_u64().unwrap() > 10, "{hello}");
-    assert_eq!(hello["literals"], 1, "the gateway token is loaded from the config");
+    assert_eq!(
+        hello["literals"], 1,
+        "the gateway token is loaded from the config"
+    );
     // The hello with a client records who loaded the plugin.
-    let rec: Value =
-        serde_json::from_slice(&std::fs::read(home.state().join("moltvault/plugin-loaded.json")).unwrap()).unwrap();
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(home.state().join("moltvault/plugin-loaded.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(rec["pid"], std::process::id());
 
     let mut rng = FakeRng::new(11);
     let secrets = provider_secrets(&mut rng);
-    let planted: String = secrets.iter().map(|s| format!("{}\n", s.text)).collect::<String>() + &home.token;
+    let planted: String = secrets
+        .iter()
+        .map(|s| format!("{}\n", s.text))
+        .collect::<String>()
+        + &home.token;
     let msg = json!({
         "role": "toolResult", "toolCallId": "call_abc", "toolName": "exec",
         "content": [{"type": "text", "text": planted}],
@@ -260,16 +356,21 @@ fn serve_redacts_messages_with_the_engine_and_the_gateway_token() {
     assert!(!rep["findings"].to_string().contains(&home.token));
 
     // Clean: a tiny reply without the value.
-    let rep = serve.call(json!({"id": 3, "op": "redact", "value": {"role": "user", "content": "hi"}}));
+    let rep =
+        serve.call(json!({"id": 3, "op": "redact", "value": {"role": "user", "content": "hi"}}));
     assert_eq!(rep, json!({"id": 3, "ok": true, "changed": false}));
     // Idempotent: the redacted value comes back unchanged.
-    let again = serve.call(json!({"id": 4, "op": "redact", "value": rep_value_of(&serve_redacted(&home))}));
+    let again =
+        serve.call(json!({"id": 4, "op": "redact", "value": rep_value_of(&serve_redacted(&home))}));
     assert_eq!(again["changed"], false, "{again}");
 }
 
 fn serve_redacted(home: &Home) -> Value {
     let mut s = Serve::start(home);
-    let gh = provider_secrets(&mut FakeRng::new(3)).into_iter().find(|s| s.rule == "github-pat").unwrap();
+    let gh = provider_secrets(&mut FakeRng::new(3))
+        .into_iter()
+        .find(|s| s.rule == "github-pat")
+        .unwrap();
     s.call(json!({"id": 1, "op": "redact", "value": {"role": "user", "content": gh.text}}))
 }
 
@@ -282,8 +383,14 @@ fn rep_value_of(rep: &Value) -> Value {
 fn serve_answers_bad_requests_without_echoing_them() {
     let home = Home::new();
     let mut serve = Serve::start(&home);
-    let gh = provider_secrets(&mut FakeRng::new(5)).into_iter().find(|s| s.rule == "github-pat").unwrap();
-    let rep = serve.call_raw(&format!("{{\"id\":1,\"op\":\"redact\",\"value\":\"{}", gh.secret));
+    let gh = provider_secrets(&mut FakeRng::new(5))
+        .into_iter()
+        .find(|s| s.rule == "github-pat")
+        .unwrap();
+    let rep = serve.call_raw(&format!(
+        "{{\"id\":1,\"op\":\"redact\",\"value\":\"{}",
+        gh.secret
+    ));
     assert_eq!(rep["ok"], false);
     assert!(!rep.to_string().contains(&gh.secret));
     let rep = serve.call(json!({"id": 2, "op": "frobnicate"}));
@@ -291,14 +398,20 @@ fn serve_answers_bad_requests_without_echoing_them() {
     let rep = serve.call(json!({"id": 3, "op": "redact"}));
     assert_eq!(rep["ok"], false);
     // Still serving.
-    assert_eq!(serve.call(json!({"id": 4, "op": "ping"})), json!({"id": 4, "ok": true}));
+    assert_eq!(
+        serve.call(json!({"id": 4, "op": "ping"})),
+        json!({"id": 4, "ok": true})
+    );
 }
 
 #[test]
 fn sweep_redacts_transcripts_sidecars_and_trajectory_rows_in_place() {
     let home = Home::new();
     let sessions = home.state().join("agents/main/sessions");
-    let gh = provider_secrets(&mut FakeRng::new(9)).into_iter().find(|s| s.rule == "github-pat").unwrap();
+    let gh = provider_secrets(&mut FakeRng::new(9))
+        .into_iter()
+        .find(|s| s.rule == "github-pat")
+        .unwrap();
     let transcript = sessions.join("s1.jsonl");
     let lines = [
         json!({"type": "session", "version": 3, "id": "s1", "timestamp": "t", "cwd": "/w"}).to_string(),
@@ -308,7 +421,11 @@ fn sweep_redacts_transcripts_sidecars_and_trajectory_rows_in_place() {
     std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
     std::fs::set_permissions(&transcript, std::fs::Permissions::from_mode(0o644)).unwrap();
     let sidecar = sessions.join("s1.trajectory.jsonl");
-    std::fs::write(&sidecar, json!({"type": "tool.result", "data": {"content": home.token}}).to_string() + "\n").unwrap();
+    std::fs::write(
+        &sidecar,
+        json!({"type": "tool.result", "data": {"content": home.token}}).to_string() + "\n",
+    )
+    .unwrap();
 
     let db_path = home.state().join("agents/main/agent/openclaw-agent.sqlite");
     std::fs::create_dir_all(db_path.parent().unwrap()).unwrap();
@@ -321,7 +438,11 @@ fn sweep_redacts_transcripts_sidecars_and_trajectory_rows_in_place() {
         )
         .unwrap();
         let ev = json!({"type": "tool.call", "data": {"args": {"command": format!("echo {}", gh.text)}}}).to_string();
-        db.execute("INSERT INTO trajectory_runtime_events VALUES ('s1', 1, 'r1', ?1, 1795630124788)", [ev]).unwrap();
+        db.execute(
+            "INSERT INTO trajectory_runtime_events VALUES ('s1', 1, 'r1', ?1, 1795630124788)",
+            [ev],
+        )
+        .unwrap();
         db.execute("INSERT INTO trajectory_runtime_events VALUES ('s1', 2, 'r1', '{\"type\":\"x\"}', 1795630124789)", []).unwrap();
     }
 
@@ -330,31 +451,59 @@ fn sweep_redacts_transcripts_sidecars_and_trajectory_rows_in_place() {
         .args(["serve", "--sweep", "--settle-ms", "0"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("swept 2 file(s) and 1 row(s)"), "{stderr}");
 
     let t = std::fs::read_to_string(&transcript).unwrap();
-    assert!(!t.contains(&gh.secret) && t.contains("[REDACTED:github-pat:"), "{t}");
+    assert!(
+        !t.contains(&gh.secret) && t.contains("[REDACTED:github-pat:"),
+        "{t}"
+    );
     let new_lines: Vec<&str> = t.lines().collect();
     assert_eq!(new_lines.len(), 3);
-    assert_eq!(new_lines[0], lines[0], "unchanged lines are kept byte for byte");
+    assert_eq!(
+        new_lines[0], lines[0],
+        "unchanged lines are kept byte for byte"
+    );
     assert_eq!(new_lines[2], lines[2]);
     assert_eq!(
         std::fs::metadata(&transcript).unwrap().permissions().mode() & 0o777,
         0o644,
         "the transcript keeps its mode"
     );
-    assert!(!std::fs::read_to_string(&sidecar).unwrap().contains(&home.token));
-    assert!(!sessions.join("s1.jsonl.lock").exists(), "the sweep releases the lock");
+    assert!(
+        !std::fs::read_to_string(&sidecar)
+            .unwrap()
+            .contains(&home.token)
+    );
+    assert!(
+        !sessions.join("s1.jsonl.lock").exists(),
+        "the sweep releases the lock"
+    );
     let db = rusqlite::Connection::open(&db_path).unwrap();
     let ev: String = db
-        .query_row("SELECT event_json FROM trajectory_runtime_events WHERE seq = 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT event_json FROM trajectory_runtime_events WHERE seq = 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert!(!ev.contains(&gh.secret) && ev.contains("[REDACTED:"), "{ev}");
+    assert!(
+        !ev.contains(&gh.secret) && ev.contains("[REDACTED:"),
+        "{ev}"
+    );
 
     // Idempotent: a second sweep changes nothing.
-    let out = home.cmd().args(["serve", "--sweep", "--settle-ms", "0"]).output().unwrap();
+    let out = home
+        .cmd()
+        .args(["serve", "--sweep", "--settle-ms", "0"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("swept 0 file(s) and 0 row(s)"));
 }
 
@@ -362,11 +511,24 @@ fn sweep_redacts_transcripts_sidecars_and_trajectory_rows_in_place() {
 fn sweep_waits_for_a_live_transcript_lock() {
     let home = Home::new();
     let sessions = home.state().join("agents/main/sessions");
-    let gh = provider_secrets(&mut FakeRng::new(13)).into_iter().find(|s| s.rule == "github-pat").unwrap();
-    std::fs::write(sessions.join("s2.jsonl"), json!({"type": "message", "id": "x", "message": {"role": "user", "content": gh.text}}).to_string() + "\n").unwrap();
+    let gh = provider_secrets(&mut FakeRng::new(13))
+        .into_iter()
+        .find(|s| s.rule == "github-pat")
+        .unwrap();
+    std::fs::write(
+        sessions.join("s2.jsonl"),
+        json!({"type": "message", "id": "x", "message": {"role": "user", "content": gh.text}})
+            .to_string()
+            + "\n",
+    )
+    .unwrap();
     // A lock held by this (live) test process: the sweep must wait for its release.
     let lock = sessions.join("s2.jsonl.lock");
-    std::fs::write(&lock, json!({"pid": std::process::id(), "createdAt": "now"}).to_string()).unwrap();
+    std::fs::write(
+        &lock,
+        json!({"pid": std::process::id(), "createdAt": "now"}).to_string(),
+    )
+    .unwrap();
     let mut child = StdCommand::new(bin())
         .env_clear()
         .env("HOME", home.dir.path())
@@ -376,15 +538,27 @@ fn sweep_waits_for_a_live_transcript_lock() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    assert!(child.try_wait().unwrap().is_none(), "the sweep did not wait for the lock");
-    assert!(std::fs::read_to_string(sessions.join("s2.jsonl")).unwrap().contains(&gh.secret));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sweep did not wait for the lock"
+    );
+    assert!(
+        std::fs::read_to_string(sessions.join("s2.jsonl"))
+            .unwrap()
+            .contains(&gh.secret)
+    );
     std::fs::remove_file(&lock).unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(!std::fs::read_to_string(sessions.join("s2.jsonl")).unwrap().contains(&gh.secret));
+    assert!(
+        !std::fs::read_to_string(sessions.join("s2.jsonl"))
+            .unwrap()
+            .contains(&gh.secret)
+    );
 }
 
 /// The JS plugin against this binary (`node --test`), when Node.js ≥ 20 is available.
 #[test]
+#[allow(clippy::print_stderr)] // says why it skipped
 fn js_plugin_tests_pass_against_this_binary() {
     let Ok(v) = StdCommand::new("node").arg("--version").output() else {
         eprintln!("skipped: no node on PATH");

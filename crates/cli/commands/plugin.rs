@@ -237,9 +237,9 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
             b.display()
         ));
     }
-    ui::note(&format!(
-        "Restart the gateway to load it; `moltvault plugin status` then shows the gateway process that loaded it."
-    ));
+    ui::note(
+        "Restart the gateway to load it; `moltvault plugin status` then shows the gateway process that loaded it.",
+    );
     Ok(Status::Ok)
 }
 

@@ -101,11 +101,71 @@ fn refuse_running_gateway(ctx: &Ctx, dir: &std::path::Path) -> anyhow::Result<()
     let Ok(gw) = moltvault_gateway::discover::discover(&opts) else {
         return Ok(()); // Nothing there yet: nothing can be running on it.
     };
-    if gw.is_running() {
+    let mut ev = gw.running_evidence();
+    let ours = std::fs::canonicalize(&gw.state_dir).unwrap_or_else(|_| gw.state_dir.clone());
+    ev.processes
+        .retain(|(pid, _)| !serves_another_home(*pid, &ours));
+    if ev.any() {
+        let mut why: Vec<String> = ev
+            .processes
+            .iter()
+            .map(|(pid, name)| format!("process {pid} ({name})"))
+            .collect();
+        why.extend(
+            ev.locked_transcripts
+                .iter()
+                .map(|p| format!("lock on {}", p.display())),
+        );
+        why.extend(
+            ev.held_locks
+                .iter()
+                .map(|p| format!("lock held on {}", p.display())),
+        );
         return Err(user_error(
-            format!("the gateway using {} is running", dir.display()),
+            format!(
+                "the gateway using {} is running ({})",
+                dir.display(),
+                why.join(", ")
+            ),
             "Stop it first (e.g. `openclaw gateway stop` or `systemctl --user stop openclaw-gateway`), then restore.",
         ));
     }
     Ok(())
+}
+
+/// Whether a gateway process provably serves another state dir: its environment names no state
+/// dir but its `HOME` is another one, so its default dirs (`~/.openclaw`, `~/.clawdbot`,
+/// `~/.moltbot`) are not ours. (A refinement of `moltvault_gateway`'s process heuristic, which
+/// only looks at the `*_STATE_DIR` variables; unreadable environments still count as ours.)
+fn serves_another_home(pid: u32, ours: &std::path::Path) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let mut home = None;
+    for kv in env.split(|b| *b == 0) {
+        let kv = String::from_utf8_lossy(kv);
+        if [
+            "OPENCLAW_STATE_DIR=",
+            "CLAWDBOT_STATE_DIR=",
+            "MOLTBOT_STATE_DIR=",
+            "OPENCLAW_HOME=",
+        ]
+        .iter()
+        .any(|k| kv.starts_with(k))
+        {
+            return false; // decided by the gateway crate's own check
+        }
+        if let Some(h) = kv.strip_prefix("HOME=") {
+            home = Some(std::path::PathBuf::from(h));
+        }
+    }
+    let Some(home) = home else {
+        return false;
+    };
+    ![".openclaw", ".clawdbot", ".moltbot", ".moldbot"]
+        .iter()
+        .any(|d| {
+            let p = home.join(d);
+            std::fs::canonicalize(&p).unwrap_or(p) == ours
+        })
 }

@@ -92,13 +92,10 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
             }
         };
         exit_with_parent();
-        serve_lines(
-            &engine,
-            std::io::stdin().lock(),
-            crate::ui::stdout(),
-            &mut on_hello,
-        )
-        .context("the plugin connection failed")?;
+        // Big reads: a 1 MB message arrives as 2 MB of JSON through a 64 KB pipe.
+        let input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+        serve_lines(&engine, input, crate::ui::stdout(), &mut on_hello)
+            .context("the plugin connection failed")?;
         return Ok(Status::Ok);
     }
     let gateway = gateway.ok_or_else(|| {
@@ -319,10 +316,15 @@ pub fn serve_lines(
                 && h.get("raw") == Some(&Value::Bool(true))
         });
         if raw {
-            let id = header.as_ref().and_then(|h| h.get("id")).cloned().unwrap_or(Value::Null);
+            let id = header
+                .as_ref()
+                .and_then(|h| h.get("id"))
+                .cloned()
+                .unwrap_or(Value::Null);
             payload.clear();
             if input.read_until(b'\n', &mut payload)? == 0 {
-                let reply = json!({"id": id, "ok": false, "error": "redact: the value line is missing"});
+                let reply =
+                    json!({"id": id, "ok": false, "error": "redact: the value line is missing"});
                 serde_json::to_writer(&mut output, &reply)?;
                 output.write_all(b"\n")?;
                 output.flush()?;
@@ -333,7 +335,10 @@ pub fn serve_lines(
             }
             match engine.redact_raw(&payload) {
                 Ok(None) => {
-                    serde_json::to_writer(&mut output, &json!({"id": id, "ok": true, "changed": false}))?;
+                    serde_json::to_writer(
+                        &mut output,
+                        &json!({"id": id, "ok": true, "changed": false}),
+                    )?;
                 }
                 Ok(Some((value, findings))) => {
                     output.write_all(b"{\"id\":")?;
@@ -345,7 +350,10 @@ pub fn serve_lines(
                     output.write_all(b"}")?;
                 }
                 Err(e) => {
-                    serde_json::to_writer(&mut output, &json!({"id": id, "ok": false, "error": format!("{e:#}")}))?;
+                    serde_json::to_writer(
+                        &mut output,
+                        &json!({"id": id, "ok": false, "error": format!("{e:#}")}),
+                    )?;
                 }
             }
         } else {

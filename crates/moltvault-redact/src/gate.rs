@@ -23,6 +23,7 @@ pub(crate) struct Gate {
     ac: AhoCorasick,
     pats: Vec<Pat>,
     short: Vec<(memmem::Finder<'static>, Vec<usize>)>,
+    slash: memmem::Finder<'static>,
     always: Vec<usize>,
     n_rules: usize,
     pub(crate) literals: Option<AhoCorasick>,
@@ -43,7 +44,9 @@ impl Candidates {
     }
 }
 
-const ESCAPES: &[&str] = &["\\u00", "\\/"];
+/// Escape markers in the Teddy searcher (≥ 4 bytes; `\/` has its own memmem finder since a
+/// 2-byte pattern would weaken Teddy's fingerprints for every record).
+const ESCAPES: &[&str] = &["\\u00"];
 
 impl Gate {
     pub fn new(rules: &[Rule], literal_forms: &[Vec<u8>]) -> Gate {
@@ -103,6 +106,7 @@ impl Gate {
             ac,
             pats,
             short,
+            slash: memmem::Finder::new(b"\\/").into_owned(),
             always,
             n_rules: rules.len(),
             literals,
@@ -124,7 +128,7 @@ impl Gate {
             match &self.pats[m.pattern().as_usize()] {
                 Pat::Escape => {
                     // `\u00XX` counts only for printable ASCII (2x..7x); `\/` always.
-                    if hay[m.start() + 1] == b'/' || matches!(hay.get(m.end()), Some(b'2'..=b'7')) {
+                    if matches!(hay.get(m.end()), Some(b'2'..=b'7')) {
                         c.all = true;
                         c.any = true;
                     }
@@ -139,6 +143,10 @@ impl Gate {
                     c.any = true;
                 }
             }
+        }
+        if !c.all && self.slash.find(hay).is_some() {
+            c.all = true;
+            c.any = true;
         }
         for (finder, owners) in &self.short {
             for pos in finder.find_iter(hay) {
@@ -222,10 +230,34 @@ fn assignment_follows(hay: &[u8], mut at: usize) -> bool {
         }
         return j < n && (hay[j].is_ascii_alphabetic() || matches!(hay[j], b'_' | b'-' | b':'));
     }
-    for lit in [&b"null"[..], b"true", b"false"] {
-        if hay[at..].starts_with(lit) {
-            return false;
-        }
+    // The value itself: at least 4 bytes, not a call (`f(`), not a bare lowercase identifier
+    // (a variable in code); the regex validators apply the same checks.
+    let mut j = at;
+    let mut ident = true;
+    while j < n
+        && !matches!(
+            hay[j],
+            b' ' | b'\t'
+                | b'"'
+                | b'\''
+                | b'\\'
+                | b','
+                | b';'
+                | b'('
+                | b')'
+                | b'{'
+                | b'}'
+                | b'['
+                | b']'
+                | b'\n'
+                | b'\r'
+        )
+    {
+        ident &= hay[j].is_ascii_lowercase() || hay[j] == b'_';
+        j += 1;
+    }
+    if j - at < 4 || (j < n && hay[j] == b'(') || (ident && j - at < 24) {
+        return false;
     }
     true
 }
@@ -237,11 +269,14 @@ mod tests {
     #[test]
     fn assignment_shape() {
         assert!(assignment_follows(b"TOKEN=sk-test", 5));
-        assert!(assignment_follows(br#"Token":"abc"#, 5));
-        assert!(assignment_follows(br#"Token\": \"abc"#, 5));
+        assert!(assignment_follows(br#"Token":"abc12345"#, 5));
+        assert!(assignment_follows(br#"Token\": \"abc12345"#, 5));
         assert!(!assignment_follows(br#"Tokens":110,"#, 5));
         assert!(!assignment_follows(br#"Token":null"#, 5));
         assert!(!assignment_follows(b"token is here", 5));
         assert!(assignment_follows(br#"token":"123abc"#, 5));
+        assert!(!assignment_follows(b"password_hint = stream(this)", 8));
+        assert!(!assignment_follows(b"token = value;", 5));
+        assert!(assignment_follows(b"token = value42;", 5));
     }
 }
