@@ -168,47 +168,10 @@ fn load_rules(file: Option<&Path>) -> anyhow::Result<RuleSet> {
     }
 }
 
-/// The install key of the placeholders' fingerprints (`<vault dir>/fingerprint.key`, 64 hex
-/// characters, shared with `moltvault redact` so the same secret gets the same tag), created
-/// 0600 on first use.
+/// The install key of the placeholders' fingerprints, shared with every other verb so the same
+/// secret gets the same tag.
 fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<FingerprintKey> {
-    use moltvault_vault::fsio;
-    let path = ctx.vault_dir.join("fingerprint.key");
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            getrandom::getrandom(&mut key)?;
-            fsio::create_secret_dir_all(&ctx.vault_dir)?;
-            let hexkey = secrecy::SecretString::from(hex::encode(key));
-            match fsio::write_atomic(
-                &path,
-                secrecy::ExposeSecret::expose_secret(&hexkey).as_bytes(),
-                fsio::WriteOptions::secret_new(),
-            ) {
-                Ok(()) => return Ok(FingerprintKey::from_bytes(key)),
-                // Another engine created it first: use theirs.
-                Err(fsio::FsError::Exists(_)) => std::fs::read(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())));
-        }
-    };
-    let raw = if bytes.len() == 32 {
-        bytes
-    } else {
-        hex::decode(String::from_utf8_lossy(&bytes).trim()).unwrap_or_default()
-    };
-    let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
-        crate::report::user_error(
-            format!("{} is not a 32-byte key", path.display()),
-            "Restore it from a backup, or remove it to start new fingerprints (old placeholders keep their tags).",
-        )
-    })?;
-    Ok(FingerprintKey::from_bytes(key))
+    crate::commands::secrets::fingerprint_key(ctx)
 }
 
 /// The redaction engine the protocol and the sweep use: moltvault-redact with the built-in
