@@ -152,27 +152,24 @@ impl Gate {
             for pos in finder.find_iter(hay) {
                 let lo = pos.saturating_sub(160);
                 let hi = (pos + 1024).min(hay.len());
-                // Escapes (`\n` before a token) would defeat word boundaries: decode first.
-                let decoded;
-                let window = if memchr::memchr(b'\\', &hay[lo..hi]).is_some() {
-                    decoded = crate::text::unescape(&hay[lo..hi]).0;
-                    &decoded[..]
-                } else {
-                    &hay[lo..hi]
-                };
+                // Escapes (`\n` before a token) would defeat word boundaries: try the raw
+                // window and each decoded level (JSON inside JSON), as stage B does.
+                let mut level = hay[lo..hi].to_vec();
                 let mut hit = false;
-                for &r in owners {
-                    if c.rules[r] {
-                        continue;
+                for depth in 0..=crate::text::MAX_DEPTH {
+                    for &r in owners {
+                        if c.rules[r] {
+                            continue;
+                        }
+                        if rules[r].regex.as_ref().is_some_and(|re| re.is_match(&level)) {
+                            c.rules[r] = true;
+                            hit = true;
+                        }
                     }
-                    if rules[r]
-                        .regex
-                        .as_ref()
-                        .is_some_and(|re| re.is_match(window))
-                    {
-                        c.rules[r] = true;
-                        hit = true;
+                    if depth == crate::text::MAX_DEPTH || memchr::memchr(b'\\', &level).is_none() {
+                        break;
                     }
+                    level = crate::text::unescape(&level).0;
                 }
                 if hit {
                     c.any = true;
