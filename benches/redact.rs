@@ -47,7 +47,7 @@ fn vm_hwm_kb() -> u64 {
 /// the secret survived, whatever the escaping depth.
 fn probe(secret: &str) -> &str {
     secret
-        .split(|c: char| matches!(c, '\n' | '"' | '\\' | '/' | '\r'))
+        .split(['\n', '"', '\\', '/', '\r'])
         .max_by_key(|s| s.len())
         .unwrap_or(secret)
 }

@@ -87,10 +87,10 @@ pub(crate) fn build_redactor(
         // The gateway's own secrets are the strongest rule; an unreadable config only loses them.
         if let Ok(secrets) = gw.configured_secrets() {
             for s in secrets {
-                if let Some(v) = s.value {
-                    if secrecy::ExposeSecret::expose_secret(&v).len() >= 8 {
-                        opts.literals.push(LiteralSecret::new(s.id, v));
-                    }
+                if let Some(v) = s.value
+                    && secrecy::ExposeSecret::expose_secret(&v).len() >= 8
+                {
+                    opts.literals.push(LiteralSecret::new(s.id, v));
                 }
             }
         }

@@ -154,14 +154,19 @@ impl Gate {
                 let hi = (pos + 1024).min(hay.len());
                 // Escapes (`\n` before a token) would defeat word boundaries: try the raw
                 // window and each decoded level (JSON inside JSON), as stage B does.
-                let mut level = hay[lo..hi].to_vec();
+                let mut level: std::borrow::Cow<'_, [u8]> =
+                    std::borrow::Cow::Borrowed(&hay[lo..hi]);
                 let mut hit = false;
                 for depth in 0..=crate::text::MAX_DEPTH {
                     for &r in owners {
                         if c.rules[r] {
                             continue;
                         }
-                        if rules[r].regex.as_ref().is_some_and(|re| re.is_match(&level)) {
+                        if rules[r]
+                            .regex
+                            .as_ref()
+                            .is_some_and(|re| re.is_match(&level))
+                        {
                             c.rules[r] = true;
                             hit = true;
                         }
@@ -169,7 +174,7 @@ impl Gate {
                     if depth == crate::text::MAX_DEPTH || memchr::memchr(b'\\', &level).is_none() {
                         break;
                     }
-                    level = crate::text::unescape(&level).0;
+                    level = std::borrow::Cow::Owned(crate::text::unescape(&level).0);
                 }
                 if hit {
                     c.any = true;
@@ -179,11 +184,11 @@ impl Gate {
                 }
             }
         }
-        if let Some(lit) = &self.literals {
-            if lit.is_match(hay) {
-                c.literal = true;
-                c.any = true;
-            }
+        if let Some(lit) = &self.literals
+            && lit.is_match(hay)
+        {
+            c.literal = true;
+            c.any = true;
         }
     }
 }

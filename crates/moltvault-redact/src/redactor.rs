@@ -213,20 +213,20 @@ impl Redactor {
         let ph = text::placeholder_ranges(hay);
         let overlaps = |s: usize, e: usize| ph.iter().any(|&(a, b)| s < b && a < e);
         // Literal secrets first: on equal spans the first pushed wins the label.
-        if cand.literal {
-            if let Some(ac) = &self.gate.literals {
-                for m in ac.find_iter(hay) {
-                    if overlaps(m.start(), m.end()) {
-                        continue;
-                    }
-                    let lit = self.literal_of_pattern[m.pattern().as_usize()];
-                    out.push(Span {
-                        start: m.start(),
-                        end: m.end(),
-                        rule: self.rules.len() + lit,
-                        fp: self.literal_fps[lit],
-                    });
+        if cand.literal
+            && let Some(ac) = &self.gate.literals
+        {
+            for m in ac.find_iter(hay) {
+                if overlaps(m.start(), m.end()) {
+                    continue;
                 }
+                let lit = self.literal_of_pattern[m.pattern().as_usize()];
+                out.push(Span {
+                    start: m.start(),
+                    end: m.end(),
+                    rule: self.rules.len() + lit,
+                    fp: self.literal_fps[lit],
+                });
             }
         }
         for (i, r) in self.rules.iter().enumerate() {
@@ -310,10 +310,10 @@ impl Redactor {
     }
 
     fn scope(&self, path: &[PathKey<'_>], in_tool: bool) -> bool {
-        if let Some(PathKey::Key(k)) = path.last() {
-            if STRUCTURAL.iter().any(|s| s.as_bytes() == k.as_ref()) {
-                return false;
-            }
+        if let Some(PathKey::Key(k)) = path.last()
+            && STRUCTURAL.iter().any(|s| s.as_bytes() == k.as_ref())
+        {
+            return false;
         }
         match self.mode {
             Mode::All => true,

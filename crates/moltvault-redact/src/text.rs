@@ -48,32 +48,31 @@ pub(crate) fn unescape(esc: &[u8]) -> (Vec<u8>, Vec<usize>) {
             i += 2;
             continue;
         }
-        if esc[i + 1] == b'u' {
-            if let Some(cp) = hex4(esc, i + 2) {
-                let mut len = 6;
-                let mut ch = None;
-                if (0xD800..0xDC00).contains(&cp) {
-                    if esc.get(i + 6) == Some(&b'\\') && esc.get(i + 7) == Some(&b'u') {
-                        if let Some(lo) = hex4(esc, i + 8) {
-                            if (0xDC00..0xE000).contains(&lo) {
-                                ch =
-                                    char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
-                                len = 12;
-                            }
-                        }
-                    }
-                } else {
-                    ch = char::from_u32(cp);
+        if esc[i + 1] == b'u'
+            && let Some(cp) = hex4(esc, i + 2)
+        {
+            let mut len = 6;
+            let mut ch = None;
+            if (0xD800..0xDC00).contains(&cp) {
+                if esc.get(i + 6) == Some(&b'\\')
+                    && esc.get(i + 7) == Some(&b'u')
+                    && let Some(lo) = hex4(esc, i + 8)
+                    && (0xDC00..0xE000).contains(&lo)
+                {
+                    ch = char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+                    len = 12;
                 }
-                let ch = ch.unwrap_or('\u{FFFD}');
-                let mut buf = [0u8; 4];
-                for &x in ch.encode_utf8(&mut buf).as_bytes() {
-                    out.push(x);
-                    starts.push(i);
-                }
-                i += len;
-                continue;
+            } else {
+                ch = char::from_u32(cp);
             }
+            let ch = ch.unwrap_or('\u{FFFD}');
+            let mut buf = [0u8; 4];
+            for &x in ch.encode_utf8(&mut buf).as_bytes() {
+                out.push(x);
+                starts.push(i);
+            }
+            i += len;
+            continue;
         }
         // An unknown or broken escape: keep the backslash as text.
         out.push(b);
@@ -229,10 +228,10 @@ pub(crate) fn rule_spans(rule: &Rule, hay: &[u8], mut hit: impl FnMut(usize, usi
         if v.is_empty() || contains_ci(v, b"EXAMPLE") {
             continue;
         }
-        if let Some(min) = rule.entropy {
-            if entropy(v) < min {
-                continue;
-            }
+        if let Some(min) = rule.entropy
+            && entropy(v) < min
+        {
+            continue;
         }
         match rule.validate {
             Validate::None => {}
@@ -290,10 +289,10 @@ pub(crate) fn key_value_ok(rule: &Rule, name: &[u8], v: &[u8]) -> bool {
     if placeholder_ranges(v) == [(0, v.len())] {
         return false;
     }
-    if let Some(min) = rule.entropy {
-        if entropy(v) < min {
-            return false;
-        }
+    if let Some(min) = rule.entropy
+        && entropy(v) < min
+    {
+        return false;
     }
     credential_ok(name, v)
 }
@@ -334,11 +333,11 @@ pub(crate) fn merge(spans: &mut Vec<Span>) {
     spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut out: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans.drain(..) {
-        if let Some(last) = out.last_mut() {
-            if s.start < last.end {
-                last.end = last.end.max(s.end);
-                continue;
-            }
+        if let Some(last) = out.last_mut()
+            && s.start < last.end
+        {
+            last.end = last.end.max(s.end);
+            continue;
         }
         out.push(s);
     }

@@ -64,6 +64,24 @@ fn every_provider_and_contextual_secret_is_redacted_in_a_tool_result() {
     }
 }
 
+/// Regression: 3-byte anchors (`hf_`, `SG.`, `AQ.`, `sk-`) after a `\n` inside JSON-encoded
+/// tool output were missed because the gate's confirmation ran on escaped bytes.
+#[test]
+fn short_anchor_tokens_in_double_encoded_output_are_found() {
+    let r = redactor(Mode::Tools);
+    let mut rng = FakeRng::new(8);
+    for s in provider_secrets(&mut rng) {
+        let inner = json!({"stdout": format!("line one\n{}\nline three", s.text)}).to_string();
+        let twice = json!({"wrapped": inner}).to_string();
+        for text in [inner, twice] {
+            let (out, _) = run(&r, tool_result(&text).as_bytes());
+            let out = String::from_utf8(out).unwrap();
+            let probe = s.secret.lines().nth(1).unwrap_or(&s.secret);
+            assert!(!out.contains(probe), "{} survived: {out}", s.rule);
+        }
+    }
+}
+
 #[test]
 fn decoys_are_left_alone() {
     let r = redactor(Mode::All);
