@@ -274,7 +274,7 @@ fn main() {
     for _ in 0..runs {
         let mut c = h.cmd();
         c.args(["grep", "-c", "needle needle", "--identity"])
-            .arg(&rec_of(&h));
+            .arg(rec_of(&h));
         mg.push(run(c));
         ag.push(run(sh(&format!(
             "for f in '{}'/*.age; do age -d -i '{}' \"$f\" | grep -c 'needle needle' || true; done",
