@@ -53,7 +53,7 @@ pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 /// The system temp dir (where OpenClaw 2026.9 keeps `openclaw-state-locks-<uid>/`, like Node's
 /// `os.tmpdir()`); default `/tmp`.
 pub const TMPDIR: &str = "TMPDIR";
-/// Disables colour when set (https://no-color.org).
+/// Disables colour when set (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// The user's home directory.
 pub const HOME: &str = "HOME";
