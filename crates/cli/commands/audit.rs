@@ -49,7 +49,7 @@ pub struct AuditArgs {
 const DAY: u64 = 86_400;
 
 pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<Status> {
-    let gateway = crate::commands::plugin::discover_gateway(ctx)?;
+    let gateway = ctx.gateway()?;
     let vault_dir = moltvault_vault::Vault::open(&ctx.vault_dir)
         .map(|v| v.dir().to_path_buf())
         .ok();

@@ -384,29 +384,10 @@ fn identity_file(path: &Path) -> anyhow::Result<age::x25519::Identity> {
 
 /// The gateway state dir: `--state-dir`, else discovery (environment, default dirs).
 pub fn gateway_state_dir(ctx: &Ctx) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &ctx.state_dir {
-        return Ok(d.clone());
+    match &ctx.state_dir {
+        Some(d) => Ok(d.clone()),
+        None => Ok(ctx.gateway()?.state_dir),
     }
-    let g = moltvault_gateway::discover::discover(&gateway_options(ctx))?;
-    Ok(g.state_dir)
-}
-
-/// Discovery options from the context and the environment registry.
-pub fn gateway_options(ctx: &Ctx) -> moltvault_gateway::discover::DiscoverOptions {
-    let path = |k: &str| env::var(k).map(PathBuf::from);
-    let mut o = moltvault_gateway::discover::DiscoverOptions::new(&ctx.home);
-    o.state_dir = ctx.state_dir.clone();
-    o.tmp_dir = path(env::TMPDIR);
-    o.env = moltvault_gateway::discover::GatewayEnv {
-        openclaw_state_dir: path(env::OPENCLAW_STATE_DIR),
-        openclaw_config_path: path(env::OPENCLAW_CONFIG_PATH),
-        openclaw_home: path(env::OPENCLAW_HOME),
-        openclaw_profile: env::var(env::OPENCLAW_PROFILE).and_then(|v| v.into_string().ok()),
-        moltbot_state_dir: path(env::MOLTBOT_STATE_DIR),
-        clawdbot_state_dir: path(env::CLAWDBOT_STATE_DIR),
-        clawdbot_config_path: path(env::CLAWDBOT_CONFIG_PATH),
-    };
-    o
 }
 
 /// A progress bar on a TTY (hidden otherwise) fed by the library's [`Progress`] callbacks.

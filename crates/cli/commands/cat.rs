@@ -7,7 +7,7 @@ use moltvault_vault::{Identity, Vault};
 
 use crate::commands::Ctx;
 use crate::commands::key::{UnlockArgs, unlock};
-use crate::commands::seal::{gateway, resolve};
+use crate::commands::seal::resolve;
 use crate::report::{Status, user_error};
 use crate::ui;
 
@@ -70,7 +70,7 @@ fn effective_kind(f: &TranscriptFile) -> TranscriptKind {
 }
 
 pub fn run(ctx: &Ctx, args: CatArgs) -> anyhow::Result<Status> {
-    let gw = gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let files = gw.transcript_files()?;
     let mut found = resolve(&files, std::slice::from_ref(&args.session), false)?;
     if found.len() > 1 {

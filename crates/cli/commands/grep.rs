@@ -9,7 +9,7 @@ use moltvault_vault::Vault;
 use crate::commands::Ctx;
 use crate::commands::cat::{open_plain, read_error};
 use crate::commands::key::{UnlockArgs, unlock};
-use crate::commands::seal::{gateway, parse_duration};
+use crate::commands::seal::parse_duration;
 use crate::report::{Status, user_error};
 use crate::ui;
 
@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: GrepArgs) -> anyhow::Result<Status> {
             )
         })?;
     let since = args.since.as_deref().map(since_time).transpose()?;
-    let gw = gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let mut files = gw.transcript_files()?;
     files.retain(|f| {
         args.agent.as_ref().is_none_or(|a| &f.agent == a)

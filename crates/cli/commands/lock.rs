@@ -7,7 +7,6 @@ use moltvault_vault::lock;
 
 use crate::commands::Ctx;
 use crate::commands::key::{self, unlock};
-use crate::commands::seal::gateway;
 use crate::report::{Status, user_error};
 use crate::ui;
 
@@ -42,7 +41,7 @@ fn is_database(p: &std::path::Path) -> bool {
 
 pub fn run_lock(ctx: &Ctx, args: LockArgs) -> anyhow::Result<Status> {
     let vault = Vault::open(&ctx.vault_dir)?;
-    let gw = gateway(ctx)?;
+    let gw = ctx.gateway()?;
     if gw.is_running() {
         return Err(user_error(
             format!("the gateway in {} is running", gw.state_dir.display()),
@@ -92,7 +91,7 @@ pub fn run_lock(ctx: &Ctx, args: LockArgs) -> anyhow::Result<Status> {
 
 pub fn run_unlock(ctx: &Ctx, args: UnlockArgs) -> anyhow::Result<Status> {
     let vault = Vault::open(&ctx.vault_dir)?;
-    let gw = gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let Some(manifest) = lock::read_manifest(&gw.state_dir)? else {
         ui::note("nothing is locked");
         return Ok(Status::Ok);

@@ -116,6 +116,29 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Gateway discovery options: `--state-dir`, then the environment registry, then defaults.
+    pub fn discover_options(&self) -> moltvault_gateway::discover::DiscoverOptions {
+        let path = |k: &str| env::var(k).map(PathBuf::from);
+        let mut o = moltvault_gateway::discover::DiscoverOptions::new(&self.home);
+        o.state_dir = self.state_dir.clone();
+        o.tmp_dir = path(env::TMPDIR);
+        o.env = moltvault_gateway::discover::GatewayEnv {
+            openclaw_state_dir: path(env::OPENCLAW_STATE_DIR),
+            openclaw_config_path: path(env::OPENCLAW_CONFIG_PATH),
+            openclaw_home: path(env::OPENCLAW_HOME),
+            openclaw_profile: env::var(env::OPENCLAW_PROFILE).and_then(|v| v.into_string().ok()),
+            moltbot_state_dir: path(env::MOLTBOT_STATE_DIR),
+            clawdbot_state_dir: path(env::CLAWDBOT_STATE_DIR),
+            clawdbot_config_path: path(env::CLAWDBOT_CONFIG_PATH),
+        };
+        o
+    }
+
+    /// Finds the gateway a command works on.
+    pub fn gateway(&self) -> anyhow::Result<moltvault_gateway::Gateway> {
+        Ok(moltvault_gateway::discover(&self.discover_options())?)
+    }
+
     fn new(global: GlobalArgs) -> Self {
         let home = env::var(env::HOME)
             .map(PathBuf::from)

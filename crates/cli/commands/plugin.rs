@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use moltvault_gateway::Gateway;
 use moltvault_gateway::config::{self as gwconfig, Edit};
-use moltvault_gateway::{DiscoverOptions, Gateway, GatewayEnv};
 use moltvault_vault::fsio;
 use serde_json::{Value, json};
 
 use crate::commands::Ctx;
 use crate::report::Status;
-use crate::{env, ui};
+use crate::ui;
 
 /// The plugin id: manifest `id`, package.json `name` and the `plugins.entries` key.
 pub const PLUGIN_ID: &str = "moltvault-redact";
@@ -114,27 +114,6 @@ pub fn run(ctx: &Ctx, args: PluginArgs) -> anyhow::Result<Status> {
     }
 }
 
-/// Finds the gateway from `--state-dir`, the environment and the default dirs.
-pub fn discover_gateway(ctx: &Ctx) -> anyhow::Result<Gateway> {
-    let path = |name| env::var(name).map(PathBuf::from);
-    let opts = DiscoverOptions {
-        state_dir: ctx.state_dir.clone(),
-        config_path: None,
-        env: GatewayEnv {
-            openclaw_state_dir: path(env::OPENCLAW_STATE_DIR),
-            openclaw_config_path: path(env::OPENCLAW_CONFIG_PATH),
-            openclaw_home: path(env::OPENCLAW_HOME),
-            openclaw_profile: None,
-            moltbot_state_dir: path(env::MOLTBOT_STATE_DIR),
-            clawdbot_state_dir: path(env::CLAWDBOT_STATE_DIR),
-            clawdbot_config_path: path(env::CLAWDBOT_CONFIG_PATH),
-        },
-        home: ctx.home.clone(),
-        tmp_dir: None,
-    };
-    Ok(moltvault_gateway::discover(&opts)?)
-}
-
 /// Where a copy install puts the plugin.
 fn copy_dir(gw: &Gateway) -> PathBuf {
     gw.state_dir.join("extensions").join(PLUGIN_ID)
@@ -157,7 +136,7 @@ fn config_path(gw: &Gateway) -> anyhow::Result<PathBuf> {
 }
 
 fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
-    let gw = discover_gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let cfg_path = config_path(&gw)?;
     let dir = match &args.link {
         Some(d) => {
@@ -329,7 +308,7 @@ struct PluginStatus {
 }
 
 fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<Status> {
-    let gw = discover_gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let merged = match &gw.config_path {
         Some(p) => Some(gwconfig::Config::load(p)?.merged),
         None => None,
@@ -463,7 +442,7 @@ fn pid_alive(pid: i64) -> bool {
 }
 
 fn uninstall(ctx: &Ctx, _args: UninstallArgs) -> anyhow::Result<Status> {
-    let gw = discover_gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let mut removed = Vec::new();
     if let Some(cfg_path) = &gw.config_path {
         let merged = gwconfig::Config::load(cfg_path)?.merged;

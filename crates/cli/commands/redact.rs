@@ -82,7 +82,7 @@ pub(crate) fn build_redactor(
     };
     let key = moltvault_vault::install_key::load_or_create(&ctx.vault_dir)?;
     let mut opts = RedactorOptions::new(mode, FingerprintKey::from_bytes(*key.expose()));
-    let gateway = super::plugin::discover_gateway(ctx).ok();
+    let gateway = ctx.gateway().ok();
     if let Some(gw) = &gateway {
         // The gateway's own secrets are the strongest rule; an unreadable config only loses them.
         if let Ok(secrets) = gw.configured_secrets() {

@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Status> {
 
 /// Refuses to restore over the state dir of a gateway that is running.
 fn refuse_running_gateway(ctx: &Ctx, dir: &std::path::Path) -> anyhow::Result<()> {
-    let opts = crate::commands::backups::gateway_options(ctx);
+    let opts = ctx.discover_options();
     let opts = moltvault_gateway::discover::DiscoverOptions {
         state_dir: Some(dir.to_path_buf()),
         ..opts

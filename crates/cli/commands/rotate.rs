@@ -131,7 +131,7 @@ fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<FingerprintKey> {
 }
 
 fn inventory_options(ctx: &Ctx) -> anyhow::Result<InventoryOptions> {
-    let gw = crate::commands::seal::gateway(ctx)?;
+    let gw = ctx.gateway()?;
     Ok(InventoryOptions {
         state_dir: gw.state_dir.clone(),
         home: ctx.home.clone(),

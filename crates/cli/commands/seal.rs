@@ -57,13 +57,6 @@ pub struct UnsealArgs {
     unlock: UnlockArgs,
 }
 
-/// Finds the gateway for a command.
-pub fn gateway(ctx: &Ctx) -> anyhow::Result<Gateway> {
-    Ok(moltvault_gateway::discover(
-        &crate::commands::backups::gateway_options(ctx),
-    )?)
-}
-
 /// Parses `90s`, `30m`, `12h`, `7d`, `2w` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
@@ -150,7 +143,7 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
         ));
     }
     let vault = Vault::open(&ctx.vault_dir)?;
-    let gw = gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let files: Vec<TranscriptFile> = gw
         .transcript_files()?
         .into_iter()
@@ -239,7 +232,7 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
         ));
     }
     let vault = Vault::open(&ctx.vault_dir)?;
-    let gw = gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let files: Vec<TranscriptFile> = gw.transcript_files()?;
     let selected = if args.all {
         files

@@ -369,7 +369,7 @@ fn provider_entry(ctx: &Ctx, command: Option<PathBuf>) -> anyhow::Result<serde_j
 }
 
 fn install_provider(ctx: &Ctx, args: InstallProviderArgs) -> anyhow::Result<Status> {
-    let gw = crate::commands::plugin::discover_gateway(ctx)?;
+    let gw = ctx.gateway()?;
     if !has_secret_refs(&gw) {
         return Err(user_error(
             format!(
@@ -467,7 +467,7 @@ fn pointer_segments(pointer: &str) -> Vec<String> {
 
 fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
     use moltvault_gateway::{Location, SecretKind};
-    let gw = crate::commands::plugin::discover_gateway(ctx)?;
+    let gw = ctx.gateway()?;
     let config = gw.config_path.clone().ok_or_else(|| {
         user_error(
             format!(

@@ -71,12 +71,12 @@ pub enum ModeArg {
 
 pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
     // An explicit --state-dir must exist; otherwise a missing gateway only means no literals.
-    let gateway = match super::plugin::discover_gateway(ctx) {
+    let gateway = match ctx.gateway() {
         Ok(gw) => Some(gw),
         Err(e) if ctx.state_dir.is_some() => return Err(e),
         Err(_) => None,
     };
-    let key = fingerprint_key(ctx)?;
+    let key = crate::commands::secrets::fingerprint_key(ctx)?;
     let rules = load_rules(args.rules.as_deref())?;
     let literals = match &gateway {
         Some(gw) => literal_secrets(gw)?,
@@ -166,12 +166,6 @@ fn load_rules(file: Option<&Path>) -> anyhow::Result<RuleSet> {
         }
         None => Ok(RuleSet::builtin()),
     }
-}
-
-/// The install key of the placeholders' fingerprints, shared with every other verb so the same
-/// secret gets the same tag.
-fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<FingerprintKey> {
-    crate::commands::secrets::fingerprint_key(ctx)
 }
 
 /// The redaction engine the protocol and the sweep use: moltvault-redact with the built-in

@@ -5,7 +5,6 @@ use moltvault_vault::{Error as VaultError, Vault};
 
 use crate::commands::Ctx;
 use crate::commands::key::method_detail;
-use crate::commands::seal::gateway;
 use crate::report::Status;
 use crate::ui;
 
@@ -35,7 +34,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<Status> {
         }),
         None => serde_json::json!({ "dir": ctx.vault_dir, "initialized": false }),
     };
-    let gw = gateway(ctx).ok();
+    let gw = ctx.gateway().ok();
     let gw_json = match &gw {
         None => serde_json::Value::Null,
         Some(gw) => {
