@@ -93,10 +93,14 @@ fn redacts_a_file_to_stdout_then_in_place_keeping_mode() {
     fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
     let out = h.cmd().args(["redact", "s.jsonl"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    // The user's own text is kept verbatim (tool output only by default); the snapshot names
+    // the token instead of holding it, so the repository stays clean for scanners.
+    let stdout = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&gh_token(), "<gh_token>");
     insta::assert_snapshot!(stdout, @r#"
     {"type":"session","version":3,"id":"s1","timestamp":"2026-11-25T18:00:00.000Z","cwd":"/w"}
-    {"type":"message","id":"a1","parentId":null,"message":{"role":"user","content":[{"type":"text","text":"token ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"}]}}
+    {"type":"message","id":"a1","parentId":null,"message":{"role":"user","content":[{"type":"text","text":"token <gh_token>"}]}}
     {"type":"message","id":"a2","parentId":"a1","message":{"role":"toolResult","toolCallId":"call_1","toolName":"exec","content":[{"type":"text","text":"export GITHUB_TOKEN=[REDACTED:github-pat:8e8c5d59]\ndone"}]}}
     "#);
     // The file is untouched until --in-place.
