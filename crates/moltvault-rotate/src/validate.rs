@@ -277,7 +277,13 @@ mod tests {
         assert_eq!(ok("gemini", &odd).unwrap().warnings.len(), 1);
         // A generic slot warns when the value looks like a known provider's key.
         assert_eq!(ok("generic", &anthropic()).unwrap().warnings.len(), 1);
-        assert!(ok("slack-bot", concat!("xoxe.xo", "xb-1234567890-1234567890-abc")).is_err());
+        assert!(
+            ok(
+                "slack-bot",
+                concat!("xoxe.xo", "xb-1234567890-1234567890-abc")
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -81,8 +81,16 @@ struct Fixture {
     catalogue: Catalogue,
 }
 
-const OLD_KEY: &str = concat!("sk-or", "-v1-", "1111111111111111111111111111111111111111111111111111111111111111");
-const NEW_KEY: &str = concat!("sk-or", "-v1-", "2222222222222222222222222222222222222222222222222222222222222222");
+const OLD_KEY: &str = concat!(
+    "sk-or",
+    "-v1-",
+    "1111111111111111111111111111111111111111111111111111111111111111"
+);
+const NEW_KEY: &str = concat!(
+    "sk-or",
+    "-v1-",
+    "2222222222222222222222222222222222222222222222222222222222222222"
+);
 const OLD_GW: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 
 impl Fixture {
@@ -241,7 +249,11 @@ fn a_location_changed_behind_the_run_is_a_conflict() {
         RunOutcome::Interrupted { .. }
     ));
     let p = f.dir.path().join(".openclaw/openclaw.json");
-    let other: &str = concat!("sk-or", "-v1-", "3333333333333333333333333333333333333333333333333333333333333333");
+    let other: &str = concat!(
+        "sk-or",
+        "-v1-",
+        "3333333333333333333333333333333333333333333333333333333333333333"
+    );
     fs::write(&p, f.config().replace(OLD_KEY, other)).unwrap();
     let mut s = f.script(true, None);
     match f.run(&mut s, true).unwrap() {
