@@ -6,32 +6,19 @@
 //! - `restic backup` / `restic restore` when `restic` is installed (`apt-get install restic`).
 //!
 //! Default corpus ~100 MB, 3 runs each (medians); `MOLTVAULT_BENCH_FULL=1` for ~1 GB, 1 run.
-//! Peak RSS of moltvault is sampled from `/proc/<pid>/status` (VmHWM) while it runs.
+//! Peak RSS of moltvault is its `ru_maxrss` (`benches/common`).
 //! Run: `cargo bench --bench backup`.
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{Rng, have, median, run, sh};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const MB: f64 = 1_000_000.0;
-
-/// xorshift64: deterministic pseudo-random numbers without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
-        words[(self.next() % words.len() as u64) as usize]
-    }
-}
 
 const WORDS: &[&str] = &[
     "the",
@@ -69,7 +56,7 @@ const WORDS: &[&str] = &[
 /// A gateway home of about `total` bytes: JSONL transcripts (text with some base64-like noise,
 /// as tool outputs have), a SQLite store, and small config/credential files.
 fn generate(root: &Path, total: usize) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     fs::create_dir_all(root.join("agents/main/sessions")).unwrap();
     fs::create_dir_all(root.join("agents/main/agent")).unwrap();
     fs::create_dir_all(root.join("credentials")).unwrap();
@@ -140,51 +127,6 @@ fn dir_size(p: &Path) -> u64 {
         };
     }
     n
-}
-
-/// Runs a command, returning (wall time, peak RSS in KiB sampled from /proc).
-fn run(cmd: &mut Command) -> (Duration, u64) {
-    let start = Instant::now();
-    let mut child = cmd.stdout(Stdio::null()).spawn().expect("spawn");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(s) = fs::read_to_string(&status_path)
-            && let Some(v) = s.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            let kib: u64 = v
-                .split_whitespace()
-                .nth(1)
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            peak = peak.max(kib);
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "command failed: {cmd:?}");
-            return (start.elapsed(), peak);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn sh(script: &str) -> Command {
-    let mut c = Command::new("bash");
-    c.arg("-c").arg(format!("set -eo pipefail; {script}"));
-    c
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("bash")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 struct Row {
@@ -463,6 +405,32 @@ fn main() {
     }
     if let (Some(a), Some(b)) = (get("moltvault backup"), get("tar, zstd -T0, age (pipe)")) {
         println!("backup: moltvault / tar+zstd+age = {:.2}x time", a / b);
+    }
+    if let (Some(a), Some(b)) = (
+        get("moltvault backup"),
+        get("restic backup (fresh repo each run)"),
+    ) {
+        println!("backup: moltvault / restic = {:.2}x time", a / b);
+    }
+    let size = |w: &str| rows.iter().find(|r| r.what == w).and_then(|r| r.bytes);
+    if let (Some(a), Some(b)) = (
+        size("moltvault backup"),
+        size("tar czf, gpg --symmetric AES256 (pipe)"),
+    ) {
+        println!(
+            "size: moltvault / tar+gzip+gpg = {:.3}x",
+            a as f64 / b as f64
+        );
+    }
+    if let (Some(t), Some(a)) = (get("moltvault backups verify"), size("moltvault backup")) {
+        println!(
+            "verify: {:.0} MB/s of content, {:.0} MB/s of archive",
+            input as f64 / MB / t,
+            a as f64 / MB / t
+        );
+    }
+    if let (Some(a), Some(b)) = (get("moltvault restore"), get("restic restore")) {
+        println!("restore: moltvault / restic = {:.2}x time", a / b);
     }
     if let (Some(a), Some(b)) = (get("moltvault restore"), get("gpg -d, tar xz (pipe)")) {
         println!("restore: moltvault / gpg+tar = {:.2}x time", a / b);

@@ -7,9 +7,14 @@
 // For 1 KB, 16 KB and 1 MB tool-result messages (realistic shell output, no secret, and the same
 // with one secret) it times, in the same run: a no-op hook (the baseline), and for each bridge
 // transport (named pipes "fifo", worker thread "worker") the bridge alone (a `ping` round trip to
-// `moltvault serve --stdio`) and the real hook (`redactMessage`: stringify, round trip, engine,
-// reply). Prints p50/p99 in microseconds, and a JSON line for tooling.
-import { fileURLToPath } from "node:url";
+// `moltvault serve --stdio`) and the real hook (`redactMessage`: encode, round trip, engine,
+// patch). Prints p50/p99 in microseconds, and a JSON line for tooling.
+//
+// Before/after in one run: BENCH_BASELINE_PLUGIN=<dir of an older plugins/openclaw> and
+// BENCH_BASELINE_BIN=<the moltvault of that version> add a "baseline fifo hook" column, e.g.
+//   mkdir -p /tmp/old && git archive <rev> plugins/openclaw | tar -x -C /tmp/old
+//   BENCH_BASELINE_PLUGIN=/tmp/old/plugins/openclaw BENCH_BASELINE_BIN=/tmp/old-moltvault node benches/plugin/hook-bench.mjs
+import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
 import { Redactor, resolveConfig } from "../../plugins/openclaw/index.js";
 
@@ -75,6 +80,13 @@ function redactorFor(transport) {
   return r;
 }
 const redactors = { fifo: redactorFor("fifo"), worker: redactorFor("worker") };
+let baseline = null;
+if (process.env.BENCH_BASELINE_PLUGIN) {
+  const old = await import(pathToFileURL(path.join(path.resolve(process.env.BENCH_BASELINE_PLUGIN), "index.js")).href);
+  const cfg = old.resolveConfig({ binary: process.env.BENCH_BASELINE_BIN ?? binary, mode: "all", sweep: false, timeoutMs: 30000, transport: "fifo" });
+  baseline = new old.Redactor(cfg, { info() {}, error: (m) => console.error(m), warn() {} });
+  baseline.ensureEngine();
+}
 
 const sizes = [
   ["1 KB", 1 << 10, full ? 20000 : 3000],
@@ -84,7 +96,7 @@ const sizes = [
 const results = [];
 const f = (r) => `${r.p50.toFixed(1).padStart(8)} / ${r.p99.toFixed(1).padStart(8)}`;
 console.log(`moltvault-redact hook overhead per message (µs, p50 / p99), engine ${binary}`);
-console.log("size   variant     no-op hook            fifo ping             fifo hook             worker ping           worker hook");
+console.log(`size   variant     no-op hook            fifo ping             fifo hook             worker ping           worker hook${baseline ? "           baseline fifo hook" : ""}`);
 for (const [label, bytes, iters] of sizes) {
   for (const secret of [false, true]) {
     // Distinct objects per call: the hook skips objects it has already seen (its WeakSet).
@@ -105,10 +117,18 @@ for (const [label, bytes, iters] of sizes) {
       if (secret && changed === 0) throw new Error("the engine redacted nothing in the secret variant");
       if (!secret && changed !== 0) throw new Error("the engine changed a message without a secret");
     }
-    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${f(noop)}   ${f(row.fifo_ping)}   ${f(row.fifo_hook)}   ${f(row.worker_ping)}   ${f(row.worker_hook)}`);
+    if (baseline) {
+      let changed = 0;
+      row.baseline_fifo_hook = time((i) => {
+        if (baseline.redactMessage(fresh(i)) !== undefined) changed++;
+      }, iters, Math.min(50, iters));
+      if (secret !== changed > 0) throw new Error("the baseline disagrees about the secret");
+    }
+    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${f(noop)}   ${f(row.fifo_ping)}   ${f(row.fifo_hook)}   ${f(row.worker_ping)}   ${f(row.worker_hook)}${baseline ? `   ${f(row.baseline_fifo_hook)}` : ""}`);
     results.push(row);
     void sink;
   }
 }
 for (const r of Object.values(redactors)) r.engine.stop();
+baseline?.engine?.stop();
 console.log(JSON.stringify({ bench: "plugin-hook", binary, results }));

@@ -260,6 +260,9 @@ fn backup_hint(e: &moltvault_vault::backup::BackupError) -> Option<String> {
         }
         B::BadName(_) => "Backups are named moltvault-<host>-<YYYYMMDDTHHMMSSZ>.tar.zst.age.",
         B::Exists(_) => "Backups are write-once: wait a second and run the backup again.",
+        B::Busy(_) => {
+            "Wait for the other restore to finish. If its process is gone, its lock is gone too: run the command again."
+        }
         B::NotFound(_) => {
             "List the backups with `moltvault backups list` (add --from DEST for another location)."
         }

@@ -1,14 +1,15 @@
 // Worker side of the synchronous bridge: owns the `moltvault serve --stdio` child process.
 //
 // The gateway's persistence hooks are synchronous, so the main thread cannot await a pipe. It
-// posts one request line on a MessagePort and blocks in Atomics.wait; this worker (its own event
-// loop) writes the line to the child's stdin, reads the child's reply line from stdout, posts it
-// back on the port and bumps the shared counter, which wakes the main thread. The main thread then
-// takes the reply with receiveMessageOnPort.
+// posts one request frame (header line and payload) on a MessagePort and blocks in Atomics.wait;
+// this worker (its own event loop) writes the frame to the child's stdin, collects the reply
+// frame from stdout (a header line, then `len` payload bytes: bridge.js), posts it back on the
+// port and bumps the shared counter, which wakes the main thread. The main thread then takes the
+// reply with receiveMessageOnPort.
 import { spawn } from "node:child_process";
 import { workerData } from "node:worker_threads";
 
-const { port, sab, binary, args } = workerData;
+const { port, sab, binary, args, env } = workerData;
 const signal = new Int32Array(sab);
 
 function wake() {
@@ -29,7 +30,7 @@ function fail(reason) {
 
 let child;
 try {
-  child = spawn(binary, args, { stdio: ["pipe", "pipe", "pipe"], env: process.env });
+  child = spawn(binary, args, { stdio: ["pipe", "pipe", "pipe"], env });
 } catch (err) {
   fail(`cannot start ${binary}: ${err?.message ?? err}`);
 }
@@ -46,22 +47,49 @@ if (child) {
     port.postMessage({ stderr: errTail });
   });
 
-  // Replies are single JSON lines; one chunk may hold part of a line or several lines.
-  let buf = [];
+  // A reply is a header line, then `len` bytes; one chunk may hold parts of several replies.
+  let head = [];
+  let header = null;
+  let payload = null;
+  let got = 0;
+  const deliver = () => {
+    pending.shift();
+    // The payload has its own ArrayBuffer (allocUnsafeSlow): hand it over instead of cloning.
+    port.postMessage({ head: header, payload }, payload ? [payload.buffer] : []);
+    wake();
+    header = payload = null;
+    got = 0;
+  };
   child.stdout.on("data", (chunk) => {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(10, start);
-      if (nl === -1) break;
-      buf.push(chunk.subarray(start, nl));
-      const line = buf.length === 1 ? buf[0].toString("utf8") : Buffer.concat(buf).toString("utf8");
-      buf = [];
-      pending.shift();
-      port.postMessage({ line });
-      wake();
-      start = nl + 1;
+    let at = 0;
+    while (at < chunk.length) {
+      if (header === null) {
+        const nl = chunk.indexOf(10, at);
+        if (nl === -1) {
+          head.push(chunk.subarray(at));
+          return;
+        }
+        head.push(chunk.subarray(at, nl));
+        header = Buffer.concat(head).toString("utf8");
+        head = [];
+        at = nl + 1;
+        let len = 0;
+        try {
+          len = JSON.parse(header).len ?? 0;
+        } catch {}
+        if (!Number.isSafeInteger(len) || len <= 0) {
+          deliver();
+          continue;
+        }
+        payload = Buffer.allocUnsafeSlow(len);
+      } else {
+        const n = Math.min(payload.length - got, chunk.length - at);
+        chunk.copy(payload, got, at, at + n);
+        got += n;
+        at += n;
+        if (got === payload.length) deliver();
+      }
     }
-    if (start < chunk.length) buf.push(chunk.subarray(start));
   });
 
   port.on("message", (msg) => {
@@ -75,7 +103,8 @@ if (child) {
       return;
     }
     pending.push(1);
-    child.stdin.write(msg.line);
+    child.stdin.write(msg.head);
+    if (msg.payload) child.stdin.write(msg.payload);
   });
 } else {
   port.on("message", () => {

@@ -1,13 +1,14 @@
 // Main-thread side of the synchronous bridge to `moltvault serve --stdio`.
 //
-// Protocol (one JSON object per line each way, replies in request order):
-//   -> {"id":1,"op":"hello"}                    <- {"id":1,"ok":true,"protocol":1,"version":"…",…}
-//   -> {"id":2,"op":"redact","raw":true}\n<message JSON>
-//                                               <- {"id":2,"ok":true,"changed":false}
-//                                                  {"id":2,"ok":true,"changed":true,"value":<redacted>,"findings":[…]}
-//   -> {"id":3,"op":"sweep","sessionKey":"…","agentId":"…"}  <- {"id":3,"ok":true,…}
-//   any failure                                 <- {"id":n,"ok":false,"error":"…"}
-// See docs/plugin.md.
+// Protocol 2 (docs/plugin.md, "Protocol"): every frame is a JSON header line, followed by
+// `len` raw bytes when the header has a `len`; replies come in request order.
+//   -> {"id":1,"op":"hello","protocol":2,"client":{…}}   <- {"id":1,"ok":true,"protocol":2,…}
+//   -> {"id":2,"op":"patch","len":N,"skeleton":S,"strings":[l1,…]}\n<N bytes>
+//                                                        <- {"id":2,"ok":true,"changed":false}
+//                                                           {"id":2,"ok":true,"changed":true,"findings":[…],"patch":[[ptr,l],…],"len":M}\n<M bytes>
+//   -> {"id":3,"op":"ping"}                              <- {"id":3,"ok":true}
+//   any failure                                          <- {"id":n,"ok":false,"error":"…"}
+// The payload encoding and the patch are in codec.js.
 //
 // Two transports, chosen by measurement (docs/plugin.md, benches/plugin/hook-bench.mjs):
 //   "fifo"   (default on Linux/macOS): the child's stdin/stdout are two named pipes in a private
@@ -21,8 +22,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
+import { Encoder, applyPatch, decodePatch } from "./codec.js";
 
-export const PROTOCOL = 1;
+export const PROTOCOL = 2;
+// Replies are read into one buffer that grows to the largest reply seen.
+const READ_CHUNK = 1 << 16;
 
 /** An error of the bridge itself (engine down, timeout, protocol); never carries message text. */
 export class BridgeError extends Error {}
@@ -59,6 +63,7 @@ export class FifoEngine {
     this.nextId = 1;
     this.info = null;
     this.buf = Buffer.allocUnsafe(1 << 16);
+    this.encoder = new Encoder();
   }
 
   start() {
@@ -71,7 +76,7 @@ export class FifoEngine {
     const respRW = fs.openSync(resp, fs.constants.O_RDWR);
     const errFd = fs.openSync(path.join(this.dir, "stderr"), "w", 0o600);
     try {
-      this.child = spawn(this.binary, this.args, { stdio: [reqRW, respRW, errFd], env: process.env });
+      this.child = spawn(this.binary, this.args, { stdio: [reqRW, respRW, errFd], env: engineEnv() });
       this.child.on("error", (err) => {
         this.dead = `cannot start ${this.binary}: ${err?.message ?? err}`;
       });
@@ -99,7 +104,7 @@ export class FifoEngine {
     // Remove the pipes' directory when the gateway exits.
     this.onExit = () => this.stop();
     process.once("exit", this.onExit);
-    const hello = this.call({ op: "hello", client: this.client }, this.startTimeoutMs);
+    const hello = this.call({ op: "hello", protocol: PROTOCOL, client: this.client }, this.startTimeoutMs);
     if (hello.protocol !== PROTOCOL) {
       throw new BridgeError(`moltvault serve speaks protocol ${hello.protocol}, the plugin ${PROTOCOL}: install matching versions`);
     }
@@ -145,16 +150,30 @@ export class FifoEngine {
     return this.child !== null && this.dead === null;
   }
 
-  call(req, timeoutMs, valueJson) {
+  /** Sends a header-only request (hello, ping) and returns the reply header. */
+  call(req, timeoutMs) {
+    return this.exchange(req, null, timeoutMs).header;
+  }
+
+  /** Redacts one message: `undefined` when it is clean, else `{value, findings}`. */
+  redact(message, timeoutMs) {
+    return redactWith(this, message, timeoutMs);
+  }
+
+  /**
+   * One request/reply: the header `req` (an `id` is added) and an optional payload
+   * `{buf, start, end}` with HEADROOM free bytes before `start`; returns the reply header and
+   * its payload as `buf[off, off + header.len)`.
+   */
+  exchange(req, body, timeoutMs) {
     if (!this.child || this.w === undefined) throw new BridgeError("moltvault serve is not running");
     if (this.dead) throw new BridgeError(this.dead);
     const id = this.nextId++;
-    const line = frame(id, req, valueJson);
     this.deadline[0] = Date.now() + timeoutMs;
-    let text;
+    let reply;
     try {
-      fs.writeSync(this.w, line);
-      text = this.readLine();
+      writeFrame(this.w, id, req, body);
+      reply = this.readFrame();
     } catch (err) {
       const timedOut = this.deadline[0] === -1;
       this.dead = timedOut
@@ -166,24 +185,35 @@ export class FifoEngine {
     } finally {
       if (this.deadline[0] !== -1) this.deadline[0] = 0;
     }
-    const rep = parseReply(text, id);
-    if (rep === null) throw new BridgeError("moltvault serve answered out of order");
-    if (!rep.ok) throw new BridgeError(`moltvault serve: ${rep.error ?? "unknown error"}`);
-    return rep;
+    checkReply(reply.header, id);
+    return reply;
   }
 
-  readLine() {
-    const chunks = [];
-    for (;;) {
-      const n = fs.readSync(this.r, this.buf, 0, this.buf.length, null);
+  // Reads one reply frame: the header line, then exactly `len` payload bytes into the same
+  // buffer, grown once to the frame's size (no chunk list, no concatenation).
+  readFrame() {
+    let buf = this.buf;
+    let end = 0;
+    let nl = -1;
+    while (nl === -1) {
+      if (end === buf.length) buf = this.buf = grow(buf, end, buf.length * 2);
+      const n = fs.readSync(this.r, buf, end, Math.min(buf.length - end, READ_CHUNK), null);
       if (n === 0) throw new Error("EOF");
-      if (this.buf[n - 1] === 10) {
-        if (chunks.length === 0) return this.buf.toString("utf8", 0, n - 1);
-        chunks.push(Buffer.from(this.buf.subarray(0, n - 1)));
-        return Buffer.concat(chunks).toString("utf8");
-      }
-      chunks.push(Buffer.from(this.buf.subarray(0, n)));
+      const at = buf.subarray(end, end + n).indexOf(10);
+      if (at !== -1) nl = end + at;
+      end += n;
     }
+    const header = parseHeader(buf.toString("utf8", 0, nl));
+    const need = nl + 1 + payloadLen(header);
+    if (end > need) throw new BridgeError("moltvault serve sent more than one reply");
+    if (need > buf.length) buf = this.buf = grow(buf, end, need);
+    while (end < need) {
+      const n = fs.readSync(this.r, buf, end, need - end, null);
+      if (n === 0) throw new Error("EOF");
+      end += n;
+    }
+    if (buf.length > 1 << 24 && need < 1 << 16) this.buf = Buffer.allocUnsafe(1 << 16);
+    return { header, buf, off: nl + 1 };
   }
 
   withStderr(msg) {
@@ -212,6 +242,7 @@ export class SyncEngine {
     this.info = null;
     this.client = opts.client;
     this.transport = "worker";
+    this.encoder = new Encoder();
   }
 
   /** Starts the worker and the child, and checks the protocol version with a hello. */
@@ -222,7 +253,7 @@ export class SyncEngine {
     this.port = port1;
     this.dead = null;
     this.worker = new Worker(new URL("./bridge-worker.js", import.meta.url), {
-      workerData: { port: port2, sab: this.sab, binary: this.binary, args: this.args },
+      workerData: { port: port2, sab: this.sab, binary: this.binary, args: this.args, env: engineEnv() },
       transferList: [port2],
       stdout: false,
       stderr: false,
@@ -233,7 +264,7 @@ export class SyncEngine {
     this.worker.on("error", (err) => {
       this.dead = `bridge worker failed: ${err?.message ?? err}`;
     });
-    const hello = this.call({ op: "hello", client: this.client }, this.startTimeoutMs);
+    const hello = this.call({ op: "hello", protocol: PROTOCOL, client: this.client }, this.startTimeoutMs);
     if (hello.protocol !== PROTOCOL) {
       this.stop();
       throw new BridgeError(`moltvault serve speaks protocol ${hello.protocol}, the plugin ${PROTOCOL}: install matching versions`);
@@ -257,19 +288,26 @@ export class SyncEngine {
     return this.worker !== null && this.dead === null;
   }
 
-  /**
-   * Sends one request and blocks until its reply (or the timeout).
-   * @param {object} req without id
-   * @param {number} timeoutMs
-   * @param {string} [valueJson] a pre-serialised `value` member, spliced in to avoid a second stringify
-   */
-  call(req, timeoutMs, valueJson) {
+  /** Sends a header-only request (hello, ping) and returns the reply header. */
+  call(req, timeoutMs) {
+    return this.exchange(req, null, timeoutMs).header;
+  }
+
+  /** Redacts one message: `undefined` when it is clean, else `{value, findings}`. */
+  redact(message, timeoutMs) {
+    return redactWith(this, message, timeoutMs);
+  }
+
+  /** One request/reply through the worker; same contract as FifoEngine#exchange. */
+  exchange(req, body, timeoutMs) {
     if (!this.worker) throw new BridgeError("moltvault serve is not running");
     if (this.dead) throw new BridgeError(this.dead);
     const id = this.nextId++;
-    const line = frame(id, req, valueJson);
+    const head = JSON.stringify({ id, ...req }) + "\n";
     let seen = Atomics.load(this.signal, 0);
-    this.port.postMessage({ line });
+    // The encoder reuses its buffer: copy the payload out, and hand the copy over (no clone).
+    const payload = body ? new Uint8Array(body.buf.subarray(body.start, body.end)) : null;
+    this.port.postMessage({ head, payload }, payload ? [payload.buffer] : []);
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
@@ -282,10 +320,13 @@ export class SyncEngine {
           this.dead = msg.dead;
           throw new BridgeError(this.describeDeath());
         }
-        const rep = parseReply(msg.line, id);
-        if (rep === null) continue; // a late reply to an earlier, timed-out request
-        if (!rep.ok) throw new BridgeError(`moltvault serve: ${rep.error ?? "unknown error"}`);
-        return rep;
+        const header = parseHeader(msg.head);
+        // A late reply to an earlier, timed-out request.
+        if (typeof header.id === "number" && header.id < id) continue;
+        checkReply(header, id);
+        const payload = msg.payload ? Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength) : Buffer.alloc(0);
+        if (payload.length !== payloadLen(header)) throw new BridgeError("moltvault serve sent a truncated reply");
+        return { header, buf: payload, off: 0 };
       }
       const left = deadline - performance.now();
       if (left <= 0) {
@@ -305,25 +346,76 @@ export class SyncEngine {
   }
 }
 
-// One request: a header line, and for `redact` the value on a line of its own (`raw: true`), so
-// the engine's byte gate runs on it before anything is parsed.
-function frame(id, req, valueJson) {
-  if (valueJson === undefined) return JSON.stringify({ id, ...req }) + "\n";
-  return JSON.stringify({ id, ...req, raw: true }) + "\n" + valueJson + "\n";
+/**
+ * The engine's environment: the gateway's, plus glibc malloc settings that keep freed memory
+ * for reuse. By default glibc maps every allocation over 128 KiB fresh and returns freed heap
+ * tops to the kernel, so each megabyte-sized message paid ~2 ms of page faults in the engine
+ * (measured, docs/plugin.md). Up to 16 MiB now comes from the heap, and up to 32 MiB of free
+ * heap is kept. Other C libraries ignore these variables; values the user set win.
+ */
+export function engineEnv(env = process.env) {
+  return { MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(32 << 20), ...env };
 }
 
-// Replies for `redact` whose value did not change are tiny; big values are parsed only when
-// something was redacted.
-function parseReply(line, id) {
-  let rep;
+// Encodes, exchanges and applies the patch: shared by both transports.
+function redactWith(engine, message, timeoutMs) {
+  const enc = engine.encoder.encode(message);
+  const { header, buf, off } = engine.exchange(enc.head, enc, timeoutMs);
+  engine.encoder.shrink();
+  if (header.changed !== true) return undefined;
+  let value;
   try {
-    rep = JSON.parse(line);
-  } catch {
-    throw new BridgeError("moltvault serve sent a line that is not JSON");
+    value = applyPatch(message, decodePatch(header.patch, buf, off, payloadLen(header)));
+  } catch (err) {
+    throw new BridgeError(`moltvault serve sent a patch the plugin cannot apply (${err?.message ?? err})`);
   }
-  if (rep.id !== id) {
-    if (typeof rep.id === "number" && rep.id < id) return null;
-    throw new BridgeError(`moltvault serve answered request ${rep.id}, expected ${id}`);
+  return { value, findings: header.findings ?? [] };
+}
+
+// Writes one request frame with as few writes as possible: the header goes into the free room
+// before the payload when it fits, so a request is a single write(2).
+function writeFrame(fd, id, req, body) {
+  const head = JSON.stringify({ id, ...req }) + "\n";
+  if (!body) {
+    writeAll(fd, Buffer.from(head));
+    return;
   }
-  return rep;
+  const n = Buffer.byteLength(head);
+  if (n <= body.start) {
+    body.buf.write(head, body.start - n);
+    writeAll(fd, body.buf.subarray(body.start - n, body.end));
+  } else {
+    writeAll(fd, Buffer.from(head));
+    writeAll(fd, body.buf.subarray(body.start, body.end));
+  }
+}
+
+function writeAll(fd, buf) {
+  let at = 0;
+  while (at < buf.length) at += fs.writeSync(fd, buf, at, buf.length - at);
+}
+
+function grow(buf, used, size) {
+  const next = Buffer.allocUnsafe(size);
+  buf.copy(next, 0, 0, used);
+  return next;
+}
+
+function parseHeader(line) {
+  try {
+    const h = JSON.parse(line);
+    if (h !== null && typeof h === "object") return h;
+  } catch {}
+  throw new BridgeError("moltvault serve sent a header that is not a JSON object");
+}
+
+function payloadLen(header) {
+  const n = header.len ?? 0;
+  if (!Number.isSafeInteger(n) || n < 0) throw new BridgeError("moltvault serve sent a bad payload length");
+  return n;
+}
+
+function checkReply(header, id) {
+  if (header.id !== id) throw new BridgeError(`moltvault serve answered request ${header.id}, expected ${id}`);
+  if (!header.ok) throw new BridgeError(`moltvault serve: ${header.error ?? "unknown error"}`);
 }

@@ -93,8 +93,8 @@ export class Redactor {
     this.stats.calls++;
     try {
       const engine = this.ensureEngine();
-      const rep = engine.call({ op: "redact" }, this.cfg.timeoutMs, JSON.stringify(message));
-      if (!rep.changed) {
+      const rep = engine.redact(message, this.cfg.timeoutMs);
+      if (rep === undefined) {
         this.clean.add(message);
         return undefined;
       }

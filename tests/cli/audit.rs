@@ -250,12 +250,48 @@ fn openclaw_sqlite_home() -> Home {
         zstd_compress(format!("{line}\n").as_bytes()),
         0o600,
     );
+    plant_in_agent_db(&t.path("agents/main/agent/openclaw-agent.sqlite"));
     let recent = h
         .vault
         .join("backups/moltvault-host-20261125T000000Z.tar.zst.age");
     fs::create_dir_all(recent.parent().unwrap()).unwrap();
     fs::write(&recent, "age-encryption.org/v1\n").unwrap();
     h
+}
+
+/// Plants the fake key where a 2026.9.6 gateway keeps transcript text: a plain event, a zstd
+/// event (how the gateway stores large ones), a trajectory event and the FTS copy.
+pub fn plant_in_agent_db(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let sid = "0800f919-15e3-4b0e-a722-ad7259e4e455";
+    let key = fake_openai_key();
+    let event = |id: &str| {
+        format!(
+            r#"{{"type":"message","id":"{id}","parentId":null,"timestamp":"2026-11-25T18:00:00.000Z","message":{{"role":"toolResult","toolCallId":"call_x","toolName":"exec","content":[{{"type":"text","text":"OPENAI_API_KEY={key}"}}],"isError":false}}}}"#
+        )
+    };
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 100, ?2, 1795629600000)",
+        rusqlite::params![sid, event("e0000001-0000-4000-8000-000000000001")],
+    )
+    .unwrap();
+    let big = event("e0000002-0000-4000-8000-000000000002");
+    let nav = r#"{"version":1,"report":{"kind":"canonical"},"navigation":{},"reset":{},"model":{},"modelBytes":1,"modelWithoutCheckpointBytes":1,"withoutCustomDataBytes":1}"#;
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, event_utf8_bytes, navigation_json) VALUES (?1, 101, NULL, 1795629600000, ?2, ?3, ?4)",
+        rusqlite::params![sid, zstd_compress(big.as_bytes()), big.len() as i64, nav],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES (?1, 100, 'r', ?2, 1795629600000)",
+        rusqlite::params![sid, format!(r#"{{"type":"tool.result","data":{{"content":"key {key}"}}}}"#)],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO session_transcript_fts (rowid, text, session_id, message_id, role, timestamp) VALUES (9000, ?1, ?2, 'm', 'assistant', 't')",
+        rusqlite::params![format!("your key is\n{key}"), sid],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -316,8 +352,35 @@ fn audit_reports_every_planted_finding_on_each_line() {
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
     let mut want = ids(&OPENCLAW_SQLITE_AFTER_FIX);
-    want.extend(ids(&["fs.dir.perms", "fs.secret_file.perms"]));
+    want.extend(ids(&[
+        "fs.dir.perms",
+        "fs.secret_file.perms",
+        "secrets.transcript",
+        "secrets.trajectory",
+        "secrets.db_copy",
+    ]));
     assert_eq!(check_ids(&v), want);
+    // The database's plaintext copies are counted by rule, per surface.
+    let of = |check: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == check)
+            .unwrap()
+            .clone()
+    };
+    let t = of("secrets.transcript");
+    assert!(
+        t["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("openclaw-agent.sqlite"),
+        "{t}"
+    );
+    assert_eq!(t["secrets"]["openai-project-key"], 2, "{t}");
+    assert_eq!(of("secrets.trajectory")["secrets"]["openai-project-key"], 1);
+    assert_eq!(of("secrets.db_copy")["secrets"]["openai-project-key"], 1);
     // The database (and its WAL files) are; the lock sidecar the gateway creates 0644 is not.
     let perms = v["findings"]
         .as_array()
@@ -390,7 +453,12 @@ fn fix_then_audit_leaves_only_what_needs_a_human() {
     );
 
     let h = openclaw_sqlite_home();
-    h.run(&["--fix"]);
+    let out = h.run(&["--fix"]);
+    let fixed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        fixed.contains("redacted  agents/main/agent/openclaw-agent.sqlite: 4 secret(s) in 4 row(s), one transaction"),
+        "{fixed}"
+    );
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
     assert_eq!(check_ids(&v), ids(&OPENCLAW_SQLITE_AFTER_FIX));
@@ -585,8 +653,8 @@ fn json_report() {
           "state_dir": "[TMP]/home/.openclaw",
           "config": "[TMP]/home/.openclaw/openclaw.json",
           "version": "2026.9.6",
-          "scanned_files": 2,
-          "scanned_bytes": 4233,
+          "scanned_files": 3,
+          "scanned_bytes": 43131,
           "findings": [
             {
               "check": "secrets.archive",
@@ -604,6 +672,69 @@ fn json_report() {
               ],
               "secrets": {
                 "openai-project-key": 1
+              }
+            },
+            {
+              "check": "secrets.db_copy",
+              "severity": "high",
+              "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
+              "detail": "1 plaintext secret(s) in the derived copies (search index, memory, archives) of an agent database",
+              "hint": "`moltvault audit --fix` redacts the database in one SQLite transaction (derived copies included, safe while the gateway runs); install the plugin so new events stay clean.",
+              "fix": {
+                "kind": "redact"
+              },
+              "files": [
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
+                  "secrets": {
+                    "openai-project-key": 1
+                  }
+                }
+              ],
+              "secrets": {
+                "openai-project-key": 1
+              }
+            },
+            {
+              "check": "secrets.trajectory",
+              "severity": "high",
+              "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
+              "detail": "1 plaintext secret(s) in the trajectory events of an agent database",
+              "hint": "`moltvault audit --fix` redacts the database in one SQLite transaction (derived copies included, safe while the gateway runs); install the plugin so new events stay clean.",
+              "fix": {
+                "kind": "redact"
+              },
+              "files": [
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
+                  "secrets": {
+                    "openai-project-key": 1
+                  }
+                }
+              ],
+              "secrets": {
+                "openai-project-key": 1
+              }
+            },
+            {
+              "check": "secrets.transcript",
+              "severity": "high",
+              "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
+              "detail": "2 plaintext secret(s) in the transcript events of an agent database",
+              "hint": "`moltvault audit --fix` redacts the database in one SQLite transaction (derived copies included, safe while the gateway runs); install the plugin so new events stay clean.",
+              "fix": {
+                "kind": "redact"
+              },
+              "files": [
+                {
+                  "path": "[TMP]/home/.openclaw/agents/main/agent/openclaw-agent.sqlite",
+                  "secrets": {
+                    "openai-project-key": 2
+                  }
+                }
+              ],
+              "secrets": {
+                "openai-project-key": 2
               }
             },
             {
@@ -672,7 +803,7 @@ fn json_report() {
           "summary": {
             "low": 1,
             "medium": 3,
-            "high": 1
+            "high": 4
           },
           "fail_on": "high",
           "failed": true

@@ -1,5 +1,6 @@
 //! The CLI end to end: one test binary, one module per verb.
 
+mod archive;
 mod audit;
 mod backup;
 mod help;

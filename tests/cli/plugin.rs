@@ -3,7 +3,7 @@
 //! tested against this binary with `node --test` when a Node.js is on PATH.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
@@ -20,6 +20,7 @@ const PLUGIN_FILES: &[&str] = &[
     "index.js",
     "bridge.js",
     "bridge-worker.js",
+    "codec.js",
 ];
 
 /// A temp home with an onboarded-looking OpenClaw state dir whose config holds a gateway token.
@@ -299,6 +300,55 @@ impl Serve {
     fn call(&mut self, req: Value) -> Value {
         self.call_raw(&req.to_string())
     }
+
+    /// One protocol-2 frame: the header (its `len` set here) and the payload; returns the reply
+    /// header and payload.
+    fn call_framed(&mut self, mut header: Value, payload: &[u8]) -> (Value, Vec<u8>) {
+        header["len"] = json!(payload.len());
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(header.to_string().as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.write_all(payload).unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        let rep: Value = serde_json::from_str(&line).unwrap();
+        let mut body = vec![0; rep["len"].as_u64().unwrap_or(0) as usize];
+        self.out.read_exact(&mut body).unwrap();
+        (rep, body)
+    }
+
+    /// A `patch` request: the skeleton and the long strings it references as `{"$mv": i}`.
+    fn patch(&mut self, id: u64, skeleton: &Value, strings: &[&str]) -> (Value, Vec<u8>) {
+        let mut payload = skeleton.to_string().into_bytes();
+        let sk = payload.len();
+        for s in strings {
+            payload.extend_from_slice(s.as_bytes());
+        }
+        let lens: Vec<usize> = strings.iter().map(|s| s.len()).collect();
+        self.call_framed(
+            json!({"id": id, "op": "patch", "skeleton": sk, "strings": lens}),
+            &payload,
+        )
+    }
+}
+
+/// The `[pointer, new text]` pairs of a `changed` patch reply.
+fn patch_entries(rep: &Value, body: &[u8]) -> Vec<(String, String)> {
+    let mut at = 0;
+    let out = rep["patch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let n = e[1].as_u64().unwrap() as usize;
+            let text = String::from_utf8(body[at..at + n].to_vec()).unwrap();
+            at += n;
+            (e[0].as_str().unwrap().to_string(), text)
+        })
+        .collect();
+    assert_eq!(at, body.len(), "the payload is exactly the patch texts");
+    out
 }
 
 impl Drop for Serve {
@@ -377,6 +427,164 @@ fn serve_redacted(home: &Home) -> Value {
 fn rep_value_of(rep: &Value) -> Value {
     assert_eq!(rep["changed"], true, "{rep}");
     rep["value"].clone()
+}
+
+#[test]
+fn serve_negotiates_the_protocol_in_the_hello() {
+    let home = Home::new();
+    let mut serve = Serve::start(&home);
+    // A protocol-1 plugin names no version and keeps protocol 1.
+    let old = serve.call(json!({"id": 1, "op": "hello"}));
+    assert_eq!(
+        (old["protocol"].clone(), old["protocols"].clone()),
+        (json!(1), json!([1, 2]))
+    );
+    let new = serve.call(json!({"id": 2, "op": "hello", "protocol": 2}));
+    assert_eq!(new["protocol"], 2);
+    let future = serve.call(json!({"id": 3, "op": "hello", "protocol": 9}));
+    assert_eq!(
+        future["protocol"], 2,
+        "the engine answers with the newest it speaks"
+    );
+}
+
+#[test]
+fn serve_patch_redacts_long_and_short_strings_and_answers_with_a_patch() {
+    let home = Home::new();
+    let mut serve = Serve::start(&home);
+    let gh = provider_secrets(&mut FakeRng::new(21))
+        .into_iter()
+        .find(|s| s.rule == "github-pat")
+        .unwrap();
+    // 150 KB, referenced twice (content and details): big enough for the two-thread split.
+    let filler = "Finished target/debug 200 ok ✓ naïve\n".repeat(4000);
+    let long = format!("{filler}export T={} done\n{filler}", gh.text);
+    let skeleton = json!({
+        "role": "toolResult", "toolCallId": "call_7", "toolName": "exec",
+        "content": [{"type": "text", "text": {"$mv": 0}}, {"type": "text", "text": format!("inline {}", home.token)}],
+        "details": {"aggregated": {"$mv": 0}, "exitCode": 0, "nested": [[{"a/b": format!("x {}", gh.text)}]]},
+        "isError": false
+    });
+    let (rep, body) = serve.patch(5, &skeleton, &[&long]);
+    assert_eq!(
+        (rep["id"].clone(), rep["ok"].clone(), rep["changed"].clone()),
+        (json!(5), json!(true), json!(true)),
+        "{rep}"
+    );
+    let entries = patch_entries(&rep, &body);
+    let pointers: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/content/0/text",
+            "/content/1/text",
+            "/details/aggregated",
+            "/details/nested/0/0/a~1b"
+        ]
+    );
+    for (_, text) in &entries {
+        assert!(
+            !text.contains(&gh.secret) && !text.contains(&home.token),
+            "{text:.200}"
+        );
+        assert!(text.contains("[REDACTED:"));
+    }
+    let (_, redacted) = &entries[0];
+    assert!(redacted.starts_with(&filler) && redacted.ends_with(&format!("done\n{filler}")));
+    assert_eq!(
+        entries[0].1, entries[2].1,
+        "both copies redacted the same way"
+    );
+    assert_eq!(rep["findings"].as_array().unwrap().len(), 4);
+    let wire = rep.to_string() + &String::from_utf8_lossy(&body);
+    assert!(!wire.contains(&gh.secret) && !wire.contains(&home.token));
+
+    // A clean message: a header, no payload.
+    let (rep, body) = serve.patch(
+        6,
+        &json!({"role": "toolResult", "content": [{"type": "text", "text": {"$mv": 0}}]}),
+        &[&filler],
+    );
+    assert_eq!(rep, json!({"id": 6, "ok": true, "changed": false}));
+    assert!(body.is_empty());
+    // Structural fields are never patched, however secret-looking.
+    let (rep, _) = serve.patch(
+        7,
+        &json!({"role": "user", "id": gh.text, "content": "hi"}),
+        &[],
+    );
+    assert_eq!(rep["changed"], false, "{rep}");
+}
+
+#[test]
+fn serve_patch_rejects_bad_frames_without_echoing_them_and_keeps_serving() {
+    let home = Home::new();
+    let mut serve = Serve::start(&home);
+    let gh = provider_secrets(&mut FakeRng::new(22))
+        .into_iter()
+        .find(|s| s.rule == "github-pat")
+        .unwrap();
+    let secret_sk = json!({"content": {"$mv": 0}, "x": gh.text}).to_string();
+    let bad_ref = json!({"content": {"$mv": 1}, "x": gh.text}).to_string();
+    let cases: Vec<(Value, Vec<u8>, &str)> = vec![
+        // The lengths do not add up to the payload.
+        (
+            json!({"id": 1, "op": "patch", "skeleton": 3, "strings": [5]}),
+            secret_sk.clone().into_bytes(),
+            "add up",
+        ),
+        // A reference to a string that was not sent.
+        (
+            json!({"id": 2, "op": "patch", "skeleton": bad_ref.len(), "strings": [3]}),
+            [bad_ref.as_bytes(), b"abc"].concat(),
+            "names no string",
+        ),
+        // A string that is not UTF-8.
+        (
+            json!({"id": 3, "op": "patch", "skeleton": secret_sk.len(), "strings": [3]}),
+            [secret_sk.as_bytes(), &[0xff, 0xfe, b'a']].concat(),
+            "not UTF-8",
+        ),
+        // A skeleton that is not JSON.
+        (
+            json!({"id": 4, "op": "patch", "skeleton": secret_sk.len() - 1, "strings": []}),
+            secret_sk.as_bytes()[..secret_sk.len() - 1].to_vec(),
+            "not JSON",
+        ),
+        (
+            json!({"id": 5, "op": "frobnicate"}),
+            secret_sk.clone().into_bytes(),
+            "unknown op",
+        ),
+        (
+            json!({"id": 6, "op": "patch"}),
+            secret_sk.clone().into_bytes(),
+            "skeleton length",
+        ),
+    ];
+    for (header, payload, want) in cases {
+        let (rep, body) = serve.call_framed(header.clone(), &payload);
+        assert_eq!(rep["ok"], false, "{header}: {rep}");
+        assert_eq!(rep["id"], header["id"]);
+        assert!(
+            rep["error"].as_str().unwrap().contains(want),
+            "{header}: {rep}"
+        );
+        assert!(!rep.to_string().contains(&gh.secret));
+        assert!(body.is_empty());
+    }
+    // Without strings, nothing is a reference: a message's own `{"$mv": 0}` is data.
+    let (rep, body) = serve.patch(9, &json!({"args": {"$mv": 0}, "x": gh.text}), &[]);
+    let entries = patch_entries(&rep, &body);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, "/x");
+    // A patch without a payload, over the line protocol.
+    assert_eq!(serve.call(json!({"id": 7, "op": "patch"}))["ok"], false);
+    // Every payload was consumed: the stream is still in step.
+    assert_eq!(
+        serve.call(json!({"id": 8, "op": "ping"})),
+        json!({"id": 8, "ok": true})
+    );
 }
 
 #[test]

@@ -388,9 +388,22 @@ fn import_moves_inline_secrets_to_secretrefs_and_scrubs_backups() {
         cfg["models"]["providers"]["openai"]["apiKey"]["id"],
         "models.providers.openai.apiKey"
     );
+    // `${OPENAI_API_KEY}` named a `.env` variable that moved into the vault: now a SecretRef.
     assert_eq!(
         cfg["models"]["providers"]["byenv"]["apiKey"],
-        "${OPENAI_API_KEY}"
+        serde_json::json!({"source": "exec", "provider": "moltvault", "id": "OPENAI_API_KEY"})
+    );
+    // The `.env` line is gone; its backup (0600) says where it went, without the value.
+    assert_eq!(std::fs::read_to_string(e.state.join(".env")).unwrap(), "");
+    let env_bak = e.state.join(".env.moltvault-bak");
+    let env_bak_text = std::fs::read_to_string(&env_bak).unwrap();
+    assert!(env_bak_text.starts_with("# OPENAI_API_KEY=… moved to the moltvault vault"));
+    assert!(!env_bak_text.contains(&key));
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&env_bak).unwrap().permissions()
+        ) & 0o777,
+        0o600
     );
     // hooks.token accepts no SecretRef: an env reference for `moltvault exec`.
     assert_eq!(cfg["hooks"]["token"], "${MOLTVAULT_HOOKS_TOKEN}");
@@ -468,4 +481,187 @@ fn import_on_a_gateway_without_secretrefs_writes_env_references() {
     // Nothing left to import the second time.
     let out = e.cmd().args(["secrets", "import"]).output().unwrap();
     assert!(text(&out.stdout).contains("no inline secrets"));
+}
+
+/// Creates the 2026.9 global database with the shared auth-profile store row.
+fn write_shared_auth_store(state: &Path, doc: &Value) {
+    std::fs::create_dir_all(state.join("state")).unwrap();
+    let conn = rusqlite::Connection::open(state.join("state/openclaw.sqlite")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE config_machine_state (state_key TEXT NOT NULL PRIMARY KEY, value_json TEXT NOT NULL, updated_at_ms INTEGER NOT NULL) STRICT;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO config_machine_state VALUES ('authProfiles.store', ?1, 0)",
+        [doc.to_string()],
+    )
+    .unwrap();
+}
+
+fn shared_auth_store(state: &Path) -> String {
+    let conn = rusqlite::Connection::open(state.join("state/openclaw.sqlite")).unwrap();
+    conn.query_row(
+        "SELECT value_json FROM config_machine_state WHERE state_key = 'authProfiles.store'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn import_turns_auth_profile_keys_into_sibling_refs_and_leaves_oauth_alone() {
+    let e = Env::new();
+    let (shared_key, agent_token, access, refresh) =
+        (fake_key(31), fake_key(32), fake_key(33), fake_key(34));
+    // 2026.9: the provider is bound to its profile by id (not a key: never imported).
+    std::fs::write(
+        e.state.join("openclaw.json"),
+        r#"{"meta":{"lastTouchedVersion":"2026.9.6"},
+            "auth":{"profiles":{"fake:manual":{"provider":"fake","mode":"api_key"}}},
+            "models":{"providers":{"fake":{"baseUrl":"http://127.0.0.1:9/v1","apiKey":"fake:manual"}}}}"#,
+    )
+    .unwrap();
+    write_shared_auth_store(
+        &e.state,
+        &serde_json::json!({"version":1,"profiles":{
+            "fake:manual":{"type":"api_key","provider":"fake","key":shared_key}}}),
+    );
+    let agent_dir = e.state.join("agents/main/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    std::fs::write(
+        agent_dir.join("auth-profiles.json"),
+        serde_json::json!({"version":1,"profiles":{
+            "anthropic:manual":{"type":"token","provider":"anthropic","token":agent_token},
+            "openai:oauth":{"type":"oauth","provider":"openai","access":access,"refresh":refresh,"expires":1}}})
+        .to_string(),
+    )
+    .unwrap();
+
+    let out = e.cmd().args(["secrets", "import"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for v in [&shared_key, &agent_token, &access, &refresh] {
+        assert!(!all.contains(v.as_str()));
+    }
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(e.state.join("openclaw.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cfg["models"]["providers"]["fake"]["apiKey"], "fake:manual",
+        "a profile binding is not a key"
+    );
+    assert_eq!(cfg["secrets"]["providers"]["moltvault"]["source"], "exec");
+
+    let shared: Value = serde_json::from_str(&shared_auth_store(&e.state)).unwrap();
+    let p = &shared["profiles"]["fake:manual"];
+    assert!(p.get("key").is_none());
+    assert_eq!(
+        p["keyRef"],
+        serde_json::json!({"source":"exec","provider":"moltvault","id":"auth-profiles/shared/fake:manual/key"})
+    );
+    let ap: Value = serde_json::from_str(
+        &std::fs::read_to_string(agent_dir.join("auth-profiles.json")).unwrap(),
+    )
+    .unwrap();
+    let t = &ap["profiles"]["anthropic:manual"];
+    assert!(t.get("token").is_none());
+    assert_eq!(
+        t["tokenRef"]["id"],
+        "auth-profiles/main/anthropic:manual/token"
+    );
+    // OAuth material accepts no SecretRef: untouched, and not stored.
+    assert_eq!(ap["profiles"]["openai:oauth"]["access"], access.as_str());
+
+    let req = br#"{"protocolVersion":1,"provider":"moltvault","ids":["auth-profiles/shared/fake:manual/key","auth-profiles/main/anthropic:manual/token"]}"#;
+    let resp = json(&e.provide(req, true).stdout);
+    assert_eq!(
+        resp["values"]["auth-profiles/shared/fake:manual/key"],
+        shared_key.as_str()
+    );
+    assert_eq!(
+        resp["values"]["auth-profiles/main/anthropic:manual/token"],
+        agent_token.as_str()
+    );
+    let list = json(
+        &e.cmd()
+            .args(["secrets", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+}
+
+#[test]
+fn import_scrubs_superseded_values_from_config_backups() {
+    let e = Env::new();
+    let (old, new) = (fake_key(41), fake_key(42));
+    std::fs::write(
+        e.state.join("openclaw.json"),
+        format!(r#"{{"meta":{{"lastTouchedVersion":"2026.9.6"}},"models":{{"providers":{{"p":{{"apiKey":"{new}"}}}}}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        e.state.join("openclaw.json.bak.1"),
+        format!(r#"{{"models":{{"providers":{{"p":{{"apiKey":"{old}"}}}}}}}}"#),
+    )
+    .unwrap();
+    let out = e.cmd().args(["secrets", "import"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bak = std::fs::read_to_string(e.state.join("openclaw.json.bak.1")).unwrap();
+    assert!(
+        !bak.contains(&old),
+        "the superseded key is still in the backup"
+    );
+    assert!(bak.contains("[REDACTED:superseded:"), "{bak}");
+    // The old value is not imported: only the live one is.
+    let list = json(
+        &e.cmd()
+            .args(["secrets", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+/// Issue 8 point 4 (rotation of a secret that lives in the vault). `moltvault rotate` does not
+/// rotate vault-held secrets yet: it must at least leave the SecretRef alone (never write a
+/// plaintext value back into the config) and say where to rotate; `secrets set` replaces the
+/// value in the vault and the provider serves the new one at once.
+#[test]
+fn rotating_a_vault_held_secret_keeps_the_secretref_and_set_replaces_the_value() {
+    let e = Env::new();
+    let (old, new) = (fake_key(51), fake_key(52));
+    std::fs::write(
+        e.state.join("openclaw.json"),
+        format!(
+            r#"{{"meta":{{"lastTouchedVersion":"2026.9.6"}},"gateway":{{"port":18999,"auth":{{"mode":"token","token":"{old}"}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let out = e.cmd().args(["secrets", "import"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let imported = std::fs::read_to_string(e.state.join("openclaw.json")).unwrap();
+
+    let out = e.cmd().args(["rotate", "--list"]).output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("is a SecretRef"), "{all}");
+    assert!(!all.contains(&old));
+    let out = e
+        .cmd()
+        .args(["rotate", "--all", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!text(&out.stdout).contains(&old) && !text(&out.stderr).contains(&old));
+    assert_eq!(
+        std::fs::read_to_string(e.state.join("openclaw.json")).unwrap(),
+        imported,
+        "rotate left the SecretRef as it was"
+    );
+
+    e.set("gateway.auth.token", &new);
+    let req = br#"{"protocolVersion":1,"provider":"moltvault","ids":["gateway.auth.token"]}"#;
+    let resp = json(&e.provide(req, true).stdout);
+    assert_eq!(resp["values"]["gateway.auth.token"], new.as_str());
 }

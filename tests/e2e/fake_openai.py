@@ -5,7 +5,8 @@ Per user turn: the first call answers a tool call to the shell tool (`exec`, els
 the command in $FAKE_COMMAND_FILE (read per request: the secrets are planted after the server
 starts); once a tool result follows the last user message it answers a final text quoting
 the tool output (so the secret reaches the assistant text too). Streaming and non-streaming.
-Every request body is appended to $FAKE_LOG (one JSON object per line)."""
+Every request body (with its Authorization and X-Moltvault-E2e-Token headers) is appended to $FAKE_LOG (one JSON object
+per line)."""
 import json
 import os
 import sys
@@ -48,7 +49,9 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(n) or b"{}")
         with open(LOG, "a") as f:
-            f.write(json.dumps({"path": self.path, "body": body}) + "\n")
+            # Two headers too: the secrets e2e checks which values the gateway resolved.
+            f.write(json.dumps({"path": self.path, "authorization": self.headers.get("authorization"),
+                                "extra": self.headers.get("x-moltvault-e2e-token"), "body": body}) + "\n")
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self.send_json(404, {"error": {"message": "unsupported path"}})
         msgs = body.get("messages", [])

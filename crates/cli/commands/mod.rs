@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::env;
 use crate::report::Status;
 
+mod archive;
 mod audit;
 mod backup;
 mod backups;
@@ -72,6 +73,7 @@ pub enum Command {
     Plugin(plugin::PluginArgs),
     Serve(serve::ServeArgs),
     Audit(audit::AuditArgs),
+    Archive(archive::ArchiveArgs),
     Secrets(secrets::SecretsArgs),
     Exec(exec::ExecArgs),
     Rotate(rotate::RotateArgs),
@@ -98,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Plugin(a) => plugin::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Audit(a) => audit::run(&ctx, a),
+        Command::Archive(a) => archive::run(&ctx, a),
         Command::Secrets(a) => secrets::run(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Rotate(a) => rotate::run(&ctx, a),

@@ -46,6 +46,10 @@ pub const PLUGIN_FILES: &[(&str, &str)] = &[
         "bridge-worker.js",
         include_str!("../../../plugins/openclaw/bridge-worker.js"),
     ),
+    (
+        "codec.js",
+        include_str!("../../../plugins/openclaw/codec.js"),
+    ),
 ];
 
 /// Installs, checks or removes the transparent-redaction plugin of the detected gateway.

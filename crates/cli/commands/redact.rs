@@ -67,19 +67,7 @@ pub(crate) fn build_redactor(
     rules: Option<&Path>,
     mode: Mode,
 ) -> anyhow::Result<(Redactor, Option<moltvault_gateway::Gateway>)> {
-    let default_rules = ctx.vault_dir.join("rules.toml");
-    let rules_path = match rules {
-        Some(p) => Some(p.to_path_buf()),
-        None => default_rules.exists().then_some(default_rules),
-    };
-    let set = match &rules_path {
-        Some(p) => {
-            let text = fs::read_to_string(p)
-                .with_context(|| format!("cannot read the rule file {}", p.display()))?;
-            RuleSet::with_user_file(p, &text)?
-        }
-        None => RuleSet::builtin(),
-    };
+    let set = load_rules(ctx, rules)?;
     let key = moltvault_vault::install_key::load_or_create(&ctx.vault_dir)?;
     let mut opts = RedactorOptions::new(mode, FingerprintKey::from_bytes(*key.expose()));
     let gateway = ctx.gateway().ok();
@@ -96,6 +84,33 @@ pub(crate) fn build_redactor(
         }
     }
     Ok((Redactor::new(&set, opts)?, gateway))
+}
+
+/// The rule set: built-in rules plus the user file (`rules`, else `<vault dir>/rules.toml`
+/// when it exists) — the rules the plugin's `moltvault serve` loads too.
+pub(crate) fn load_rules(ctx: &Ctx, rules: Option<&Path>) -> anyhow::Result<RuleSet> {
+    let default_rules = ctx.vault_dir.join("rules.toml");
+    let rules_path = match rules {
+        Some(p) => Some(p.to_path_buf()),
+        None => default_rules.exists().then_some(default_rules),
+    };
+    Ok(match &rules_path {
+        Some(p) => {
+            let text = fs::read_to_string(p)
+                .with_context(|| format!("cannot read the rule file {}", p.display()))?;
+            RuleSet::with_user_file(p, &text)?
+        }
+        None => RuleSet::builtin(),
+    })
+}
+
+/// The rules file the installed plugin is configured with
+/// (`plugins.entries.moltvault-redact.config.rulesFile`), if any.
+pub(crate) fn plugin_rules_file(gw: &moltvault_gateway::Gateway) -> Option<PathBuf> {
+    let cfg = gw.config().ok()??;
+    cfg.get("plugins.entries.moltvault-redact.config.rulesFile")
+        .and_then(|v| v.as_str())
+        .map(PathBuf::from)
 }
 
 /// Whether a file starts with the zstd magic number.

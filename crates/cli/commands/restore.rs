@@ -60,6 +60,19 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> anyhow::Result<Status> {
     let r = backup::restore(target.as_ref(), &name, identity.as_age(), &opts, &bar);
     bar.0.finish_and_clear();
     let r = r?;
+    for l in &r.leftovers {
+        match &l.kept_as {
+            None => ui::note(&format!(
+                "removed {}, the staging directory of an interrupted restore",
+                l.path.display()
+            )),
+            Some(k) => ui::note(&format!(
+                "moved {} to {}: a complete tree from an interrupted restore (the previous or the restored one); delete it once you have checked",
+                l.path.display(),
+                k.display()
+            )),
+        }
+    }
     if args.json {
         ui::data(&serde_json::to_string_pretty(&r)?);
         return Ok(Status::Ok);
@@ -101,10 +114,9 @@ fn refuse_running_gateway(ctx: &Ctx, dir: &std::path::Path) -> anyhow::Result<()
     let Ok(gw) = moltvault_gateway::discover::discover(&opts) else {
         return Ok(()); // Nothing there yet: nothing can be running on it.
     };
-    let mut ev = gw.running_evidence();
-    let ours = std::fs::canonicalize(&gw.state_dir).unwrap_or_else(|_| gw.state_dir.clone());
-    ev.processes
-        .retain(|(pid, _)| !serves_another_home(*pid, &ours));
+    // Processes that provably serve another state dir (another HOME on this host) are already
+    // left out by the gateway crate's heuristic.
+    let ev = gw.running_evidence();
     if ev.any() {
         let mut why: Vec<String> = ev
             .processes
@@ -131,41 +143,4 @@ fn refuse_running_gateway(ctx: &Ctx, dir: &std::path::Path) -> anyhow::Result<()
         ));
     }
     Ok(())
-}
-
-/// Whether a gateway process provably serves another state dir: its environment names no state
-/// dir but its `HOME` is another one, so its default dirs (`~/.openclaw`, `~/.clawdbot`,
-/// `~/.moltbot`) are not ours. (A refinement of `moltvault_gateway`'s process heuristic, which
-/// only looks at the `*_STATE_DIR` variables; unreadable environments still count as ours.)
-fn serves_another_home(pid: u32, ours: &std::path::Path) -> bool {
-    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let mut home = None;
-    for kv in env.split(|b| *b == 0) {
-        let kv = String::from_utf8_lossy(kv);
-        if [
-            "OPENCLAW_STATE_DIR=",
-            "CLAWDBOT_STATE_DIR=",
-            "MOLTBOT_STATE_DIR=",
-            "OPENCLAW_HOME=",
-        ]
-        .iter()
-        .any(|k| kv.starts_with(k))
-        {
-            return false; // decided by the gateway crate's own check
-        }
-        if let Some(h) = kv.strip_prefix("HOME=") {
-            home = Some(std::path::PathBuf::from(h));
-        }
-    }
-    let Some(home) = home else {
-        return false;
-    };
-    ![".openclaw", ".clawdbot", ".moltbot", ".moldbot"]
-        .iter()
-        .any(|d| {
-            let p = home.join(d);
-            std::fs::canonicalize(&p).unwrap_or(p) == ours
-        })
 }

@@ -197,20 +197,38 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
         ui::note(&format!("{} file(s) would be sealed", selected.len()));
         return Ok(Status::Ok);
     }
-    // Removals are made durable once per directory at the end (each sealed copy is durable
-    // before its plaintext goes).
-    let opts = SealOptions {
-        sync_removal: false,
-        ..SealOptions::default()
-    };
-    let (ok, failed, first_err) = batch(&selected, "sealing", |f| {
-        seal::seal_file(&f.path, vault.recipient(), &opts)
-            .map(|s| format!("sealed {}", s.sealed.display()))
-    });
+    // Sealed in batches per directory: each sealed copy is written, verified and fsynced, the
+    // directory is fsynced once, and only then do the batch's plaintexts go.
     let dirs: BTreeSet<&Path> = selected.iter().filter_map(|f| f.path.parent()).collect();
     for d in dirs {
-        moltvault_vault::fsio::sync_dir(d)?;
+        seal::sweep_stale_temps(d);
     }
+    let paths: Vec<PathBuf> = selected.iter().map(|f| f.path.clone()).collect();
+    let bar = ui::progress(paths.len() as u64, "sealing", false);
+    let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
+    seal::seal_files(
+        &paths,
+        vault.recipient(),
+        &SealOptions::default(),
+        SEAL_WORKERS,
+        &mut |_, r| {
+            match r {
+                Ok(s) => {
+                    ok += 1;
+                    bar.suspend(|| ui::note(&format!("sealed {}", s.sealed.display())));
+                }
+                Err(e) => {
+                    failed += 1;
+                    let e = anyhow::Error::from(e);
+                    let text = crate::report::render(&e);
+                    bar.suspend(|| ui::warn(text.trim_start_matches("error: ")));
+                    first_err.get_or_insert(e);
+                }
+            }
+            bar.inc(1);
+        },
+    );
+    bar.finish_and_clear();
     let mut summary = format!("sealed {ok} file(s)");
     if skipped > 0 {
         summary.push_str(&format!(
@@ -256,6 +274,11 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
         _ => Ok(Status::Ok),
     }
 }
+
+/// Seal worker threads: the work is fsync-bound on small files (8 fsyncs in flight let the
+/// filesystem group them into fewer journal commits) and CPU-bound on large ones, where each
+/// seal also runs its own verifier thread.
+const SEAL_WORKERS: usize = 8;
 
 /// Runs `op` over the files on a small thread pool (the work is fsync-bound), after sweeping
 /// the temp files a killed run may have left; reports each file as it completes.

@@ -95,9 +95,13 @@ pub struct InstallProviderArgs {
 /// Moves the config's inline secrets into the store and rewrites the config to refer to them:
 /// SecretRefs to moltvault's exec provider on gateways ≥ 2026.2.26 (`${VAR}` references, for
 /// `moltvault exec`, on older ones and for keys that accept no SecretRef), in one atomic edit
-/// that keeps the previous file as `<config>.moltvault-bak`; the imported values are then
-/// scrubbed from every config backup. Secrets in `.env` files are copied into the store under
-/// their variable name (for `moltvault exec`) and left in place.
+/// that keeps the previous file as `<config>.moltvault-bak`. Secret variables of the gateway's
+/// `.env` files are stored under their name and their lines removed (the file is kept, scrubbed,
+/// as `.env.moltvault-bak`); `${VAR}` references to them become SecretRefs where the gateway
+/// accepts one, otherwise `moltvault exec` supplies them. API-key and token auth profiles get
+/// sibling `keyRef`/`tokenRef` SecretRefs (OAuth profiles are left alone: the gateway refuses
+/// refs there). The imported values are then scrubbed from every config backup and
+/// `models.json`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// Show what would be imported and rewritten; change nothing.
@@ -465,8 +469,41 @@ fn pointer_segments(pointer: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `${VAR}` reference in the main config that becomes an exec SecretRef (id `VAR`) because
+/// `VAR` is in the store (or is being imported from a `.env` file).
+struct RefMove {
+    key: String,
+    path: Vec<String>,
+    var: String,
+}
+
+/// A `.env` variable to store and remove from its file.
+struct EnvMove {
+    var: String,
+    value: SecretString,
+    file: PathBuf,
+}
+
+/// An auth-profile credential to store and replace by a sibling `keyRef`/`tokenRef`.
+struct AuthMove {
+    id: String,
+    location: moltvault_gateway::Location,
+    value: SecretString,
+    provider: String,
+}
+
+/// The SecretRef to moltvault's exec provider for `id`.
+fn exec_ref(name: &str, id: &str) -> serde_json::Value {
+    json!({"source": "exec", "provider": name, "id": id})
+}
+
+/// The marker the gateway itself writes into `models.json` for SecretRef-managed keys
+/// (`NON_ENV_SECRETREF_MARKER` in its source).
+const MODELS_JSON_REF_MARKER: &str = "secretref-managed";
+
 fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
-    use moltvault_gateway::{Location, SecretKind};
+    use moltvault_gateway::relocate;
+    use moltvault_gateway::{Location, SecretKind, SecretRef};
     let gw = ctx.gateway()?;
     let config = gw.config_path.clone().ok_or_else(|| {
         user_error(
@@ -479,8 +516,12 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
     })?;
     let refs = has_secret_refs(&gw);
     let secrets = gw.configured_secrets()?;
+    let env_files = gw.env_files();
+    let existing = SecretsStore::open(&ctx.vault_dir)?;
     let mut moves: Vec<Move> = Vec::new();
-    let mut env_copies: Vec<(String, SecretString, PathBuf)> = Vec::new();
+    let mut env_moves: Vec<EnvMove> = Vec::new();
+    let mut auth_moves: Vec<AuthMove> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
     for s in &secrets {
         let (Some(value), true) = (&s.value, s.active) else {
             continue;
@@ -490,10 +531,7 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
                 Location::Json { file, pointer } if file == &config => {
                     let capable = refs && moltvault_gateway::audit::ref_capable(&s.id);
                     let (id, replacement) = if capable && secrets_store::valid_id(&s.id) {
-                        (
-                            s.id.clone(),
-                            json!({"source": "exec", "provider": args.name, "id": s.id}),
-                        )
+                        (s.id.clone(), exec_ref(&args.name, &s.id))
                     } else {
                         let var = env_var_for(&s.id);
                         (var.clone(), json!(format!("${{{var}}}")))
@@ -514,48 +552,142 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
                         provider,
                     });
                 }
-                Location::Env { file, key }
-                    if gw.env_files().contains(file) && secrets_store::valid_id(key) =>
+                Location::Env { file, key } if env_files.contains(file) => {
+                    if !secrets_store::valid_id(key) {
+                        continue;
+                    }
+                    match env_moves.iter().find(|m| &m.var == key) {
+                        Some(m) if m.value.expose_secret() != value.expose_secret() => skipped
+                            .push(format!(
+                                "{key} in {} (another value of {key} is imported from {})",
+                                file.display(),
+                                m.file.display()
+                            )),
+                        _ => env_moves.push(EnvMove {
+                            var: key.clone(),
+                            value: value.clone(),
+                            file: file.clone(),
+                        }),
+                    }
+                }
+                Location::Json { file, pointer } | Location::Sqlite { file, pointer, .. }
+                    if matches!(s.kind, SecretKind::AuthProfile { .. }) =>
                 {
-                    env_copies.push((key.clone(), value.clone(), file.clone()));
+                    let Some(slot) = relocate::auth_profile_slot(pointer) else {
+                        continue;
+                    };
+                    if !refs {
+                        skipped.push(format!(
+                            "auth profile {} in {} (SecretRefs need gateway 2026.2.26 or later)",
+                            slot.profile,
+                            file.display()
+                        ));
+                        continue;
+                    }
+                    let agent = relocate::agent_of(file).unwrap_or_else(|| "shared".into());
+                    let id = format!("auth-profiles/{agent}/{}/{}", slot.profile, slot.field);
+                    if !secrets_store::valid_id(&id) {
+                        skipped.push(format!(
+                            "auth profile {} (its id is not a valid exec SecretRef id)",
+                            slot.profile
+                        ));
+                        continue;
+                    }
+                    let provider = match &s.kind {
+                        SecretKind::AuthProfile { provider } => provider.clone(),
+                        _ => "auth-profile".into(),
+                    };
+                    auth_moves.push(AuthMove {
+                        id,
+                        location: loc.clone(),
+                        value: value.clone(),
+                        provider,
+                    });
                 }
                 _ => {}
             }
         }
     }
+    // `${VAR}` references the config makes to imported or stored variables become SecretRefs.
+    let mut ref_moves: Vec<RefMove> = Vec::new();
+    if refs {
+        for s in &secrets {
+            let Some(SecretRef::EnvVar(var)) = &s.reference else {
+                continue;
+            };
+            let known = env_moves.iter().any(|m| &m.var == var) || existing.get(var).is_some();
+            if !known
+                || !secrets_store::valid_id(var)
+                || !moltvault_gateway::audit::ref_capable(&s.id)
+            {
+                continue;
+            }
+            for loc in &s.locations {
+                if let Location::Json { file, pointer } = loc
+                    && file == &config
+                {
+                    ref_moves.push(RefMove {
+                        key: s.id.clone(),
+                        path: pointer_segments(pointer),
+                        var: var.clone(),
+                    });
+                }
+            }
+        }
+    }
+
     let mut out = ui::stdout();
-    if moves.is_empty() && env_copies.is_empty() {
+    for s in &skipped {
+        ui::warn(&format!("not imported: {s}"));
+    }
+    if moves.is_empty() && env_moves.is_empty() && auth_moves.is_empty() && ref_moves.is_empty() {
         writeln!(out, "no inline secrets to import")?;
         out.flush()?;
         return Ok(Status::Ok);
     }
+    let verb = |now: &str, later: &str| {
+        if args.dry_run {
+            format!("would {later} ")
+        } else {
+            format!("{now} ")
+        }
+    };
     for m in &moves {
         let how = if m.replacement.is_object() {
             format!("SecretRef exec:{}:{}", args.name, m.id)
         } else {
             m.replacement.as_str().unwrap_or_default().to_string()
         };
+        writeln!(out, "{}{} -> {how}", verb("moved", "move"), m.key)?;
+    }
+    for m in &ref_moves {
         writeln!(
             out,
-            "{}{} -> {how}",
-            if args.dry_run {
-                "would move "
-            } else {
-                "moved "
-            },
-            m.key
+            "{}{} (${{{}}}) -> SecretRef exec:{}:{}",
+            verb("rewrote", "rewrite"),
+            m.key,
+            m.var,
+            args.name,
+            m.var
         )?;
     }
-    for (var, _, file) in &env_copies {
+    for m in &env_moves {
         writeln!(
             out,
-            "{}{var} from {} (left in place)",
-            if args.dry_run {
-                "would copy "
-            } else {
-                "copied "
-            },
-            file.display()
+            "{}{} from {} (line removed)",
+            verb("moved", "move"),
+            m.var,
+            m.file.display()
+        )?;
+    }
+    for m in &auth_moves {
+        writeln!(
+            out,
+            "{}auth profile credential in {} -> SecretRef exec:{}:{}",
+            verb("moved", "move"),
+            m.location.file().display(),
+            args.name,
+            m.id
         )?;
     }
     if args.dry_run {
@@ -563,78 +695,191 @@ fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
 
-    // 1. Values into the store (a crash after this leaves the config as it was).
+    // 1. Values into the store (a crash after this leaves every gateway file as it was).
     let vault = open_vault(ctx)?;
     let fingerprinter = fingerprinter(ctx)?;
-    let mut store = SecretsStore::open(&ctx.vault_dir)?;
-    for m in &moves {
+    let mut store = existing;
+    let mut put = |id: &str, value: &SecretString, provider: String, origin: String| {
         store.set(
-            &m.id,
-            &m.value,
-            vault.recipient(),
-            NewSecret {
-                provider: m.provider.clone(),
-                origin: format!("config:{}", m.key),
-                fp8: fp8(&fingerprinter, &m.value),
-            },
-        )?;
-    }
-    for (var, value, file) in &env_copies {
-        store.set(
-            var,
+            id,
             value,
             vault.recipient(),
             NewSecret {
-                provider: "env".into(),
-                origin: format!("env-file:{}", file.display()),
+                provider,
+                origin,
                 fp8: fp8(&fingerprinter, value),
             },
+        )
+    };
+    for m in &moves {
+        put(
+            &m.id,
+            &m.value,
+            m.provider.clone(),
+            format!("config:{}", m.key),
+        )?;
+    }
+    for m in &env_moves {
+        put(
+            &m.var,
+            &m.value,
+            "env".into(),
+            format!("env-file:{}", m.file.display()),
+        )?;
+    }
+    for m in &auth_moves {
+        put(
+            &m.id,
+            &m.value,
+            m.provider.clone(),
+            format!("auth-profile:{}", m.location.file().display()),
         )?;
     }
     // 2. One atomic config edit (the previous file is kept as `<config>.moltvault-bak`).
     let mut edits: Vec<moltvault_gateway::config::Edit> = moves
         .iter()
         .map(|m| moltvault_gateway::config::Edit::Set(m.path.clone(), m.replacement.clone()))
+        .chain(ref_moves.iter().map(|m| {
+            moltvault_gateway::config::Edit::Set(m.path.clone(), exec_ref(&args.name, &m.var))
+        }))
         .collect();
-    if moves.iter().any(|m| m.replacement.is_object()) {
+    let uses_provider = moves.iter().any(|m| m.replacement.is_object())
+        || !ref_moves.is_empty()
+        || !auth_moves.is_empty();
+    if uses_provider {
         edits.push(moltvault_gateway::config::Edit::set(
             &format!("secrets.providers.{}", args.name),
             provider_entry(ctx, None)?,
         ));
     }
-    if !moves.is_empty() {
+    if !edits.is_empty() {
         moltvault_gateway::config::edit(&config, &edits)?;
     }
-    // 3. Scrub the imported values from every config backup (including the copy just kept).
+    // 3. Auth profiles: the plaintext field becomes a sibling SecretRef.
+    for m in &auth_moves {
+        relocate::set_auth_profile_ref(&m.location, &exec_ref(&args.name, &m.id))?;
+    }
+    // 4. `.env` lines removed (the previous file kept, scrubbed, as `.env.moltvault-bak`).
+    let mut env_backups = Vec::new();
+    for file in &env_files {
+        let vars: Vec<&str> = env_moves
+            .iter()
+            .filter(|m| &m.file == file)
+            .map(|m| m.var.as_str())
+            .collect();
+        if vars.is_empty() {
+            continue;
+        }
+        let note = |var: &str| {
+            let fp = env_moves
+                .iter()
+                .find(|m| m.var == var)
+                .map(|m| fp8(&fingerprinter, &m.value))
+                .unwrap_or_default();
+            format!("{var}=… moved to the moltvault vault (secret id {var}, fp {fp})")
+        };
+        if let Some(r) = relocate::remove_env_vars(file, &vars, &note)? {
+            env_backups.push(r.backup);
+        }
+    }
+    // 5. Scrub every imported value from the config backups (including the copy just kept) and
+    //    from models.json, where the gateway keeps a resolved copy of provider keys.
+    let mut pairs: Vec<(&SecretString, serde_json::Value)> = moves
+        .iter()
+        .map(|m| (&m.value, m.replacement.clone()))
+        .collect();
+    pairs.extend(
+        env_moves
+            .iter()
+            .map(|m| (&m.value, json!(format!("${{{}}}", m.var)))),
+    );
+    pairs.extend(
+        auth_moves
+            .iter()
+            .map(|m| (&m.value, exec_ref(&args.name, &m.id))),
+    );
+    // Superseded values (found only in config backups: an old key is still a key) become a
+    // redaction placeholder there; they are not imported.
+    let superseded: Vec<(&SecretString, serde_json::Value)> = secrets
+        .iter()
+        .filter(|s| !s.active)
+        .filter_map(|s| s.value.as_ref())
+        .filter(|v| {
+            !pairs
+                .iter()
+                .any(|(p, _)| p.expose_secret() == v.expose_secret())
+        })
+        .map(|v| {
+            (
+                v,
+                json!(format!("[REDACTED:superseded:{}]", fp8(&fingerprinter, v))),
+            )
+        })
+        .collect();
+    let backup_pairs: Vec<(&SecretString, serde_json::Value)> =
+        pairs.iter().cloned().chain(superseded).collect();
     let mut scrubbed = 0;
     for bak in gw.config_backups() {
-        if scrub_backup(&bak, &moves)? {
+        if scrub_json_file(&bak, &backup_pairs)? {
             scrubbed += 1;
             writeln!(out, "scrubbed {}", bak.display())?;
         }
     }
+    if refs {
+        let markers: Vec<(&SecretString, serde_json::Value)> = pairs
+            .iter()
+            .map(|(v, _)| (*v, json!(MODELS_JSON_REF_MARKER)))
+            .collect();
+        for agent in gw.agents() {
+            let models = gw.agent_dir(&agent).join("models.json");
+            if models.is_file() && scrub_json_file(&models, &markers)? {
+                scrubbed += 1;
+                writeln!(out, "scrubbed {}", models.display())?;
+            }
+        }
+    }
     writeln!(
         out,
-        "imported {} secret(s); {scrubbed} config backup(s) scrubbed",
-        moves.len() + env_copies.len()
+        "imported {} secret(s); {scrubbed} file(s) scrubbed",
+        moves.len() + env_moves.len() + auth_moves.len()
     )?;
     out.flush()?;
-    if moves.iter().any(|m| !m.replacement.is_object()) {
-        ui::note(
-            "some keys now read ${VAR}: start the gateway under `moltvault exec -- <gateway command>` so they resolve",
-        );
+    // Who must now supply environment variables: `${VAR}` the config still uses, and `.env`
+    // variables no SecretRef names (the gateway may read them implicitly, e.g. OPENAI_API_KEY).
+    let mut need_exec: Vec<String> = moves
+        .iter()
+        .filter(|m| !m.replacement.is_object())
+        .map(|m| m.id.clone())
+        .collect();
+    need_exec.extend(
+        env_moves
+            .iter()
+            .filter(|e| !ref_moves.iter().any(|r| r.var == e.var))
+            .map(|e| e.var.clone()),
+    );
+    need_exec.sort();
+    need_exec.dedup();
+    if !need_exec.is_empty() {
+        ui::note(&format!(
+            "the gateway now needs these variables from the vault: {}; start it under `moltvault exec -- <gateway command>`",
+            need_exec.join(", ")
+        ));
     }
     Ok(Status::Ok)
 }
 
-/// Replaces, in one config backup, every string equal to an imported value by its replacement;
-/// returns whether the file changed. Written atomically, keeping its mode.
-fn scrub_backup(path: &Path, moves: &[Move]) -> anyhow::Result<bool> {
-    fn walk(v: &mut serde_json::Value, moves: &[Move]) -> bool {
+/// Replaces, in one JSON file (a config backup, `models.json`), every string equal to an
+/// imported value by its replacement; returns whether the file changed. Written atomically,
+/// keeping its mode. A file that does not parse is left alone with a warning.
+fn scrub_json_file(
+    path: &Path,
+    pairs: &[(&SecretString, serde_json::Value)],
+) -> anyhow::Result<bool> {
+    fn walk(v: &mut serde_json::Value, pairs: &[(&SecretString, serde_json::Value)]) -> bool {
         match v {
             serde_json::Value::String(s) => {
-                if let Some(m) = moves.iter().find(|m| m.value.expose_secret() == s.as_str()) {
-                    *v = m.replacement.clone();
+                if let Some((_, r)) = pairs.iter().find(|(p, _)| p.expose_secret() == s.as_str()) {
+                    *v = r.clone();
                     return true;
                 }
                 false
@@ -642,14 +887,14 @@ fn scrub_backup(path: &Path, moves: &[Move]) -> anyhow::Result<bool> {
             serde_json::Value::Object(map) => {
                 let mut changed = false;
                 for child in map.values_mut() {
-                    changed |= walk(child, moves);
+                    changed |= walk(child, pairs);
                 }
                 changed
             }
             serde_json::Value::Array(a) => {
                 let mut changed = false;
                 for child in a {
-                    changed |= walk(child, moves);
+                    changed |= walk(child, pairs);
                 }
                 changed
             }
@@ -666,7 +911,7 @@ fn scrub_backup(path: &Path, moves: &[Move]) -> anyhow::Result<bool> {
         ));
         return Ok(false);
     };
-    if !walk(&mut doc, moves) {
+    if !walk(&mut doc, pairs) {
         return Ok(false);
     }
     let mut bytes = serde_json::to_vec_pretty(&doc)?;

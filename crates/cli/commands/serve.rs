@@ -1,10 +1,12 @@
 //! `moltvault serve`: the redaction engine as a long-lived child of the gateway plugin
 //! (`--stdio`), and the plugin's post-turn sweep of the files its hooks never see (`--sweep`).
 //!
-//! The protocol is one JSON object per line each way, answered in order (docs/plugin.md):
-//! `{"id":1,"op":"hello"}`, `{"id":2,"op":"redact","value":<message>}`, `{"id":3,"op":"ping"}`.
-//! A `redact` reply carries the value only when something was redacted, so the common case costs
-//! the plugin one tiny `JSON.parse`.
+//! The protocol (docs/plugin.md, "Protocol") is a JSON header line each way, answered in order,
+//! followed by `len` raw bytes when the header has a `len`. Protocol 2's `patch` request carries
+//! a JSON skeleton of the message whose long strings travel as raw UTF-8 after it; the reply is
+//! `changed:false`, or the JSON pointers and new texts of the strings that changed. Protocol 1
+//! (`redact` with the whole message, answered with the whole redacted message) is still served
+//! for plugin files older than the binary.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -21,13 +23,19 @@ use moltvault_redact::{
 use crate::commands::Ctx;
 use crate::report::Status;
 
-/// The plugin protocol version; the plugin refuses an engine that speaks another.
-pub const PROTOCOL: u32 = 1;
+/// The newest plugin protocol this engine speaks; a hello that names no version gets 1.
+pub const PROTOCOL: u64 = 2;
+
+/// The skeleton key of a string reference in a `patch` request: `{"$mv": <index>}`.
+const REF_KEY: &str = "$mv";
+
+/// The largest request payload accepted (a bigger one ends the connection).
+const MAX_PAYLOAD: u64 = 1 << 30;
 
 /// Runs the redaction engine for the gateway plugin.
 ///
-/// `--stdio` answers redaction requests (one JSON object per line) on stdin/stdout until stdin
-/// closes; the plugin keeps one such child per gateway process. `--sweep` waits until the
+/// `--stdio` answers redaction requests (the plugin protocol, docs/plugin.md) on stdin/stdout
+/// until stdin closes; the plugin keeps one such child per gateway process. `--sweep` waits until the
 /// session's files have been quiet for `--settle-ms`, then redacts in place what the hooks cannot
 /// reach: JSONL transcripts and `*.trajectory.jsonl` sidecars (under the gateway's own
 /// `.jsonl.lock`), and `trajectory_runtime_events` rows of the SQLite stores. The engine uses
@@ -92,7 +100,8 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
             }
         };
         exit_with_parent();
-        // Big reads: a 1 MB message arrives as 2 MB of JSON through a 64 KB pipe.
+        widen_pipes();
+        // Big reads: a 1 MB message arrives as 1-2 MB through the pipe.
         let input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
         serve_lines(&engine, input, crate::ui::stdout(), &mut on_hello)
             .context("the plugin connection failed")?;
@@ -149,6 +158,21 @@ fn exit_with_parent() {
             }
         }
     });
+}
+
+/// Grows the plugin's pipes (stdin, stdout) to 1 MiB, the default unprivileged maximum, so a
+/// megabyte message crosses in a few wake-ups instead of sixteen 64 KiB ones. Best effort: not
+/// a pipe, or a lower limit, leaves the size as it is.
+fn widen_pipes() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        for fd in [
+            std::os::fd::AsFd::as_fd(&std::io::stdin()),
+            std::os::fd::AsFd::as_fd(&std::io::stdout()),
+        ] {
+            let _ = rustix::pipe::fcntl_setpipe_size(fd, 1 << 20);
+        }
+    }
 }
 
 fn clone_literals(l: &[LiteralSecret]) -> Vec<LiteralSecret> {
@@ -208,12 +232,83 @@ impl Engine {
 
     /// Redacts `value` in place; returns the findings as protocol objects (never the secret).
     pub fn redact(&self, value: &mut Value) -> Vec<Value> {
+        self.redact_findings(value)
+            .iter()
+            .map(finding_json)
+            .collect()
+    }
+
+    /// Redacts `value` in place; returns the findings (never the secret).
+    pub fn redact_findings(&self, value: &mut Value) -> Vec<Finding> {
         let mut findings: Vec<Finding> = Vec::new();
         self.redactor.redact_value(value, &mut findings);
         findings
-            .into_iter()
-            .map(|f| json!({"rule": f.rule_id, "pointer": f.pointer, "fp": f.fingerprint}))
-            .collect()
+    }
+
+    /// Redacts `value` in place like [`Engine::redact_findings`], the biggest top-level member of
+    /// a big object on a second thread.
+    ///
+    /// A tool result holds its output twice (`content` and `details.aggregated`), so a
+    /// megabyte result takes half the time on two cores. The split is exact: the engine decides
+    /// what to redact from a string's path and from the `role` of the objects above it, and the
+    /// part walked on the second thread keeps both (`{"role": …, "<member>": …}`).
+    ///
+    /// # Errors
+    /// Fails when the second thread panicked (never silently: the message is then not redacted).
+    pub fn redact_findings_parallel(&self, value: &mut Value) -> Result<Vec<Finding>, String> {
+        let Value::Object(map) = value else {
+            return Ok(self.redact_findings(value));
+        };
+        let sizes: Vec<usize> = map.values().map(string_bytes).collect();
+        let total: usize = sizes.iter().sum();
+        let Some((big_i, &big)) = sizes.iter().enumerate().max_by_key(|(_, n)| **n) else {
+            return Ok(Vec::new());
+        };
+        if big < PARALLEL_MIN_BYTES || total - big < PARALLEL_MIN_BYTES {
+            return Ok(self.redact_findings(value));
+        }
+        let value_keys: Vec<String> = map.keys().cloned().collect();
+        let Some(key) = value_keys.get(big_i).cloned() else {
+            return Ok(self.redact_findings(value));
+        };
+        let mut part = serde_json::Map::new();
+        if key != "role"
+            && let Some(role) = map.get("role")
+        {
+            part.insert("role".into(), role.clone());
+        }
+        // Taking the member leaves `null` in its place (same position, nothing to redact).
+        part.insert(
+            key.clone(),
+            map.get_mut(&key).map(Value::take).unwrap_or_default(),
+        );
+        let mut part = Value::Object(part);
+        let (mut findings, theirs) = std::thread::scope(|s| {
+            let helper = s.spawn(|| self.redact_findings(&mut part));
+            let mine = self.redact_findings(value);
+            (mine, helper.join())
+        });
+        let theirs = theirs.map_err(|_| "the redaction engine failed".to_string())?;
+        if let (Value::Object(map), Value::Object(mut part)) = (value, part)
+            && let (Some(slot), Some(v)) = (map.get_mut(&key), part.remove(&key))
+        {
+            *slot = v;
+        }
+        // Only the member's own findings (the copied `role` is the main thread's), in document
+        // order: those of the members before it first.
+        let prefix = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+        let mine = |f: &Finding| {
+            f.pointer == prefix
+                || f.pointer
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        };
+        let before = findings
+            .iter()
+            .position(|f| top_member(&value_keys, &f.pointer) > Some(big_i))
+            .unwrap_or(findings.len());
+        findings.splice(before..before, theirs.into_iter().filter(mine));
+        Ok(findings)
     }
 
     /// Redacts one JSON value given as bytes (one line, no newline): `None` when it holds no
@@ -228,11 +323,7 @@ impl Engine {
         if findings.is_empty() {
             return Ok(None);
         }
-        let findings = findings
-            .into_iter()
-            .map(|f| json!({"rule": f.rule_id, "pointer": f.pointer, "fp": f.fingerprint}))
-            .collect();
-        Ok(Some((out, findings)))
+        Ok(Some((out, findings.iter().map(finding_json).collect())))
     }
 
     fn describe(&self) -> Value {
@@ -256,70 +347,303 @@ pub fn serve_lines(
 ) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(1 << 16);
     let mut payload = Vec::with_capacity(1 << 16);
+    let mut reply = Vec::with_capacity(1 << 16);
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&line);
-        if text.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let header: Option<Value> = serde_json::from_str(&text).ok();
-        // `{"op":"redact","raw":true}` is followed by the value on a line of its own: the
-        // engine's byte gate then runs on the raw JSON, and a clean value is never parsed.
-        let raw = header.as_ref().is_some_and(|h| {
-            h.get("op").and_then(Value::as_str) == Some("redact")
-                && h.get("raw") == Some(&Value::Bool(true))
-        });
-        if raw {
-            let id = header
-                .as_ref()
-                .and_then(|h| h.get("id"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            payload.clear();
-            if input.read_until(b'\n', &mut payload)? == 0 {
-                let reply =
-                    json!({"id": id, "ok": false, "error": "redact: the value line is missing"});
-                serde_json::to_writer(&mut output, &reply)?;
-                output.write_all(b"\n")?;
-                output.flush()?;
+        let header: Option<Value> = serde_json::from_slice(&line).ok();
+        let id = header
+            .as_ref()
+            .and_then(|h| h.get("id"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        reply.clear();
+        // A protocol-2 frame: the header says how many payload bytes follow.
+        if let Some(len) = header
+            .as_ref()
+            .and_then(|h| h.get("len"))
+            .and_then(Value::as_u64)
+        {
+            if len > MAX_PAYLOAD {
+                // Unread bytes would be taken for the next request: end the connection.
+                let e = format!("a payload of {len} bytes is over the {MAX_PAYLOAD}-byte limit");
+                write_error(&mut output, id, &e)?;
                 return Ok(());
             }
-            if payload.last() == Some(&b'\n') {
-                payload.pop();
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            // Grows once to the biggest request seen; no per-request zeroing.
+            if payload.len() < len {
+                payload.resize(len, 0);
             }
-            match engine.redact_raw(&payload) {
-                Ok(None) => {
-                    serde_json::to_writer(
-                        &mut output,
-                        &json!({"id": id, "ok": true, "changed": false}),
-                    )?;
-                }
-                Ok(Some((value, findings))) => {
-                    output.write_all(b"{\"id\":")?;
-                    serde_json::to_writer(&mut output, &id)?;
-                    output.write_all(b",\"ok\":true,\"changed\":true,\"findings\":")?;
-                    serde_json::to_writer(&mut output, &findings)?;
-                    output.write_all(b",\"value\":")?;
-                    output.write_all(&value)?;
-                    output.write_all(b"}")?;
-                }
-                Err(e) => {
-                    serde_json::to_writer(
-                        &mut output,
-                        &json!({"id": id, "ok": false, "error": format!("{e:#}")}),
-                    )?;
-                }
+            match input.read_exact(&mut payload[..len]) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            if let Some(h) = &header {
+                answer_framed(engine, h, &payload[..len], &mut reply);
+            }
+            if payload.len() > 1 << 26 {
+                payload = Vec::with_capacity(1 << 16);
             }
         } else {
-            let reply = answer(engine, header, &text, on_hello);
-            serde_json::to_writer(&mut output, &reply)?;
+            let raw = header.as_ref().is_some_and(|h| {
+                h.get("op").and_then(Value::as_str) == Some("redact")
+                    && h.get("raw") == Some(&Value::Bool(true))
+            });
+            if raw {
+                // Protocol 1: `{"op":"redact","raw":true}` is followed by the value on a line
+                // of its own.
+                payload.clear();
+                if input.read_until(b'\n', &mut payload)? == 0 {
+                    write_error(&mut output, id, "redact: the value line is missing")?;
+                    return Ok(());
+                }
+                if payload.last() == Some(&b'\n') {
+                    payload.pop();
+                }
+                answer_raw(engine, id, &payload, &mut reply);
+            } else {
+                let text = String::from_utf8_lossy(&line);
+                let rep = answer(engine, header, &text, on_hello);
+                serde_json::to_writer(&mut reply, &rep).map_err(std::io::Error::other)?;
+                reply.push(b'\n');
+            }
         }
-        output.write_all(b"\n")?;
+        output.write_all(&reply)?;
         output.flush()?;
     }
+}
+
+fn write_error(output: &mut impl Write, id: Value, error: &str) -> std::io::Result<()> {
+    serde_json::to_writer(
+        &mut *output,
+        &json!({"id": id, "ok": false, "error": error}),
+    )?;
+    output.write_all(b"\n")?;
+    output.flush()
+}
+
+fn push_json(out: &mut Vec<u8>, v: &Value) {
+    // Writing a Value to memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Protocol 1, `raw`: the whole message in, the whole redacted message out.
+fn answer_raw(engine: &Engine, id: Value, value: &[u8], out: &mut Vec<u8>) {
+    match engine.redact_raw(value) {
+        Ok(None) => push_json(out, &json!({"id": id, "ok": true, "changed": false})),
+        Ok(Some((value, findings))) => {
+            out.extend_from_slice(b"{\"id\":");
+            push_json(out, &id);
+            out.extend_from_slice(b",\"ok\":true,\"changed\":true,\"findings\":");
+            push_json(out, &Value::Array(findings));
+            out.extend_from_slice(b",\"value\":");
+            out.extend_from_slice(&value);
+            out.push(b'}');
+        }
+        Err(e) => push_json(
+            out,
+            &json!({"id": id, "ok": false, "error": format!("{e:#}")}),
+        ),
+    }
+    out.push(b'\n');
+}
+
+/// A framed request (protocol 2); writes the whole reply frame into `out`.
+fn answer_framed(engine: &Engine, header: &Value, payload: &[u8], out: &mut Vec<u8>) {
+    let id = header.get("id").cloned().unwrap_or(Value::Null);
+    let op = header.get("op").and_then(Value::as_str).unwrap_or("");
+    let result = match op {
+        "patch" => patch_request(engine, header, payload).map(|r| (id.clone(), r)),
+        other => Err(format!("unknown op {other:?} with a payload")),
+    };
+    match result {
+        Ok((id, None)) => push_json(out, &json!({"id": id, "ok": true, "changed": false})),
+        Ok((id, Some(p))) => {
+            let head = json!({
+                "id": id, "ok": true, "changed": true,
+                "findings": p.findings, "patch": p.entries, "len": p.bytes.len(),
+            });
+            push_json(out, &head);
+            out.push(b'\n');
+            out.extend_from_slice(&p.bytes);
+            return;
+        }
+        // Errors name positions and sizes only, never request text.
+        Err(e) => push_json(out, &json!({"id": id, "ok": false, "error": e})),
+    }
+    out.push(b'\n');
+}
+
+/// What a `patch` request changed: findings, `[pointer, byte length]` entries and the new texts.
+#[derive(Debug)]
+struct Patch {
+    findings: Vec<Value>,
+    entries: Vec<Value>,
+    bytes: Vec<u8>,
+}
+
+/// Rebuilds the message from its skeleton and strings, redacts it, and returns the patch.
+fn patch_request(engine: &Engine, header: &Value, payload: &[u8]) -> Result<Option<Patch>, String> {
+    let sk_len = header
+        .get("skeleton")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or("patch: the header has no skeleton length")?;
+    let lens = match header.get("strings") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|n| n.as_u64().and_then(|n| usize::try_from(n).ok()))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or("patch: a string length is not a number")?,
+        Some(_) => return Err("patch: strings is not a list of lengths".into()),
+    };
+    let total = lens
+        .iter()
+        .try_fold(sk_len, |a, &n| a.checked_add(n))
+        .ok_or("patch: the lengths overflow")?;
+    if total != payload.len() {
+        return Err(format!(
+            "patch: the lengths add up to {total} bytes, the payload has {}",
+            payload.len()
+        ));
+    }
+    let mut value: Value = serde_json::from_slice(&payload[..sk_len]).map_err(|e| {
+        format!(
+            "patch: the skeleton is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let mut strings = Vec::with_capacity(lens.len());
+    let mut at = sk_len;
+    for (i, n) in lens.iter().enumerate() {
+        let s = std::str::from_utf8(&payload[at..at + n])
+            .map_err(|e| format!("patch: string {i} is not UTF-8 (byte {})", e.valid_up_to()))?;
+        strings.push(Strings::new(s));
+        at += n;
+    }
+    if !strings.is_empty() {
+        let mut uses = vec![0usize; strings.len()];
+        count_refs(&value, &mut uses)?;
+        for (s, n) in strings.iter_mut().zip(uses) {
+            s.uses = n;
+        }
+        resolve_refs(&mut value, &mut strings);
+    }
+    let findings = engine.redact_findings_parallel(&mut value)?;
+    if findings.is_empty() {
+        return Ok(None);
+    }
+    let mut patch = Patch {
+        findings: Vec::with_capacity(findings.len()),
+        entries: Vec::new(),
+        bytes: Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    for f in findings {
+        if seen.insert(f.pointer.clone()) {
+            let Some(Value::String(s)) = value.pointer(&f.pointer) else {
+                return Err("patch: a finding does not point at a string".into());
+            };
+            patch.entries.push(json!([f.pointer, s.len()]));
+            patch.bytes.extend_from_slice(s.as_bytes());
+        }
+        patch.findings.push(finding_json(&f));
+    }
+    Ok(Some(patch))
+}
+
+/// The position among `keys` of the top-level member a JSON pointer starts with.
+fn top_member(keys: &[String], pointer: &str) -> Option<usize> {
+    let seg = pointer.strip_prefix('/')?.split('/').next()?;
+    let seg = seg.replace("~1", "/").replace("~0", "~");
+    keys.iter().position(|k| *k == seg)
+}
+
+/// Below this many bytes of strings on each side, a second thread costs more than it saves.
+const PARALLEL_MIN_BYTES: usize = 64 << 10;
+
+/// The bytes of all strings (and object keys) under `v`.
+fn string_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(string_bytes).sum(),
+        Value::Object(m) => m.iter().map(|(k, x)| k.len() + string_bytes(x)).sum(),
+        _ => 0,
+    }
+}
+
+/// A long string of a `patch` request and how many references to it are left.
+struct Strings {
+    text: String,
+    uses: usize,
+}
+
+impl Strings {
+    fn new(s: &str) -> Strings {
+        Strings {
+            text: s.to_owned(),
+            uses: 0,
+        }
+    }
+}
+
+/// The index of a skeleton string reference `{"$mv": i}`.
+fn ref_index(v: &Value) -> Option<u64> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(REF_KEY).and_then(Value::as_u64),
+        _ => None,
+    }
+}
+
+fn count_refs(v: &Value, uses: &mut [usize]) -> Result<(), String> {
+    if let Some(i) = ref_index(v) {
+        let n = usize::try_from(i)
+            .ok()
+            .and_then(|i| uses.get_mut(i))
+            .ok_or_else(|| format!("patch: reference {i} names no string"))?;
+        *n += 1;
+        return Ok(());
+    }
+    match v {
+        Value::Object(m) => m.values().try_for_each(|x| count_refs(x, uses)),
+        Value::Array(a) => a.iter().try_for_each(|x| count_refs(x, uses)),
+        _ => Ok(()),
+    }
+}
+
+/// Puts the strings in place of their references (moved at the last use, copied before).
+fn resolve_refs(v: &mut Value, strings: &mut [Strings]) {
+    if let Some(i) = ref_index(v) {
+        // count_refs checked every index.
+        if let Some(s) = usize::try_from(i).ok().and_then(|i| strings.get_mut(i)) {
+            s.uses -= 1;
+            let text = if s.uses == 0 {
+                std::mem::take(&mut s.text)
+            } else {
+                s.text.clone()
+            };
+            *v = Value::String(text);
+        }
+        return;
+    }
+    match v {
+        Value::Object(m) => m.values_mut().for_each(|x| resolve_refs(x, strings)),
+        Value::Array(a) => a.iter_mut().for_each(|x| resolve_refs(x, strings)),
+        _ => {}
+    }
+}
+
+fn finding_json(f: &Finding) -> Value {
+    json!({"rule": f.rule_id, "pointer": f.pointer, "fp": f.fingerprint})
 }
 
 fn answer(
@@ -350,11 +674,18 @@ fn answer(
             if let Some(client) = req.get("client") {
                 on_hello(client);
             }
+            // A client that names no protocol is a protocol-1 plugin.
+            let protocol = req
+                .get("protocol")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .clamp(1, PROTOCOL);
             let mut info = engine.describe();
             if let Value::Object(m) = &mut info {
                 m.insert("id".into(), id);
                 m.insert("ok".into(), true.into());
-                m.insert("protocol".into(), PROTOCOL.into());
+                m.insert("protocol".into(), protocol.into());
+                m.insert("protocols".into(), json!([1, PROTOCOL]));
                 m.insert("version".into(), env!("CARGO_PKG_VERSION").into());
                 m.insert("pid".into(), std::process::id().into());
             }
@@ -372,6 +703,7 @@ fn answer(
                 json!({"id": id, "ok": true, "changed": true, "value": value, "findings": findings})
             }
         }
+        "patch" => json!({"id": id, "ok": false, "error": "patch needs a payload (len)"}),
         other => json!({"id": id, "ok": false, "error": format!("unknown op {other:?}")}),
     }
 }

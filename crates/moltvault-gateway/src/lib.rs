@@ -20,6 +20,8 @@
 //!   paired devices…) with stable ids and all their locations; values are
 //!   [`secrecy::SecretString`] and never appear in `Debug` output or errors.
 //! - **Config** ([`config`]): JSON5 read with `$include` resolution and atomic edits.
+//! - **Relocation** ([`relocate`]): takes imported credentials out of `.env` files and auth
+//!   profiles (sibling `keyRef`/`tokenRef` SecretRefs), atomically.
 //! - **SQLite store** ([`sqlite`]): OpenClaw ≥ 2026.8 transcripts in `openclaw-agent.sqlite`,
 //!   read as JSON entries and redacted in one transaction together with their derived copies.
 //! - **Running check** ([`Gateway::is_running`]): a documented best-effort heuristic.
@@ -52,10 +54,12 @@
 //! # }
 //! ```
 
+pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod discover;
 mod error;
+pub mod relocate;
 pub mod running;
 pub mod secrets;
 pub mod sessions;

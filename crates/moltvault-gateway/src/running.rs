@@ -4,8 +4,12 @@
 //! 1. **Processes**: a process other than this one whose command line names
 //!    `openclaw`/`clawdbot`/`moltbot` together with `gateway` (argv `… openclaw … gateway`, or
 //!    a process title such as `openclaw-gateway`). When that process's environment is readable
-//!    and sets `OPENCLAW_STATE_DIR`/`CLAWDBOT_STATE_DIR`/`MOLTBOT_STATE_DIR` to a different
-//!    directory, it belongs to another gateway and is ignored.
+//!    and proves it serves another directory, it belongs to another gateway (another user's,
+//!    or another `HOME`'s on the same host) and is ignored: either
+//!    `OPENCLAW_STATE_DIR`/`CLAWDBOT_STATE_DIR`/`MOLTBOT_STATE_DIR` names a different directory,
+//!    or none is set and none of the default dirs under its `OPENCLAW_HOME` (else `HOME`) —
+//!    `.openclaw`, `.openclaw-<OPENCLAW_PROFILE>`, `.clawdbot`, `.moltbot`, `.moldbot` — is
+//!    this one. An unreadable environment counts as this gateway's.
 //! 2. **Session write locks**: a `<transcript>.jsonl.lock` whose pid is alive.
 //! 3. **Held file locks** (from `/proc/locks`, matched by device and inode): on the agent databases' and
 //!    `state/openclaw.sqlite`'s `-shm` files (every open SQLite connection in WAL mode holds a
@@ -148,24 +152,10 @@ fn gateway_processes(state_dir: &Path) -> Vec<(u32, String)> {
         if !(named && gateway) {
             continue;
         }
-        if let Ok(env) = fs::read(e.path().join("environ")) {
-            let other = env.split(|b| *b == 0).any(|kv| {
-                let kv = String::from_utf8_lossy(kv);
-                [
-                    "OPENCLAW_STATE_DIR=",
-                    "CLAWDBOT_STATE_DIR=",
-                    "MOLTBOT_STATE_DIR=",
-                ]
-                .iter()
-                .any(|k| {
-                    kv.strip_prefix(k).is_some_and(|v| {
-                        fs::canonicalize(v).map(|c| c != state_dir).unwrap_or(true)
-                    })
-                })
-            });
-            if other {
-                continue;
-            }
+        if let Ok(env) = fs::read(e.path().join("environ"))
+            && serves_another_dir(&env, state_dir)
+        {
+            continue;
         }
         // Only the program name: other arguments can carry tokens (`--token …`).
         let prog = args
@@ -175,4 +165,88 @@ fn gateway_processes(state_dir: &Path) -> Vec<(u32, String)> {
         out.push((pid, prog));
     }
     out
+}
+
+/// The variables that name a gateway's state dir outright.
+const STATE_DIR_VARS: [&str; 3] = [
+    "OPENCLAW_STATE_DIR=",
+    "CLAWDBOT_STATE_DIR=",
+    "MOLTBOT_STATE_DIR=",
+];
+
+/// Whether a gateway process whose environment (`/proc/<pid>/environ`, NUL-separated) is `env`
+/// provably serves a directory other than `ours` (see the module docs).
+fn serves_another_dir(env: &[u8], ours: &Path) -> bool {
+    let same = |p: &Path| {
+        let canon = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        canon(p) == canon(ours)
+    };
+    let (mut named, mut home, mut oc_home, mut profile) = (Vec::new(), None, None, None);
+    for kv in env.split(|b| *b == 0) {
+        let kv = String::from_utf8_lossy(kv);
+        if let Some(v) = STATE_DIR_VARS.iter().find_map(|k| kv.strip_prefix(k)) {
+            named.push(PathBuf::from(v));
+        } else if let Some(v) = kv.strip_prefix("OPENCLAW_HOME=") {
+            oc_home = Some(PathBuf::from(v));
+        } else if let Some(v) = kv.strip_prefix("HOME=") {
+            home = Some(PathBuf::from(v));
+        } else if let Some(v) = kv.strip_prefix("OPENCLAW_PROFILE=") {
+            profile = Some(v.to_string());
+        }
+    }
+    if !named.is_empty() {
+        return named.iter().any(|p| !same(p));
+    }
+    let Some(base) = oc_home.or(home).filter(|b| b.is_absolute()) else {
+        return false;
+    };
+    let mut defaults = vec![
+        ".openclaw".to_string(),
+        ".clawdbot".into(),
+        ".moltbot".into(),
+        ".moldbot".into(),
+    ];
+    if let Some(p) = profile.filter(|p| !p.is_empty() && !p.contains('/')) {
+        defaults.push(format!(".openclaw-{p}"));
+    }
+    !defaults.iter().any(|d| same(&base.join(d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[&str]) -> Vec<u8> {
+        vars.join("\0").into_bytes()
+    }
+
+    #[test]
+    fn a_process_serving_another_dir_is_told_apart_from_ours() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().join("home");
+        let other = t.path().join("other");
+        let ours = home.join(".openclaw");
+        fs::create_dir_all(&ours).unwrap();
+        fs::create_dir_all(other.join(".openclaw")).unwrap();
+        let h = |p: &Path| format!("HOME={}", p.display());
+        let sd = |p: &Path| format!("OPENCLAW_STATE_DIR={}", p.display());
+        // Default dir under its HOME: ours, or not.
+        assert!(!serves_another_dir(&env(&[&h(&home)]), &ours));
+        assert!(serves_another_dir(&env(&[&h(&other)]), &ours));
+        // An explicit state dir decides, whatever HOME says.
+        assert!(!serves_another_dir(&env(&[&h(&other), &sd(&ours)]), &ours));
+        assert!(serves_another_dir(&env(&[&h(&home), &sd(&other)]), &ours));
+        // OPENCLAW_HOME replaces HOME; a profile adds `.openclaw-<name>`.
+        let oh = format!("OPENCLAW_HOME={}", home.display());
+        assert!(!serves_another_dir(&env(&[&h(&other), &oh]), &ours));
+        let prof = home.join(".openclaw-work");
+        fs::create_dir_all(&prof).unwrap();
+        assert!(!serves_another_dir(
+            &env(&[&h(&home), "OPENCLAW_PROFILE=work"]),
+            &prof
+        ));
+        // Nothing to go on: counts as ours.
+        assert!(!serves_another_dir(&env(&[]), &ours));
+        assert!(!serves_another_dir(&env(&["HOME=relative"]), &ours));
+    }
 }

@@ -138,6 +138,9 @@ struct Inventory {
     items: Vec<ConfiguredSecret>,
     /// The home directory, for `~/` in `tokenFile` paths.
     home: PathBuf,
+    /// Auth profile ids (`auth.profiles` keys and every store's profiles): 2026.9 writes a
+    /// profile id as `models.providers.<id>.apiKey` to bind the provider to that profile.
+    profile_ids: std::collections::BTreeSet<String>,
 }
 
 enum Found {
@@ -491,12 +494,61 @@ fn read_json(path: &Path) -> Result<Option<Value>> {
     }
 }
 
+/// The global database, relative to the state dir (2026.6.1 and later).
+pub const GLOBAL_DB: &str = "state/openclaw.sqlite";
+/// The table of the global database holding the shared auth-profile store (2026.9).
+pub const SHARED_AUTH_TABLE: &str = "config_machine_state";
+/// The `state_key` of the shared auth-profile store's row.
+pub const SHARED_AUTH_KEY: &str = "authProfiles.store";
+
+/// Reads the shared auth-profile store document of 2026.9 gateways: the `value_json` of the
+/// `config_machine_state` row `authProfiles.store` in `state/openclaw.sqlite` (observed live on
+/// 2026.9.6 after `openclaw models auth paste-api-key`). `None` when the table or row is absent.
+fn shared_auth_profile_store(db: &Path) -> Result<Option<Value>> {
+    use rusqlite::OptionalExtension;
+    let op = "reading the shared auth-profile store";
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::sqlite(db, op, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| Error::sqlite(db, op, e))?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [SHARED_AUTH_TABLE],
+            |r| r.get(0),
+        )
+        .map_err(|e| Error::sqlite(db, op, e))?;
+    if !has_table {
+        return Ok(None);
+    }
+    let json: Option<String> = conn
+        .query_row(
+            "SELECT value_json FROM config_machine_state WHERE state_key = ?1",
+            [SHARED_AUTH_KEY],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| Error::sqlite(db, op, e))?;
+    json.map(|j| {
+        serde_json::from_str(&j).map_err(|_| Error::BadRow {
+            path: db.to_path_buf(),
+            table: SHARED_AUTH_TABLE,
+            what: format!("value_json of row `{SHARED_AUTH_KEY}`"),
+        })
+    })
+    .transpose()
+}
+
 /// Records the credentials of an auth-profile store document (`{version, profiles:{…}}`).
 fn record_auth_store(inv: &mut Inventory, doc: &Value, loc: &dyn Fn(String) -> Location) {
     let Some(profiles) = doc.get("profiles").and_then(Value::as_object) else {
         return;
     };
     for (name, p) in profiles {
+        inv.profile_ids.insert(name.clone());
         let provider = p
             .get("provider")
             .and_then(Value::as_str)
@@ -676,6 +728,9 @@ impl Gateway {
         };
         if let Some(cfg_path) = &self.config_path {
             let cfg = Config::load(cfg_path)?;
+            if let Some(profiles) = cfg.get("auth.profiles").and_then(Value::as_object) {
+                inv.profile_ids.extend(profiles.keys().cloned());
+            }
             for src in &cfg.sources {
                 let mut path = src.mount.clone();
                 walk_config(&mut inv, &src.value, &mut path, &src.path, "", true);
@@ -727,6 +782,18 @@ impl Gateway {
                 }
             }
         }
+        // 2026.9: the shared auth-profile store is a row of the global database.
+        let global = self.state_dir.join(GLOBAL_DB);
+        if global.is_file()
+            && let Some(doc) = shared_auth_profile_store(&global)?
+        {
+            record_auth_store(&mut inv, &doc, &|pointer| Location::Sqlite {
+                file: global.clone(),
+                table: SHARED_AUTH_TABLE.to_owned(),
+                row_key: SHARED_AUTH_KEY.to_owned(),
+                pointer,
+            });
+        }
         for (rel, prefix, kind) in [
             ("devices/paired.json", "device", SecretKind::DeviceToken),
             ("devices/pending.json", "device", SecretKind::DeviceToken),
@@ -749,6 +816,16 @@ impl Gateway {
                 record_generic(&mut inv, &doc, &p, "", "identity", &kind);
             }
         }
+        // A provider `apiKey` naming an auth profile is a binding, not a key (2026.9
+        // `models auth paste-api-key` writes `apiKey: "<provider>:manual"`).
+        let ids = std::mem::take(&mut inv.profile_ids);
+        inv.items.retain(|s| {
+            !(matches!(s.kind, SecretKind::ProviderKey { .. })
+                && s.id.ends_with(".apiKey")
+                && s.value
+                    .as_ref()
+                    .is_some_and(|v| ids.contains(v.expose_secret())))
+        });
         Ok(inv.items)
     }
 

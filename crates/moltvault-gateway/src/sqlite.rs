@@ -488,6 +488,222 @@ impl AgentDb {
     }
 }
 
+/// What a text-bearing column of the agent database holds, for reports that group by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ColumnRole {
+    /// `transcript_events`: the transcript entries themselves.
+    Transcript,
+    /// `trajectory_runtime_events`: the flight recorder (tool args and results, model output).
+    Trajectory,
+    /// Every other copy: full-text index, memory chunks, archives, queued and outgoing text.
+    Derived,
+}
+
+/// How the values of a [`TextColumn`] are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    /// A JSON document per row (TEXT).
+    Json,
+    /// Plain text per row (TEXT).
+    Text,
+    /// `transcript_events`: `event_json` TEXT, or a zstd frame in `event_zstd`.
+    Event,
+    /// A JSONL archive per row (`archive_blob`, identity or zstd).
+    Archive,
+}
+
+/// A text-bearing column that [`AgentDb::redact`] rewrites and [`AgentDb::for_each_text`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextColumn {
+    /// The table.
+    pub table: &'static str,
+    /// The column.
+    pub column: &'static str,
+    /// How its values are stored.
+    pub encoding: TextEncoding,
+    /// What it holds.
+    pub role: ColumnRole,
+}
+
+impl TextColumn {
+    /// `table.column`.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.table, self.column)
+    }
+}
+
+/// One value read by [`AgentDb::for_each_text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextValue<'a> {
+    /// One JSON document (a transcript event, a trajectory event…), on one line.
+    Json(&'a str),
+    /// Plain text (may span lines).
+    Text(&'a str),
+    /// A JSONL archive (several lines).
+    Jsonl(&'a str),
+}
+
+impl AgentDb {
+    /// Every text-bearing column present in this database, transcript events first.
+    pub fn text_columns(&self) -> Vec<TextColumn> {
+        let mut out = Vec::new();
+        if self.has_table("transcript_events") {
+            out.push(TextColumn {
+                table: "transcript_events",
+                column: "event_json",
+                encoding: TextEncoding::Event,
+                role: ColumnRole::Transcript,
+            });
+        }
+        for (table, column, kind) in TEXT_COLUMNS {
+            if self.has_table(table) {
+                out.push(TextColumn {
+                    table,
+                    column,
+                    encoding: match kind {
+                        Col::Json => TextEncoding::Json,
+                        Col::Text => TextEncoding::Text,
+                    },
+                    role: if *table == "trajectory_runtime_events" {
+                        ColumnRole::Trajectory
+                    } else {
+                        ColumnRole::Derived
+                    },
+                });
+            }
+        }
+        for table in [
+            "session_transcript_archives",
+            "session_transcript_cold_archives",
+        ] {
+            if self.has_table(table) {
+                out.push(TextColumn {
+                    table,
+                    column: "archive_blob",
+                    encoding: TextEncoding::Archive,
+                    role: ColumnRole::Derived,
+                });
+            }
+        }
+        out
+    }
+
+    /// The smallest and largest rowid of a table (`None` when it is empty), so a reader can
+    /// split a large table into ranges read in parallel.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on query failure.
+    pub fn rowid_bounds(&self, table: &str) -> Result<Option<(i64, i64)>> {
+        let sql = format!("SELECT min(rowid), max(rowid) FROM \"{table}\"");
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err(&self.path, "reading rowid bounds"))?;
+        Ok(lo.zip(hi))
+    }
+
+    /// Calls `f` with every value of `col` whose rowid lies in `rows`, decoding zstd events and
+    /// archives; returns the bytes passed to `f`. Values that are NULL or not text are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on query failure, [`Error::BadRow`] for a row that does not decode,
+    /// and what `f` returns.
+    pub fn for_each_text(
+        &self,
+        col: &TextColumn,
+        rows: std::ops::RangeInclusive<i64>,
+        mut f: impl FnMut(TextValue<'_>) -> Result<()>,
+    ) -> Result<u64> {
+        let op = "reading text columns";
+        let (lo, hi) = (*rows.start(), *rows.end());
+        let mut bytes = 0u64;
+        match col.encoding {
+            TextEncoding::Event => {
+                let mut st = self
+                    .conn
+                    .prepare(
+                        "SELECT session_id, seq, event_json, event_zstd, event_utf8_bytes \
+                         FROM transcript_events WHERE rowid BETWEEN ?1 AND ?2",
+                    )
+                    .map_err(sql_err(&self.path, op))?;
+                let mut q = st.query([lo, hi]).map_err(sql_err(&self.path, op))?;
+                while let Some(r) = q.next().map_err(sql_err(&self.path, op))? {
+                    // Plain rows are borrowed straight from SQLite: no copy, no parse.
+                    if let Ok(rusqlite::types::ValueRef::Text(t)) = r.get_ref(2) {
+                        let Ok(text) = std::str::from_utf8(t) else {
+                            continue;
+                        };
+                        bytes += text.len() as u64;
+                        f(TextValue::Json(text))?;
+                        continue;
+                    }
+                    let sid: String = r.get(0).map_err(sql_err(&self.path, op))?;
+                    let seq: i64 = r.get(1).map_err(sql_err(&self.path, op))?;
+                    let zst: Option<Vec<u8>> = r.get(3).map_err(sql_err(&self.path, op))?;
+                    let len: Option<i64> = r.get(4).map_err(sql_err(&self.path, op))?;
+                    let text = decode_event(&self.path, &sid, seq, None, zst, len)?;
+                    bytes += text.len() as u64;
+                    f(TextValue::Json(&text))?;
+                }
+            }
+            TextEncoding::Json | TextEncoding::Text => {
+                let sql = format!(
+                    "SELECT \"{}\" FROM \"{}\" WHERE rowid BETWEEN ?1 AND ?2",
+                    col.column, col.table
+                );
+                let mut st = self.conn.prepare(&sql).map_err(sql_err(&self.path, op))?;
+                let mut q = st.query([lo, hi]).map_err(sql_err(&self.path, op))?;
+                while let Some(r) = q.next().map_err(sql_err(&self.path, op))? {
+                    let Ok(rusqlite::types::ValueRef::Text(t)) = r.get_ref(0) else {
+                        continue;
+                    };
+                    let Ok(text) = std::str::from_utf8(t) else {
+                        continue;
+                    };
+                    bytes += text.len() as u64;
+                    // A JSON column whose value spans lines is not one JSONL record.
+                    if col.encoding == TextEncoding::Json && !text.contains('\n') {
+                        f(TextValue::Json(text))?;
+                    } else {
+                        f(TextValue::Text(text))?;
+                    }
+                }
+            }
+            TextEncoding::Archive => {
+                let cold = col.table == "session_transcript_cold_archives";
+                let sql = if cold {
+                    "SELECT rowid, 'zstd', archive_blob FROM session_transcript_cold_archives \
+                     WHERE archive_blob IS NOT NULL AND rowid BETWEEN ?1 AND ?2"
+                } else {
+                    "SELECT rowid, encoding, archive_blob FROM session_transcript_archives \
+                     WHERE rowid BETWEEN ?1 AND ?2"
+                };
+                let mut st = self.conn.prepare(sql).map_err(sql_err(&self.path, op))?;
+                let mut q = st.query([lo, hi]).map_err(sql_err(&self.path, op))?;
+                while let Some(r) = q.next().map_err(sql_err(&self.path, op))? {
+                    let rowid: i64 = r.get(0).map_err(sql_err(&self.path, op))?;
+                    let enc: String = r.get(1).map_err(sql_err(&self.path, op))?;
+                    let blob: Vec<u8> = r.get(2).map_err(sql_err(&self.path, op))?;
+                    let bad = || Error::BadRow {
+                        path: self.path.clone(),
+                        table: col.table,
+                        what: format!("archive_blob of row {rowid}"),
+                    };
+                    let raw = if enc == "zstd" {
+                        zstd::stream::decode_all(&blob[..]).map_err(|_| bad())?
+                    } else {
+                        blob
+                    };
+                    let text = String::from_utf8(raw).map_err(|_| bad())?;
+                    bytes += text.len() as u64;
+                    f(TextValue::Jsonl(&text))?;
+                }
+            }
+        }
+        Ok(bytes)
+    }
+}
+
 fn bad_event(path: &Path, sid: &str, seq: i64) -> Error {
     Error::BadRow {
         path: path.to_path_buf(),

@@ -167,11 +167,55 @@ impl AtomicFile {
         &self.dest
     }
 
+    /// Opens the temp file again for reading (positioned reads of what was written so far,
+    /// e.g. to verify it while it is being written), checking it is still the same inode.
+    ///
+    /// # Errors
+    /// Fails if the temp file cannot be opened or was replaced.
+    pub fn reopen_read(&self) -> Result<File, FsError> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&self.tmp)
+            .map_err(|e| FsError::io("open", &self.tmp, e))?;
+        let a = f
+            .metadata()
+            .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
+        let b = self
+            .as_file()
+            .metadata()
+            .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return Err(FsError::io(
+                "open",
+                &self.tmp,
+                io::Error::other("the temp file was replaced"),
+            ));
+        }
+        Ok(f)
+    }
+
     /// Flushes, fsyncs, renames over the destination and fsyncs the directory.
     ///
     /// # Errors
     /// Fails if any step fails; the destination is then unchanged and the temp file removed.
-    pub fn commit(mut self) -> Result<(), FsError> {
+    pub fn commit(self) -> Result<(), FsError> {
+        self.commit_inner(true)
+    }
+
+    /// Like [`AtomicFile::commit`] but leaves the directory fsync to the caller, who batches
+    /// several commits and then calls [`sync_dir`] once: the file's content is durable when
+    /// this returns, its name only after that `sync_dir`. Until then a crash may lose the new
+    /// name (never expose a partial file), so nothing may depend on it — e.g. removing the
+    /// only other copy of the data — before the caller's `sync_dir` succeeds.
+    ///
+    /// # Errors
+    /// As [`AtomicFile::commit`].
+    pub fn commit_without_dir_sync(self) -> Result<(), FsError> {
+        self.commit_inner(false)
+    }
+
+    fn commit_inner(mut self, dir_sync: bool) -> Result<(), FsError> {
         let file = self.file.take().expect("file present until commit");
         let result = (|| {
             if self.opts.keep_owner
@@ -208,7 +252,11 @@ impl AtomicFile {
                 fs::rename(&self.tmp, &self.dest)
                     .map_err(|e| FsError::io("rename", &self.dest, e))?;
             }
-            sync_dir(parent_dir(&self.dest))
+            if dir_sync {
+                sync_dir(parent_dir(&self.dest))
+            } else {
+                Ok(())
+            }
         })();
         if result.is_err() {
             let _ = fs::remove_file(&self.tmp);

@@ -1,11 +1,26 @@
 //! Streaming age encryption to the vault recipient and decryption with the vault identity,
 //! plus sealing and unsealing files in place (`<name>` ⇄ `<name>.age`).
 //!
-//! Sealing needs no secret: the file is encrypted to the vault recipient **and** to a fresh
-//! ephemeral recipient whose identity lives only in memory for the duration of the call, and
-//! the sealed copy is decrypt-verified with that ephemeral identity (SHA-256 of the plaintext)
-//! before the plaintext is removed. The ephemeral identity is dropped (zeroized) afterwards,
-//! so only the vault identity can open the file later.
+//! Sealing needs no secret: the file is encrypted to the vault recipient only, and the seal
+//! keeps a copy of the file's random file key (in memory, for the duration of the call) with
+//! which it decrypt-verifies the sealed copy — header MAC and every chunk — before the
+//! plaintext is removed. The copy is zeroized afterwards, so only the vault identity can open
+//! the file later. (Up to 0.1, seal added a second stanza for a throwaway recipient instead;
+//! such files open the same way.)
+//!
+//! Verification is pipelined: while one thread encrypts the plaintext into the temp file, a
+//! second thread reads that temp file back (positioned reads, just behind what the writer has
+//! handed to the kernel), decrypts and authenticates it chunk by chunk, and compares every byte
+//! with the plaintext file read at the same offset. On two cores the wall time is close to one
+//! encryption pass. The plaintext is removed only when all of this holds:
+//!
+//! 1. the whole ciphertext decrypted and authenticated (final chunk included) and equals the
+//!    plaintext byte for byte, with the same length;
+//! 2. the plaintext did not change while it was sealed (same size and mtime afterwards);
+//! 3. the sealed file was fsynced, linked under its final name, and its directory fsynced.
+//!
+//! If either side fails, the other stops at its next chunk, the temp file is removed and the
+//! plaintext stays as it was.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -200,20 +215,211 @@ pub struct Sealed {
     pub bytes: u64,
 }
 
-/// Seals `plain` into `<plain>.age` next to it: temp file, fsync, rename, decrypt-verify,
-/// then the plaintext is removed durably. The sealed file is 0600 and records the plaintext's
-/// permission bits in the [`MODE_XATTR`] extended attribute, so [`unseal_file`] can restore them.
+/// Seals `plain` into `<plain>.age` next to it, then removes the plaintext durably.
+///
+/// The ciphertext goes to a temp file while a second thread decrypts it back from that file,
+/// right behind the writer, and compares the result with the plaintext on disk (see
+/// [the module docs](self)). Only when the whole file verified is it fsynced, linked into
+/// place, the directory fsynced, and the plaintext removed. The sealed file is 0600 and
+/// records the plaintext's permission bits in the [`MODE_XATTR`] extended attribute, so
+/// [`unseal_file`] can restore them. [`seal_files`] seals many files with fewer fsyncs.
 ///
 /// # Errors
 /// Refuses symlinks and non-regular files, files with a held `.lock`, files written within
-/// `opts.min_idle`, and plaintext that already has a sealed copy ([`Error::Conflict`]). Any
-/// I/O failure (a full disk included) leaves the plaintext untouched and no sealed file.
+/// `opts.min_idle` or while being sealed, and plaintext that already has a sealed copy
+/// ([`Error::Conflict`]). A verification failure ([`Error::Decrypt`],
+/// [`Error::VerifyMismatch`]) or any I/O failure (a full disk included) leaves the plaintext
+/// untouched and no sealed file.
 pub fn seal_file(
     plain: &Path,
     recipient: &age::x25519::Recipient,
     opts: &SealOptions,
 ) -> Result<Sealed> {
-    let mut file = open_regular(plain)?;
+    let staged = stage(plain, recipient, opts)?;
+    let dir = dir_of(&staged.sealed);
+    if let Err(e) = fsio::sync_dir(dir) {
+        staged.roll_back();
+        return Err(e.into());
+    }
+    staged.remove_plain(opts.sync_removal)
+}
+
+/// Seals every file of `plains` like [`seal_file`], on `workers` threads, batching the
+/// directory fsyncs: per directory and batch, every sealed copy is written, verified, fsynced
+/// and linked; then the directory is fsynced once; only then are the plaintexts removed, and
+/// the directory fsynced once more (when `opts.sync_removal`).
+///
+/// `on_done` receives each file's index in `plains` and its result, once per file, from the
+/// calling thread, as batches complete.
+///
+/// Ordering argument: a plaintext is unlinked only after its sealed copy's content (fsync of
+/// the file) and name (fsync of the directory holding both) are durable, exactly as with
+/// [`seal_file`]; a crash before that leaves the plaintext, possibly beside a complete sealed
+/// copy (which `unseal` resolves), never a partial file under a final name.
+pub fn seal_files(
+    plains: &[PathBuf],
+    recipient: &age::x25519::Recipient,
+    opts: &SealOptions,
+    workers: usize,
+    on_done: &mut dyn FnMut(usize, Result<Sealed>),
+) {
+    /// Files staged before their directory is fsynced and their plaintexts removed: bounds
+    /// how much is redone after a crash and how late progress is reported.
+    const BATCH: usize = 256;
+    let mut by_dir: std::collections::BTreeMap<&Path, Vec<usize>> = Default::default();
+    for (i, p) in plains.iter().enumerate() {
+        by_dir.entry(dir_of(p)).or_default().push(i);
+    }
+    let workers = workers.max(1);
+    for (dir, idx) in by_dir {
+        for batch in idx.chunks(BATCH) {
+            let staged = stage_parallel(plains, batch, recipient, opts, workers);
+            let dir_ok = if staged.iter().any(|(_, r)| r.is_ok()) {
+                fsio::sync_dir(dir)
+            } else {
+                Ok(())
+            };
+            let mut removed_any = false;
+            for (i, r) in staged {
+                let r = match (r, &dir_ok) {
+                    (Ok(s), Ok(())) => {
+                        let r = s.remove_plain(false);
+                        removed_any |= r.is_ok();
+                        r
+                    }
+                    (Ok(s), Err(e)) => {
+                        s.roll_back();
+                        Err(Error::Fs(fsio::FsError::io(
+                            "fsync directory",
+                            dir,
+                            io::Error::new(io_kind(e), e.to_string()),
+                        )))
+                    }
+                    (Err(e), _) => Err(e),
+                };
+                on_done(i, r);
+            }
+            if removed_any && opts.sync_removal {
+                // The removals are not needed for safety (the sealed copies are durable); a
+                // failure here only means a crash could bring identical plaintexts back.
+                let _ = fsio::sync_dir(dir);
+            }
+        }
+    }
+}
+
+fn io_kind(e: &fsio::FsError) -> io::ErrorKind {
+    match e {
+        fsio::FsError::Io { source, .. } => source.kind(),
+        _ => io::ErrorKind::Other,
+    }
+}
+
+/// Stages the files `batch` (indexes into `plains`) on up to `workers` threads.
+fn stage_parallel(
+    plains: &[PathBuf],
+    batch: &[usize],
+    recipient: &age::x25519::Recipient,
+    opts: &SealOptions,
+    workers: usize,
+) -> Vec<(usize, Result<Staged>)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = batch.get(k) else { break };
+            out.push((i, stage(&plains[i], recipient, opts)));
+        }
+        out
+    };
+    let mut all = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..workers.min(batch.len()))
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+            .collect();
+        let mut all = work();
+        for h in handles {
+            match h.join() {
+                Ok(v) => all.extend(v),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        all
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all
+}
+
+/// A sealed copy that is verified, fsynced and linked under its final name, whose directory
+/// entry is not yet known durable; the plaintext is still in place.
+struct Staged {
+    plain: PathBuf,
+    sealed: PathBuf,
+    bytes: u64,
+}
+
+impl Staged {
+    /// Removes the plaintext; call only once the directory fsync after staging succeeded.
+    fn remove_plain(self, durably: bool) -> Result<Sealed> {
+        if durably {
+            fsio::remove_durably(&self.plain)?;
+        } else {
+            fs::remove_file(&self.plain)
+                .map_err(|e| fsio::FsError::io("remove", &self.plain, e))?;
+        }
+        Ok(Sealed {
+            plain: self.plain,
+            sealed: self.sealed,
+            bytes: self.bytes,
+        })
+    }
+
+    /// Removes the sealed copy again (the plaintext stays the only copy).
+    fn roll_back(self) {
+        let _ = fsio::remove_durably(&self.sealed);
+    }
+}
+
+/// The directory holding `p` (`.` for a bare file name).
+fn dir_of(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Plaintexts at least this large are verified on a second thread while they are encrypted;
+/// smaller ones are verified after writing, on the same thread (a thread costs more than
+/// decrypting a few chunks).
+const PIPELINE_MIN: u64 = 256 * 1024;
+
+/// Writes, verifies, fsyncs and links the sealed copy of `plain` (everything but the directory
+/// fsync and the removal of the plaintext).
+fn stage(plain: &Path, recipient: &age::x25519::Recipient, opts: &SealOptions) -> Result<Staged> {
+    stage_with(plain, recipient, opts, None)
+}
+
+/// A fault injected into the ciphertext stream by tests (it never happens otherwise).
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Flip a bit of the ciphertext byte at this offset as it goes to disk.
+    Flip(u64),
+    /// Fail the write that reaches this offset (a full disk).
+    FailWrite(u64),
+}
+
+/// [`stage`] with an optional injected fault.
+fn stage_with(
+    plain: &Path,
+    recipient: &age::x25519::Recipient,
+    opts: &SealOptions,
+    fault: Option<Fault>,
+) -> Result<Staged> {
+    // One descriptor serves the writer (sequential reads) and the verifier (positioned reads),
+    // so both see the same file even if the path is replaced meanwhile.
+    let file = open_regular(plain)?;
     let meta = file.metadata().map_err(|e| io_err("inspect", plain, e))?;
     if opts.respect_lock {
         check_lock(plain)?;
@@ -235,28 +441,94 @@ pub fn seal_file(
         });
     }
     let mode = meta.mode() & 0o777;
-    let ephemeral = age::x25519::Identity::generate();
-    let eph_rcpt = ephemeral.to_public();
+    let len = meta.len();
+    // The file key, kept (in memory only, zeroized on drop) so we can decrypt what we wrote
+    // without the vault's secret.
+    let file_key = std::sync::OnceLock::new();
+    let capture = KeepFileKey {
+        inner: recipient,
+        key: &file_key,
+    };
     let mut out = AtomicFile::create(&dest, WriteOptions::secret_new())?;
-    let mut hasher = Sha256::new();
-    let bytes = {
-        let mut w =
-            encrypt_to_many(&mut out, &[recipient, &eph_rcpt]).map_err(|e| Error::Encrypt {
-                path: dest.clone(),
-                source: e,
-            })?;
-        let n =
-            copy_sized(&mut file, &mut w, Some(&mut hasher), meta.len() as usize).map_err(|e| {
-                match e {
-                    CopyError::Read(e) => io_err("read", plain, e),
-                    CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &dest, e)),
+    let ct = out.reopen_read()?;
+    let handoff = Handoff::default();
+    let write = |out: &mut AtomicFile| -> Result<u64> {
+        let r = (|| {
+            let mut sink = Published {
+                inner: out,
+                handoff: &handoff,
+                written: 0,
+                fault,
+            };
+            let mut w = encrypt_to_many(&mut sink, &[&capture]).map_err(|e| {
+                Error::Encrypt {
+                    path: dest.clone(),
+                    source: e,
                 }
             })?;
-        w.finish()
-            .map_err(|e| Error::Fs(fsio::FsError::io("write", &dest, e)))?;
-        n
+            let n = copy_sized(&mut &file, &mut w, None, len as usize).map_err(|e| match e {
+                CopyError::Read(e) => io_err("read", plain, e),
+                CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &dest, e)),
+            })?;
+            w.finish()
+                .map_err(|e| Error::Fs(fsio::FsError::io("write", &dest, e)))?;
+            Ok(n)
+        })();
+        match &r {
+            Ok(_) => handoff.end(),
+            Err(_) => handoff.fail(Side::Writer),
+        }
+        r
     };
-    let want = hasher.finalize();
+    let verify = || -> Result<u64> {
+        let follow = Follow {
+            file: &ct,
+            pos: 0,
+            handoff: &handoff,
+        };
+        let r = verify_against(follow, &file, &KnownFileKey(&file_key), &dest, len);
+        if r.is_err() {
+            handoff.fail(Side::Verifier);
+        }
+        r
+    };
+    let (written, verified) = if len >= PIPELINE_MIN {
+        std::thread::scope(|s| {
+            let v = std::thread::Builder::new().spawn_scoped(s, verify);
+            let w = write(&mut out);
+            let v = match v {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                // No thread to spare: verify what was written, behind the writer.
+                Err(_) => verify(),
+            };
+            (w, v)
+        })
+    } else {
+        let w = write(&mut out);
+        let v = if w.is_ok() {
+            verify()
+        } else {
+            Err(Error::VerifyMismatch { path: dest.clone() })
+        };
+        (w, v)
+    };
+    drop(file_key);
+    let bytes = match (written, verified) {
+        (Ok(n), Ok(m)) if n == m => n,
+        (Ok(_), Ok(_)) => return Err(Error::VerifyMismatch { path: dest }),
+        // A writer stopped by the verifier reports the verifier's finding.
+        (Err(_), Err(v)) if handoff.failed_first(Side::Verifier) => return Err(v),
+        (Err(w), _) => return Err(w),
+        (Ok(_), Err(v)) => return Err(v),
+    };
+    // Nothing may have been appended meanwhile: the sealed copy must hold the whole file.
+    let now = file.metadata().map_err(|e| io_err("inspect", plain, e))?;
+    if now.len() != bytes || now.modified().ok() != meta.modified().ok() {
+        return Err(Error::RecentlyWritten {
+            path: plain.to_path_buf(),
+            secs: 0,
+        });
+    }
     // The sealed file (0600) records the transcript's mode in an xattr and keeps its mtime, so
     // idle checks and `unseal` see the age of the conversation, not of the sealing.
     let _ = rustix::fs::fsetxattr(
@@ -268,57 +540,251 @@ pub fn seal_file(
     if let Ok(mtime) = meta.modified() {
         let _ = out.as_file().set_modified(mtime);
     }
-    out.commit()?;
-    // Decrypt-verify the committed file before the plaintext goes.
-    let verified = (|| -> Result<()> {
-        let f = File::open(&dest).map_err(|e| io_err("open", &dest, e))?;
-        // Our own output is binary age: skip the armor detection layer.
-        let dec = age::Decryptor::new_buffered(BufReader::with_capacity(
-            (meta.len() as usize)
-                .saturating_add(4096)
-                .clamp(16 * 1024, COPY_BUF),
-            f,
-        ))
-        .map_err(|e| Error::Decrypt {
-            path: dest.clone(),
-            kind: DecryptFailure::from_age(&e),
-        })?;
-        let mut r = dec
-            .decrypt(std::iter::once(&ephemeral as &dyn age::Identity))
-            .map_err(|e| Error::Decrypt {
-                path: dest.clone(),
-                kind: DecryptFailure::from_age(&e),
-            })?;
-        let mut h = Sha256::new();
-        copy_sized(&mut r, &mut io::sink(), Some(&mut h), meta.len() as usize).map_err(
-            |e| match e {
-                CopyError::Read(e) => Error::Decrypt {
-                    path: dest.clone(),
-                    kind: DecryptFailure::from_io(&e),
-                },
-                CopyError::Write(e) => io_err("verify", &dest, e),
-            },
-        )?;
-        if h.finalize() != want {
-            return Err(Error::VerifyMismatch { path: dest.clone() });
-        }
-        Ok(())
-    })();
-    drop(ephemeral);
-    if let Err(e) = verified {
-        let _ = fsio::remove_durably(&dest);
-        return Err(e);
-    }
-    if opts.sync_removal {
-        fsio::remove_durably(plain)?;
-    } else {
-        fs::remove_file(plain).map_err(|e| fsio::FsError::io("remove", plain, e))?;
-    }
-    Ok(Sealed {
+    out.commit_without_dir_sync()?;
+    Ok(Staged {
         plain: plain.to_path_buf(),
         sealed: dest,
         bytes,
     })
+}
+
+/// Decrypts the age stream `ct` with `identity` and compares it, chunk by chunk, with the
+/// plaintext file read at the same offsets; returns the verified length.
+fn verify_against(
+    ct: impl Read,
+    plain: &File,
+    identity: &dyn age::Identity,
+    dest: &Path,
+    size_hint: u64,
+) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let decrypt_err = |e: age::DecryptError| Error::Decrypt {
+        path: dest.to_path_buf(),
+        kind: DecryptFailure::from_age(&e),
+    };
+    let cap = (size_hint as usize)
+        .saturating_add(4096)
+        .clamp(16 * 1024, VERIFY_BUF);
+    // Our own output is binary age: skip the armor detection layer.
+    let dec =
+        age::Decryptor::new_buffered(BufReader::with_capacity(cap, ct)).map_err(decrypt_err)?;
+    let mut r = dec
+        .decrypt(std::iter::once(identity))
+        .map_err(decrypt_err)?;
+    let buf_len = (size_hint as usize)
+        .saturating_add(1)
+        .clamp(16 * 1024, VERIFY_BUF);
+    let mut got = vec![0u8; buf_len];
+    let mut want = vec![0u8; buf_len];
+    let mut pos = 0u64;
+    loop {
+        let k = match r.read(&mut got) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Decrypt {
+                    path: dest.to_path_buf(),
+                    kind: DecryptFailure::from_io(&e),
+                });
+            }
+        };
+        match plain.read_exact_at(&mut want[..k], pos) {
+            Ok(()) if got[..k] == want[..k] => {}
+            // The plaintext is shorter or differs: never remove it.
+            _ => {
+                return Err(Error::VerifyMismatch {
+                    path: dest.to_path_buf(),
+                });
+            }
+        }
+        pos += k as u64;
+    }
+    Ok(pos)
+}
+
+/// The vault recipient, keeping a copy of the file key it wraps (for [`KnownFileKey`]).
+struct KeepFileKey<'a> {
+    inner: &'a age::x25519::Recipient,
+    key: &'a std::sync::OnceLock<age_core::format::FileKey>,
+}
+
+impl age::Recipient for KeepFileKey<'_> {
+    fn wrap_file_key(
+        &self,
+        file_key: &age_core::format::FileKey,
+    ) -> std::result::Result<
+        (Vec<age_core::format::Stanza>, std::collections::HashSet<String>),
+        age::EncryptError,
+    > {
+        use age_core::secrecy::ExposeSecret;
+        let wrapped = age::Recipient::wrap_file_key(self.inner, file_key)?;
+        let _ = self.key.set(age_core::format::FileKey::init_with_mut(|k| {
+            k.copy_from_slice(file_key.expose_secret())
+        }));
+        Ok(wrapped)
+    }
+}
+
+/// An identity that knows the file key of the one file we just wrote: it authenticates the
+/// header (HMAC under that key) and every payload chunk, without the vault's secret.
+struct KnownFileKey<'a>(&'a std::sync::OnceLock<age_core::format::FileKey>);
+
+impl age::Identity for KnownFileKey<'_> {
+    fn unwrap_stanza(
+        &self,
+        _stanza: &age_core::format::Stanza,
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        use age_core::secrecy::ExposeSecret;
+        let key = self.0.get()?;
+        Some(Ok(age_core::format::FileKey::init_with_mut(|k| {
+            k.copy_from_slice(key.expose_secret())
+        })))
+    }
+}
+
+/// The verifier's read buffers (ciphertext and the two plaintext views): a few age chunks.
+const VERIFY_BUF: usize = 256 * 1024;
+
+/// Which side of a seal pipeline failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Writer,
+    Verifier,
+}
+
+/// The writer → verifier hand-off of one seal: how much ciphertext the temp file holds.
+#[derive(Default)]
+struct Handoff {
+    state: std::sync::Mutex<Flow>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Flow {
+    /// Ciphertext bytes written to the temp file so far.
+    written: u64,
+    /// The writer finished: `written` is final.
+    done: bool,
+    /// The side that failed first, if any; the other stops at its next step.
+    failed: Option<Side>,
+}
+
+impl Handoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Flow> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes the written length; fails once the verifier gave up (the writer then stops).
+    fn publish(&self, written: u64) -> io::Result<()> {
+        let mut f = self.lock();
+        if f.failed.is_some() {
+            return Err(io::Error::other("the seal was abandoned"));
+        }
+        f.written = written;
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    fn end(&self) {
+        self.lock().done = true;
+        self.cv.notify_all();
+    }
+
+    fn fail(&self, side: Side) {
+        self.lock().failed.get_or_insert(side);
+        self.cv.notify_all();
+    }
+
+    fn failed_first(&self, side: Side) -> bool {
+        self.lock().failed == Some(side)
+    }
+
+    /// Waits until the file holds bytes past `pos` (returns how many) or the writer is done
+    /// (returns 0); fails if the writer failed.
+    fn wait_past(&self, pos: u64) -> io::Result<u64> {
+        let mut f = self.lock();
+        loop {
+            if f.failed.is_some() {
+                return Err(io::Error::other("the seal was abandoned"));
+            }
+            if f.written > pos {
+                return Ok(f.written - pos);
+            }
+            if f.done {
+                return Ok(0);
+            }
+            f = self
+                .cv
+                .wait(f)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// The writer's end: counts what reaches the temp file and tells the verifier.
+struct Published<'a, W: Write> {
+    inner: W,
+    handoff: &'a Handoff,
+    written: u64,
+    fault: Option<Fault>,
+}
+
+impl<W: Write> Write for Published<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let here = self.written..self.written + buf.len() as u64;
+        let k = match self.fault {
+            Some(Fault::Flip(at)) if here.contains(&at) => {
+                let mut bad = buf.to_vec();
+                bad[(at - here.start) as usize] ^= 0x10;
+                self.inner.write(&bad)?
+            }
+            Some(Fault::FailWrite(at)) if here.contains(&at) => {
+                return Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::NOSPC.raw_os_error(),
+                ));
+            }
+            _ => self.inner.write(buf)?,
+        };
+        self.written += k as u64;
+        self.handoff.publish(self.written)?;
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The verifier's end: reads the temp file (positioned reads) up to what the writer published.
+struct Follow<'a> {
+    file: &'a File,
+    pos: u64,
+    handoff: &'a Handoff,
+}
+
+impl Read for Follow<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let avail = self.handoff.wait_past(self.pos)?;
+        if avail == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(avail).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the sealed temp file is shorter than what was written",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// What unsealing one file did.
@@ -841,6 +1307,164 @@ mod tests {
             .unwrap();
         assert_eq!(out, "armored");
         assert!(!format!("{:?}", decrypt_reader(&ct[..], &id).unwrap()).contains("abc"));
+    }
+
+    /// Only the plaintext, byte for byte, and nothing else (no sealed copy, no temp file).
+    fn assert_untouched(dir: &Path, p: &Path, body: &[u8]) {
+        assert_eq!(fs::read(p).unwrap(), body, "plaintext intact");
+        let names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "only the plaintext is left: {names:?}");
+    }
+
+    #[test]
+    fn pipelined_verifier_catches_a_corrupted_ciphertext_and_keeps_the_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        // Large enough for the two-thread pipeline (> PIPELINE_MIN, ~40 age chunks).
+        let (p, body) = transcript(dir.path(), "big.jsonl", 60_000);
+        assert!(body.len() as u64 > 4 * PIPELINE_MIN);
+        // A flip in the header, early in the payload, in the middle, in the last chunk.
+        for at in [60u64, 400, body.len() as u64 / 2, body.len() as u64 + 150] {
+            match stage_with(&p, &id.to_public(), &old_opts(), Some(Fault::Flip(at))) {
+                Err(Error::Decrypt { path, kind }) => {
+                    assert_eq!(path, sealed_path(&p));
+                    assert!(
+                        matches!(
+                            kind,
+                            DecryptFailure::BadMac
+                                | DecryptFailure::Damaged
+                                | DecryptFailure::BadHeader
+                                | DecryptFailure::NotForUs
+                        ),
+                        "{at}: {kind:?}"
+                    );
+                }
+                other => panic!("flip at {at}: {:?}", other.map(|s| s.sealed)),
+            }
+            assert_untouched(dir.path(), &p, &body);
+        }
+        // The same through the sequential path of small files.
+        let small_dir = tempfile::tempdir().unwrap();
+        let (q, small) = transcript(small_dir.path(), "small.jsonl", 100);
+        assert!((small.len() as u64) < PIPELINE_MIN);
+        assert!(matches!(
+            stage_with(&q, &id.to_public(), &old_opts(), Some(Fault::Flip(300))),
+            Err(Error::Decrypt { .. })
+        ));
+        assert_untouched(small_dir.path(), &q, &small);
+        // Untampered, the same file seals and opens.
+        let s = seal_file(&p, &id.to_public(), &old_opts()).unwrap();
+        assert_eq!(verify_sealed(&s.sealed, &id).unwrap().0, body.len() as u64);
+    }
+
+    #[test]
+    fn a_write_failure_mid_pipeline_reports_the_write_and_keeps_the_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (p, body) = transcript(dir.path(), "w.jsonl", 60_000);
+        match stage_with(
+            &p,
+            &id.to_public(),
+            &old_opts(),
+            Some(Fault::FailWrite(body.len() as u64 / 3)),
+        ) {
+            Err(Error::Fs(fsio::FsError::Io { op, path, source })) => {
+                assert_eq!(op, "write");
+                assert_eq!(path, sealed_path(&p));
+                assert_eq!(
+                    source.raw_os_error(),
+                    Some(rustix::io::Errno::NOSPC.raw_os_error())
+                );
+            }
+            other => panic!("{:?}", other.map(|s| s.sealed)),
+        }
+        assert_untouched(dir.path(), &p, &body);
+    }
+
+    #[test]
+    fn verifier_refuses_a_plaintext_that_differs_from_what_was_encrypted() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let (p, body) = transcript(dir.path(), "v.jsonl", 20_000);
+        let mut w = encrypt_to_many(Vec::new(), &[&id.to_public() as &dyn age::Recipient]).unwrap();
+        w.write_all(&body).unwrap();
+        let ct = w.finish().unwrap();
+        let dest = dir.path().join("v.jsonl.age");
+        let f = File::open(&p).unwrap();
+        assert_eq!(
+            verify_against(&ct[..], &f, &id, &dest, 0).unwrap(),
+            body.len() as u64
+        );
+        // Changed in the middle, then cut short: both refused.
+        let mut changed = body.clone();
+        changed[body.len() / 2] ^= 1;
+        fs::write(&p, &changed).unwrap();
+        let f = File::open(&p).unwrap();
+        assert!(matches!(
+            verify_against(&ct[..], &f, &id, &dest, 0),
+            Err(Error::VerifyMismatch { .. })
+        ));
+        fs::write(&p, &body[..body.len() - 10]).unwrap();
+        let f = File::open(&p).unwrap();
+        assert!(matches!(
+            verify_against(&ct[..], &f, &id, &dest, 0),
+            Err(Error::VerifyMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn seal_files_seals_a_batch_across_directories_and_reports_each_file() {
+        let root = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let mut plains = Vec::new();
+        let mut bodies = Vec::new();
+        for d in ["a", "b"] {
+            fs::create_dir(root.path().join(d)).unwrap();
+            for i in 0..300 {
+                let (p, body) = transcript(&root.path().join(d), &format!("s{i}.jsonl"), 1 + i % 7);
+                plains.push(p);
+                bodies.push(body);
+            }
+        }
+        // One that must fail (it already has a sealed copy) and one large file.
+        fs::write(sealed_path(&plains[5]), b"x").unwrap();
+        let (big, big_body) = transcript(&root.path().join("b"), "big.jsonl", 30_000);
+        plains.push(big);
+        bodies.push(big_body);
+        let mut results: Vec<Option<Result<Sealed>>> = plains.iter().map(|_| None).collect();
+        seal_files(&plains, &id.to_public(), &old_opts(), 4, &mut |i, r| {
+            assert!(results[i].replace(r).is_none(), "one result per file");
+        });
+        for (i, (r, p)) in results.into_iter().zip(&plains).enumerate() {
+            let r = r.expect("every file reported");
+            if i == 5 {
+                assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
+                assert!(p.exists());
+                continue;
+            }
+            let s = r.unwrap();
+            assert_eq!(&s.plain, p);
+            assert!(!p.exists());
+            let mut out = Vec::new();
+            open_sealed(&s.sealed, &id)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, bodies[i]);
+        }
+        for d in ["a", "b"] {
+            assert!(
+                fs::read_dir(root.path().join(d)).unwrap().all(|e| !e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".mvtmp-")),
+                "no temp files"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import plugin, { PLUGIN_ID, Redactor, WITHHELD, resolveConfig, withhold } from "../index.js";
+import { startEngine } from "../bridge.js";
+import { BIG, Encoder, REF_KEY, applyPatch, decodePatch } from "../codec.js";
 
 const BIN = process.env.MOLTVAULT_BIN;
 const STATE = process.env.MOLTVAULT_TEST_STATE_DIR;
@@ -123,4 +125,199 @@ test("the plugin id matches the manifests", async () => {
   assert.equal(pkg.name, PLUGIN_ID);
   assert.deepEqual(pkg.openclaw.extensions, ["./index.js"]);
   assert.deepEqual(pkg.clawdbot.extensions, ["./index.js"]);
+});
+
+// ---- protocol 2: the encoder, the patch, and both transports against the real engine ----
+
+const PLACEHOLDER = /\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]/;
+const engines = {};
+function engine(transport) {
+  engines[transport] ??= startEngine({
+    binary: BIN,
+    args: ["--state-dir", STATE, "serve", "--stdio", "--mode", "all"],
+    client: { pid: process.pid, process: "test" },
+    transport,
+  });
+  return engines[transport];
+}
+test.after(() => {
+  for (const e of Object.values(engines)) e.stop();
+});
+
+// Deterministic filler text of `n` characters, shell-output-like, without secrets.
+function filler(n, seed = 1) {
+  const words = ["build", "ok", "src/main.rs", "warning:", "Finished", "target/debug", "PASS", "GET", "/v1/models", "200"];
+  let x = seed;
+  let out = "";
+  while (out.length < n) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out += `${words[x % words.length]} ${x % 9973}\n`;
+  }
+  return out.slice(0, n);
+}
+
+test("the encoder sends long strings once, as raw bytes, and short ones inline", () => {
+  const long = filler(BIG * 4);
+  const msg = { role: "toolResult", content: [{ type: "text", text: long }], details: { aggregated: long, cwd: "/w" }, n: 1, ok: true, none: null };
+  const enc = new Encoder().encode(msg);
+  assert.equal(enc.head.op, "patch");
+  assert.deepEqual(enc.head.strings, [Buffer.byteLength(long)], "one copy of the duplicated string");
+  assert.equal(enc.head.len, enc.end - enc.start);
+  const skeleton = JSON.parse(enc.buf.toString("utf8", enc.start, enc.start + enc.head.skeleton));
+  assert.deepEqual(skeleton.content[0].text, { [REF_KEY]: 0 });
+  assert.deepEqual(skeleton.details, { aggregated: { [REF_KEY]: 0 }, cwd: "/w" });
+  assert.equal(enc.buf.toString("utf8", enc.start + enc.head.skeleton, enc.end), long);
+  // The message itself is untouched.
+  assert.equal(msg.content[0].text, long);
+});
+
+test("a message with its own \"$mv\" key is sent with every string inline", () => {
+  const long = filler(BIG * 2);
+  const msg = { role: "assistant", content: [{ type: "toolCall", id: "c", arguments: { [REF_KEY]: 0, text: long } }] };
+  const enc = new Encoder().encode(msg);
+  assert.deepEqual(enc.head.strings, []);
+  assert.deepEqual(JSON.parse(enc.buf.toString("utf8", enc.start, enc.end)), msg);
+});
+
+test("applyPatch copies only the path to each replaced string and never touches the input", () => {
+  const shared = { keep: "x" };
+  const msg = { a: [{ t: "one" }, { t: "two" }], "we/ird~key": { s: "three" }, shared };
+  const before = JSON.stringify(msg);
+  const out = applyPatch(msg, [["/a/1/t", "TWO"], ["/we~1ird~0key/s", "THREE"]]);
+  assert.equal(JSON.stringify(msg), before);
+  assert.deepEqual(out, { a: [{ t: "one" }, { t: "TWO" }], "we/ird~key": { s: "THREE" }, shared });
+  assert.equal(out.a[0], msg.a[0], "unchanged branches are shared");
+  assert.equal(out.shared, shared);
+  assert.throws(() => applyPatch(msg, [["/a/7/t", "x"]]), /does not match/);
+  assert.throws(() => applyPatch(msg, [["/a/0", "x"]]), /does not name a string/);
+  assert.throws(() => applyPatch(msg, [["/shared/missing", "x"]]), /does not match/);
+});
+
+test("decodePatch rejects a payload that does not add up", () => {
+  const buf = Buffer.from("abcdef");
+  assert.deepEqual(decodePatch([["/a", 2], ["/b", 4]], buf, 0, 6), [["/a", "ab"], ["/b", "cdef"]]);
+  assert.throws(() => decodePatch([["/a", 2]], buf, 0, 6), /shorter/);
+  assert.throws(() => decodePatch([["/a", 7]], buf, 0, 6), /longer/);
+  assert.throws(() => decodePatch([["/a", -1]], buf, 0, 6), /malformed/);
+});
+
+for (const transport of ["fifo", "worker"]) {
+  test(`${transport}: a clean message costs no rewrite, short or long`, () => {
+    const e = engine(transport);
+    assert.equal(e.transport, transport);
+    assert.equal(e.info.protocol, 2);
+    assert.equal(e.redact({ role: "user", content: "hello there" }, 5000), undefined);
+    const long = filler(100_000);
+    assert.equal(e.redact({ role: "toolResult", content: [{ type: "text", text: long }], details: { aggregated: long } }, 5000), undefined);
+  });
+
+  test(`${transport}: a changed message comes back patched, in nested arrays, with unicode and escapes`, () => {
+    const e = engine(transport);
+    const long = filler(5000) + `\nexport GH=${GH} ✓ naïve 日本語 🚀 "quoted" \\ back\\slash\ttab\n` + filler(3000, 7);
+    const msg = {
+      role: "assistant",
+      content: [
+        { type: "text", text: `short: ${GH}` },
+        { type: "toolCall", id: "call_9", name: "exec", arguments: { argv: [["sh", "-c", `echo ${GH}`], ["ok"]], env: { "A/B~C": `é${GH}é` } } },
+        { type: "text", text: long },
+      ],
+      usage: { input: 1 },
+      stopReason: "toolUse",
+    };
+    const snapshot = JSON.stringify(msg);
+    const rep = e.redact(msg, 5000);
+    assert.ok(rep, "changed");
+    assert.equal(JSON.stringify(msg), snapshot, "the gateway's object is not modified");
+    const out = rep.value;
+    assert.ok(!JSON.stringify(out).includes(GH));
+    assert.match(out.content[0].text, /^short: \[REDACTED:github-pat:[0-9a-f]{8}\]$/);
+    assert.match(out.content[1].arguments.argv[0][2], /^echo \[REDACTED:github-pat:/);
+    assert.deepEqual(out.content[1].arguments.argv[1], ["ok"]);
+    assert.match(out.content[1].arguments.env["A/B~C"], /^é\[REDACTED:github-pat:[0-9a-f]{8}\]é$/);
+    assert.equal(out.content[1].id, "call_9");
+    // Everything around the secret is kept exactly, multi-byte characters and escapes included.
+    assert.equal(out.content[2].text.replace(PLACEHOLDER, GH), long);
+    assert.equal(out.usage, msg.usage, "untouched members are shared");
+    const pointers = rep.findings.map((f) => f.pointer).sort();
+    assert.deepEqual(pointers, ["/content/0/text", "/content/1/arguments/argv/0/2", "/content/1/arguments/env/A~1B~0C", "/content/2/text"]);
+    assert.ok(!JSON.stringify(rep.findings).includes(GH));
+  });
+
+  test(`${transport}: a 1 MB tool result with a secret in each copy`, () => {
+    const e = engine(transport);
+    const text = filler(512 * 1024) + ` GITHUB_TOKEN=${GH} ` + filler(512 * 1024, 3);
+    const msg = { role: "toolResult", toolCallId: "call_1", toolName: "exec", content: [{ type: "text", text }], details: { aggregated: text, exitCode: 0 }, isError: false };
+    const rep = e.redact(msg, 20000);
+    assert.ok(rep);
+    assert.equal(rep.value.content[0].text, rep.value.details.aggregated);
+    assert.ok(!rep.value.content[0].text.includes(GH));
+    assert.equal(rep.value.content[0].text.replace(PLACEHOLDER, GH), text);
+    assert.equal(rep.value.toolCallId, "call_1");
+    assert.equal(rep.findings.length, 2);
+    // And the clean variant of the same size.
+    assert.equal(e.redact({ ...msg, content: [{ type: "text", text: filler(1 << 20) }], details: { aggregated: filler(1 << 20, 5) } }, 20000), undefined);
+  });
+
+  test(`${transport}: unpaired surrogates do not break the request`, () => {
+    const e = engine(transport);
+    const lone = "a\ud800b";
+    assert.equal(e.redact({ role: "user", content: lone }, 5000), undefined);
+    const rep = e.redact({ role: "user", content: [{ type: "text", text: `${lone} ${GH}` }, { type: "text", text: lone.repeat(BIG) + ` ${GH}` }] }, 5000);
+    assert.ok(rep);
+    assert.match(rep.value.content[0].text, /^a\ufffdb \[REDACTED:github-pat:/);
+    assert.ok(!rep.value.content[1].text.includes(GH));
+  });
+}
+
+test("a serve that crashes mid-request: the fail policy at once, not a hang, then a restart", async () => {
+  const { spawn } = await import("node:child_process");
+  const logs = [];
+  const r = new Redactor(resolveConfig({ binary: BIN, stateDir: STATE, sweep: false, timeoutMs: 8000 }), { info: (m) => logs.push(["info", m]), error: (m) => logs.push(["error", m]) });
+  assert.equal(r.redactMessage({ role: "user", content: "warm up" }), undefined);
+  const pid = r.engine.info.pid;
+  // Freeze the engine so the next request is surely in flight, and have another process kill
+  // it 300 ms later (this thread is blocked in the hook meanwhile).
+  process.kill(pid, "SIGSTOP");
+  spawn("sh", ["-c", `sleep 0.3; kill -9 ${pid}`], { stdio: "ignore" });
+  const t = performance.now();
+  const text = filler(1 << 20) + GH;
+  const out = r.redactMessage({ role: "toolResult", toolCallId: "c", content: [{ type: "text", text }], details: { aggregated: text } });
+  const took = performance.now() - t;
+  assert.equal(out.content[0].text, WITHHELD);
+  assert.deepEqual(out.details, { withheld: true });
+  assert.equal(out.toolCallId, "c");
+  assert.ok(took >= 250 && took < 4000, `answered after the crash, before the timeout (${took} ms)`);
+  assert.equal(logs.filter(([l]) => l === "error").length, 1);
+  assert.ok(!JSON.stringify(logs).includes(GH));
+  // After the back-off the engine is started again.
+  r.downUntil = 0;
+  const back = r.redactMessage({ role: "user", content: `again ${GH}` });
+  assert.match(back.content, PLACEHOLDER);
+  assert.ok(logs.some(([l, m]) => l === "info" && m.includes("is back")), JSON.stringify(logs));
+  r.engine.stop();
+});
+
+test("a frozen serve is killed at timeoutMs", () => {
+  const r = new Redactor(resolveConfig({ binary: BIN, stateDir: STATE, sweep: false, timeoutMs: 500 }), { info() {}, error() {} });
+  assert.equal(r.redactMessage({ role: "user", content: "warm up" }), undefined);
+  process.kill(r.engine.info.pid, "SIGSTOP");
+  const t = performance.now();
+  assert.equal(r.redactMessage({ role: "user", content: `k ${GH}` }).content, WITHHELD);
+  const took = performance.now() - t;
+  assert.ok(took >= 450 && took < 2000, `${took} ms`);
+});
+
+test("an engine that speaks another protocol is refused (fail policy)", async () => {
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mv-proto-"));
+  const fake = path.join(dir, "old-moltvault");
+  // A protocol-1 engine: answers every hello with protocol 1.
+  fs.writeFileSync(fake, `#!/bin/sh\nwhile IFS= read -r line; do echo '{"id":1,"ok":true,"protocol":1,"version":"0.0.1"}'; done\n`, { mode: 0o755 });
+  const logs = [];
+  const r = new Redactor(resolveConfig({ binary: fake, sweep: false }), { info() {}, error: (m) => logs.push(m) });
+  assert.equal(r.redactMessage({ role: "user", content: `k ${GH}` }).content, WITHHELD);
+  assert.match(logs[0], /protocol 1, the plugin 2/);
+  fs.rmSync(dir, { recursive: true });
 });

@@ -51,6 +51,13 @@ pub enum FixAction {
         /// Secrets replaced, by rule id.
         secrets: BTreeMap<String, u64>,
     },
+    /// Secrets redacted in an agent database, in one transaction.
+    RedactedDb {
+        /// Secrets replaced, by rule id.
+        secrets: BTreeMap<String, u64>,
+        /// Rows rewritten, by `table.column`.
+        rows: BTreeMap<String, usize>,
+    },
     /// Left alone, with the reason.
     Skipped {
         /// Why (the file is active, changed, a symlink, not ours…).
@@ -110,9 +117,25 @@ pub fn fix(
         let literals = literals(&gateway.configured_secrets().unwrap_or_default());
         let redactor = build_redactor(opts, literals);
         let mut notes = Vec::new();
+        let mut dbs_done: Vec<PathBuf> = Vec::new();
         for f in redacting {
             for a in &f.files {
-                let action = match redactor.as_ref().map(|r| redact_file(r, &a.path, opts.now)) {
+                let is_db = is_agent_db(&a.path);
+                if is_db {
+                    // The three database findings share one transaction.
+                    if dbs_done.contains(&a.path) {
+                        continue;
+                    }
+                    dbs_done.push(a.path.clone());
+                }
+                let run = |r: &Redactor| {
+                    if is_db {
+                        redact_db(r, &a.path)
+                    } else {
+                        redact_file(r, &a.path, opts.now)
+                    }
+                };
+                let action = match redactor.as_ref().map(run) {
                     Ok(Ok(a)) => a,
                     Ok(Err(e)) => FixAction::Skipped {
                         reason: e.to_string(),
@@ -121,7 +144,9 @@ pub fn fix(
                         reason: why.clone(),
                     },
                 };
-                if let FixAction::Redacted { secrets } = &action {
+                if let FixAction::Redacted { secrets } | FixAction::RedactedDb { secrets, .. } =
+                    &action
+                {
                     notes.push(serde_json::json!({
                         "time": opts.now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs(),
                         "check": f.check,
@@ -272,6 +297,43 @@ fn redact_file(redactor: &Redactor, path: &Path, now: SystemTime) -> io::Result<
     }
     out.commit().map_err(io::Error::other)?;
     Ok(FixAction::Redacted { secrets: counts })
+}
+
+/// Whether `path` is a per-agent database (`openclaw-agent.sqlite`).
+fn is_agent_db(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n == crate::sqlite::AGENT_DB_NAME)
+}
+
+/// Redacts an agent database in one immediate transaction (transcript events, zstd events,
+/// trajectory, FTS and every other derived copy), waiting up to the busy timeout for the
+/// gateway's own writes; the gateway's appends land before or after it, never inside.
+fn redact_db(redactor: &Redactor, path: &Path) -> io::Result<FixAction> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Ok(FixAction::Skipped {
+            reason: "not a regular file".into(),
+        });
+    }
+    let mut db = crate::sqlite::AgentDb::open(path).map_err(|e| io::Error::other(e.to_string()))?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let report = db
+        .redact(|v| {
+            let mut sink = |f: moltvault_redact::Finding| {
+                *counts.entry(f.rule_id).or_insert(0) += 1;
+            };
+            redactor.redact_value(v, &mut sink) > 0
+        })
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    if report.total_changed() == 0 {
+        return Ok(FixAction::Skipped {
+            reason: "no secret left to redact".into(),
+        });
+    }
+    Ok(FixAction::RedactedDb {
+        secrets: counts,
+        rows: report.changed,
+    })
 }
 
 /// Appends notes to the JSONL note file (rewritten atomically, 0600).

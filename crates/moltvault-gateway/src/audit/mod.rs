@@ -196,10 +196,14 @@ pub struct AuditOptions {
     pub idle_after: Duration,
     /// The time the audit considers "now".
     pub now: SystemTime,
+    /// Whether file and database contents are scanned for plaintext secrets (the slow part);
+    /// `false` gives the quick audit `moltvault status` shows.
+    pub content_scan: bool,
 }
 
 impl Default for AuditOptions {
-    /// No extra logs, no vault, no backup dir, 7-day backup age and idle limit, now.
+    /// No extra logs, no vault, no backup dir, 7-day backup age and idle limit, now, with the
+    /// content scan.
     fn default() -> Self {
         AuditOptions {
             log_paths: Vec::new(),
@@ -208,6 +212,7 @@ impl Default for AuditOptions {
             backup_max_age: Duration::from_secs(7 * 86_400),
             idle_after: Duration::from_secs(7 * 86_400),
             now: SystemTime::now(),
+            content_scan: true,
         }
     }
 }
@@ -284,8 +289,17 @@ pub fn audit(
 
     fsscan::permission_findings(&tree, &mut findings);
     fsscan::symlink_findings(&tree, &mut findings);
-    let (scanned_files, scanned_bytes) =
-        plaintext::secret_findings(&tree, &secrets, &opts.log_paths, rules, &mut findings);
+    let (scanned_files, scanned_bytes) = if opts.content_scan {
+        // Agent databases are read through SQLite (never a symlinked one).
+        let dbs: Vec<PathBuf> = gateway
+            .agent_dbs()
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+            .collect();
+        plaintext::secret_findings(&tree, &dbs, &secrets, &opts.log_paths, rules, &mut findings)
+    } else {
+        (0, 0)
+    };
     if let Some(doc) = &config {
         checks::config_findings(doc, version.as_deref(), &secrets, &mut findings);
     }

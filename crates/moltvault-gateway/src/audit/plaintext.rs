@@ -14,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::fsscan::{EntryKind, FileKind, Tree};
 use super::{Affected, Finding, SafeFix, Severity};
 use crate::secrets::ConfiguredSecret;
+use crate::sqlite::{AgentDb, ColumnRole, TextColumn, TextValue};
+use std::ops::RangeInclusive;
 
 /// Where a scanned file came from, which decides the check id, severity and remedy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,6 +26,12 @@ pub(crate) enum Surface {
     Log,
     ConfigBackup,
     ModelsJson,
+    /// `transcript_events` of an agent database.
+    DbTranscript,
+    /// `trajectory_runtime_events` of an agent database.
+    DbTrajectory,
+    /// The derived copies of an agent database (FTS, memory chunks, archives, queued text).
+    DbCopy,
 }
 
 impl Surface {
@@ -47,6 +55,9 @@ impl Surface {
             Surface::Log => "secrets.log",
             Surface::ConfigBackup => "secrets.config_backup",
             Surface::ModelsJson => "secrets.models_json",
+            Surface::DbTranscript => "secrets.transcript",
+            Surface::DbTrajectory => "secrets.trajectory",
+            Surface::DbCopy => "secrets.db_copy",
         }
     }
 
@@ -58,6 +69,11 @@ impl Surface {
             Surface::Log => "log file",
             Surface::ConfigBackup => "config backup",
             Surface::ModelsJson => "models.json catalogue",
+            Surface::DbTranscript => "the transcript events of an agent database",
+            Surface::DbTrajectory => "the trajectory events of an agent database",
+            Surface::DbCopy => {
+                "the derived copies (search index, memory, archives) of an agent database"
+            }
         }
     }
 
@@ -70,7 +86,15 @@ impl Surface {
     }
 
     fn fix(self) -> Option<SafeFix> {
-        matches!(self, Surface::Transcript | Surface::Trajectory).then_some(SafeFix::Redact)
+        matches!(
+            self,
+            Surface::Transcript
+                | Surface::Trajectory
+                | Surface::DbTranscript
+                | Surface::DbTrajectory
+                | Surface::DbCopy
+        )
+        .then_some(SafeFix::Redact)
     }
 
     fn hint(self) -> &'static str {
@@ -90,15 +114,121 @@ impl Surface {
             Surface::ModelsJson => {
                 "The gateway copies configured keys here: move them to SecretRefs (`moltvault secrets import`) and it stops writing them."
             }
+            Surface::DbTranscript | Surface::DbTrajectory | Surface::DbCopy => {
+                "`moltvault audit --fix` redacts the database in one SQLite transaction (derived copies included, safe while the gateway runs); install the plugin so new events stay clean."
+            }
         }
     }
 }
 
-/// A file to scan.
+/// A file to scan, or a rowid range of one text column of an agent database.
 #[derive(Debug)]
 struct Target {
     path: PathBuf,
     surface: Surface,
+    rows: Option<(TextColumn, RangeInclusive<i64>)>,
+}
+
+/// Rows of one database column read per scan task (tasks run in parallel).
+const ROWS_PER_TASK: i64 = 20_000;
+
+/// Bytes of rows gathered before they go through the scanner in one call.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// The scan tasks of the agent databases: each text column, split into rowid ranges.
+fn db_targets(dbs: &[PathBuf], out: &mut Vec<Target>, errors: &mut Vec<Finding>) {
+    for db in dbs {
+        let opened = AgentDb::open_read_only(db);
+        let adb = match opened {
+            Ok(a) => a,
+            Err(e) => {
+                errors.push(unscanned(db, &e.to_string()));
+                continue;
+            }
+        };
+        for col in adb.text_columns() {
+            let bounds = match adb.rowid_bounds(col.table) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(unscanned(db, &e.to_string()));
+                    continue;
+                }
+            };
+            let Some((lo, hi)) = bounds else { continue };
+            let surface = match col.role {
+                ColumnRole::Transcript => Surface::DbTranscript,
+                ColumnRole::Trajectory => Surface::DbTrajectory,
+                ColumnRole::Derived => Surface::DbCopy,
+            };
+            let mut at = lo;
+            while at <= hi {
+                let end = at.saturating_add(ROWS_PER_TASK - 1).min(hi);
+                out.push(Target {
+                    path: db.clone(),
+                    surface,
+                    rows: Some((col, at..=end)),
+                });
+                if end == i64::MAX {
+                    break;
+                }
+                at = end + 1;
+            }
+        }
+    }
+}
+
+fn unscanned(path: &Path, why: &str) -> Finding {
+    Finding::new(
+        "secrets.unscanned",
+        Severity::Low,
+        path,
+        format!("could not be scanned for secrets ({why})"),
+        "Check the file (a damaged archive or database?) and run the audit again.",
+    )
+}
+
+/// Scans one rowid range of a database column: rows are gathered as JSONL records (plain text
+/// becomes one JSON string record, so a secret spanning lines is still one value) and fed to
+/// the scanner in batches.
+fn scan_rows(
+    redactor: &Redactor,
+    db: &Path,
+    col: &TextColumn,
+    rows: RangeInclusive<i64>,
+) -> crate::Result<Scanned> {
+    let adb = AgentDb::open_read_only(db)?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + (64 << 10));
+    let flush = |buf: &mut Vec<u8>, counts: &mut BTreeMap<String, u64>| -> crate::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let mut sink = |f: moltvault_redact::Finding| {
+            *counts.entry(f.rule_id).or_insert(0) += 1;
+        };
+        redactor
+            .scan_jsonl(&buf[..], &mut sink)
+            .map_err(|e| crate::Error::io(db, io::Error::other(e.to_string())))?;
+        buf.clear();
+        Ok(())
+    };
+    let bytes = adb.for_each_text(col, rows, |v| {
+        match v {
+            TextValue::Json(t) => buf.extend_from_slice(t.as_bytes()),
+            TextValue::Text(t) => {
+                let quoted = serde_json::to_string(t).map_err(|e| crate::Error::json(db, &e))?;
+                buf.extend_from_slice(quoted.as_bytes());
+            }
+            TextValue::Jsonl(t) => buf.extend_from_slice(t.trim_end_matches('\n').as_bytes()),
+        }
+        buf.push(b'\n');
+        if buf.len() >= BATCH_BYTES {
+            flush(&mut buf, &mut counts)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut buf, &mut counts)?;
+    Ok((counts, bytes))
 }
 
 /// The gateway's configured secrets with a literal value, to be matched literally in the files
@@ -219,6 +349,7 @@ fn external_logs(paths: &[PathBuf]) -> Vec<PathBuf> {
 /// Scans every secret-bearing file and adds grouped findings; returns (files, bytes) scanned.
 pub(crate) fn secret_findings(
     tree: &Tree,
+    dbs: &[PathBuf],
     secrets: &[ConfiguredSecret],
     log_paths: &[PathBuf],
     rules: &RuleSet,
@@ -241,6 +372,7 @@ pub(crate) fn secret_findings(
             EntryKind::File(k) => Surface::of(k).map(|surface| Target {
                 path: e.path.clone(),
                 surface,
+                rows: None,
             }),
             _ => None,
         })
@@ -250,31 +382,54 @@ pub(crate) fn secret_findings(
             targets.push(Target {
                 path: p,
                 surface: Surface::Log,
+                rows: None,
             });
         }
     }
+    db_targets(dbs, &mut targets, out);
 
     let results: Vec<(usize, io::Result<Scanned>)> = targets
         .par_iter()
         .enumerate()
         .map(|(i, t)| {
-            (
-                i,
-                scan_file(&redactor, &t.path, t.surface == Surface::Archive),
-            )
+            let r = match &t.rows {
+                Some((col, rows)) => scan_rows(&redactor, &t.path, col, rows.clone())
+                    .map_err(|e| io::Error::other(e.to_string())),
+                None => scan_file(&redactor, &t.path, t.surface == Surface::Archive),
+            };
+            (i, r)
         })
         .collect();
 
     let mut files = 0u64;
     let mut bytes = 0u64;
     let mut groups: BTreeMap<(Surface, PathBuf), Vec<Affected>> = BTreeMap::new();
+    let mut dbs_failed: Vec<PathBuf> = Vec::new();
     for (i, r) in results {
         let t = &targets[i];
         match r {
             Ok((counts, n)) => {
-                files += 1;
+                if t.rows.is_none() {
+                    files += 1;
+                }
                 bytes += n;
-                if !counts.is_empty() {
+                if counts.is_empty() {
+                    continue;
+                }
+                if t.rows.is_some() {
+                    // One finding per database and surface; its ranges add up.
+                    let items = groups.entry((t.surface, t.path.clone())).or_default();
+                    if items.is_empty() {
+                        items.push(Affected {
+                            path: t.path.clone(),
+                            mode: None,
+                            secrets: BTreeMap::new(),
+                        });
+                    }
+                    for (rule, n) in counts {
+                        *items[0].secrets.entry(rule).or_insert(0) += n;
+                    }
+                } else {
                     let dir = t.path.parent().unwrap_or(&tree.root).to_path_buf();
                     groups.entry((t.surface, dir)).or_default().push(Affected {
                         path: t.path.clone(),
@@ -283,15 +438,18 @@ pub(crate) fn secret_findings(
                     });
                 }
             }
-            Err(e) => out.push(Finding::new(
-                "secrets.unscanned",
-                Severity::Low,
-                &t.path,
-                format!("could not be scanned for secrets ({e})"),
-                "Check the file (a damaged archive?) and run the audit again.",
-            )),
+            Err(e) => {
+                if t.rows.is_some() {
+                    if dbs_failed.contains(&t.path) {
+                        continue;
+                    }
+                    dbs_failed.push(t.path.clone());
+                }
+                out.push(unscanned(&t.path, &e.to_string()));
+            }
         }
     }
+    files += dbs.len() as u64;
     for ((surface, dir), items) in groups {
         let mut total: BTreeMap<String, u64> = BTreeMap::new();
         for a in &items {
@@ -300,7 +458,13 @@ pub(crate) fn secret_findings(
             }
         }
         let sum: u64 = total.values().sum();
-        let detail = if items.len() == 1 {
+        let is_db = matches!(
+            surface,
+            Surface::DbTranscript | Surface::DbTrajectory | Surface::DbCopy
+        );
+        let detail = if is_db {
+            format!("{sum} plaintext secret(s) in {}", surface.what())
+        } else if items.len() == 1 {
             format!("{sum} plaintext secret(s) in a {}", surface.what())
         } else {
             format!(

@@ -419,3 +419,127 @@ fn severity_parses_and_orders() {
     assert!("bad".parse::<Severity>().is_err());
     assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Info);
 }
+
+/// Plants the fake key in a 2026.9.6 agent database: a plain event, a zstd event, a
+/// trajectory event and the FTS copy (through the virtual table, as the gateway writes it).
+fn plant_in_db(db: &Path, key: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let sid = "0800f919-15e3-4b0e-a722-ad7259e4e455";
+    let plain = format!(
+        r#"{{"type":"message","id":"e0000001-0000-4000-8000-000000000001","parentId":null,"timestamp":"2026-11-25T18:00:00.000Z","message":{{"role":"toolResult","toolCallId":"call_x","toolName":"exec","content":[{{"type":"text","text":"OPENAI_API_KEY={key}"}}],"isError":false}}}}"#
+    );
+    let big = plain.replace("e0000001", "e0000002");
+    let z = zstd::bulk::compress(big.as_bytes(), 3).unwrap();
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 100, ?2, 1)",
+        rusqlite::params![sid, plain],
+    )
+    .unwrap();
+    let nav = r#"{"version":1,"report":{"kind":"canonical"},"navigation":{},"reset":{},"model":{},"modelBytes":1,"modelWithoutCheckpointBytes":1,"withoutCustomDataBytes":1}"#;
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, event_utf8_bytes, navigation_json) VALUES (?1, 101, NULL, 1, ?2, ?3, ?4)",
+        rusqlite::params![sid, z, big.len() as i64, nav],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES (?1, 100, 'r', ?2, 1)",
+        rusqlite::params![sid, format!(r#"{{"type":"tool.result","data":{{"content":"key {key}"}}}}"#)],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO session_transcript_fts (rowid, text, session_id, message_id, role, timestamp) VALUES (9000, ?1, ?2, 'm', 'assistant', 't')",
+        rusqlite::params![format!("your key is\n{key}\nkeep it safe"), sid],
+    )
+    .unwrap();
+}
+
+#[test]
+fn sqlite_transcripts_are_scanned_by_rule_and_fix_redacts_them_in_one_transaction() {
+    use moltvault_testutils::homes::{SampleLine, TestHome};
+    let h = TestHome::new(SampleLine::OpenClaw2026_9_6);
+    let db = h.path("agents/main/agent/openclaw-agent.sqlite");
+    let key = fake_openai_key();
+    plant_in_db(&db, &key);
+    let gw = Gateway::open(h.state_dir(), h.home()).unwrap();
+    let rules = moltvault_redact::RuleSet::builtin();
+    let r = audit(&gw, &AuditOptions::default(), &rules).unwrap();
+    let of = |check: &str| -> Option<&Finding> {
+        r.findings.iter().find(|f| f.check == check && f.path == db)
+    };
+    let t = of("secrets.transcript").expect("transcript events finding");
+    assert_eq!(t.secrets.values().sum::<u64>(), 2, "{t:#?}");
+    assert_eq!(t.severity, Severity::High);
+    assert_eq!(t.fix, Some(SafeFix::Redact));
+    let traj = of("secrets.trajectory").expect("trajectory finding");
+    assert_eq!(traj.secrets.values().sum::<u64>(), 1);
+    let copy = of("secrets.db_copy").expect("derived copy finding");
+    assert!(copy.secrets.values().sum::<u64>() >= 1, "{copy:#?}");
+    // Counts by rule, never the value.
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(!json.contains(&key));
+    assert!(r.scanned_bytes > 0);
+
+    // A quick audit (no content scan) reports none of them.
+    let quick = AuditOptions {
+        content_scan: false,
+        ..AuditOptions::default()
+    };
+    let q = audit(&gw, &quick, &rules).unwrap();
+    assert!(
+        q.findings
+            .iter()
+            .all(|f| f.path != db || !f.check.starts_with("secrets."))
+    );
+
+    let out = fix(
+        &gw,
+        &r,
+        &FixOptions {
+            rules: &rules,
+            key: moltvault_redact::FingerprintKey::from_bytes([7; 32]),
+            note: None,
+            now: SystemTime::now(),
+        },
+    )
+    .unwrap();
+    let db_fixes: Vec<_> = out.iter().filter(|o| o.path == db).collect();
+    assert_eq!(db_fixes.len(), 1, "one transaction per database: {out:#?}");
+    let FixAction::RedactedDb { secrets, rows } = &db_fixes[0].action else {
+        panic!("{:#?}", db_fixes[0]);
+    };
+    assert!(secrets.values().sum::<u64>() >= 4, "{secrets:?}");
+    assert_eq!(rows["transcript_events.event_json"], 2);
+    assert!(rows.contains_key("trajectory_runtime_events.event_json"));
+    assert!(rows.contains_key("session_transcript_fts.text"));
+
+    let after = audit(&gw, &AuditOptions::default(), &rules).unwrap();
+    assert!(
+        after
+            .findings
+            .iter()
+            .all(|f| f.path != db || !f.check.starts_with("secrets.")),
+        "{:#?}",
+        after.findings
+    );
+    // The FTS5 integrity check needs a writable connection.
+    let adb = crate::sqlite::AgentDb::open(&db).unwrap();
+    assert_eq!(adb.integrity_check().unwrap(), Vec::<String>::new());
+    // The zstd event was re-compressed, not turned into plain JSON.
+    let zrows: i64 = adb
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM transcript_events WHERE event_zstd IS NOT NULL AND seq = 101",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(zrows, 1);
+    let mut text = String::new();
+    adb.for_each_event(None, |e| {
+        text.push_str(&e.value.to_string());
+        Ok(())
+    })
+    .unwrap();
+    assert!(!text.contains(&key));
+    assert!(text.contains("[REDACTED:"));
+}

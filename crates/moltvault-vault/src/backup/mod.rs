@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod leftovers;
 mod manifest;
 mod reader;
 mod retention;
@@ -33,6 +34,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub use leftovers::{Leftover, STALE_AFTER};
 pub use manifest::{
     EntryKind, FORMAT_NAME, FORMAT_VERSION, MAX_DEPTH, MAX_ENTRIES, MAX_MANIFEST_BYTES,
     MAX_PATH_BYTES, Manifest, ManifestEntry, Skipped, check_link_target, check_rel_path,
@@ -156,6 +158,9 @@ pub enum BackupError {
     /// A backup with this name already exists (backups are write-once).
     #[error("a backup named {0} already exists on the target")]
     Exists(String),
+    /// Another moltvault restore is writing into this directory.
+    #[error("another moltvault restore is running into {0}")]
+    Busy(PathBuf),
     /// No backup with this name exists on the target.
     #[error("no backup named {0} on the target")]
     NotFound(String),

@@ -7,12 +7,13 @@
 //! and the staging tree is used only after the age stream ended with a valid final chunk.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -105,6 +106,9 @@ pub struct RestoreReport {
     pub previous: Option<PathBuf>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Leftovers of earlier, killed restores of the same directory that were cleaned up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<super::leftovers::Leftover>,
 }
 
 /// Decrypts, decompresses and checks a backup on `target` without writing anything.
@@ -179,6 +183,33 @@ pub fn restore(
             ));
         }
     }
+    let time = opts.time.unwrap_or_else(OffsetDateTime::now_utc);
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let stamp = time
+        .to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .expect("fixed format");
+    // The target is locked for the whole restore: a second restore into it fails at once,
+    // and after the swap the lock (which follows the inode) marks the old tree as in use.
+    let dest_lock = if opts.dry_run {
+        None
+    } else {
+        match super::leftovers::open_dir(&dest) {
+            Ok(f) => {
+                if !super::leftovers::try_lock(&f).map_err(|e| BackupError::io("lock", &dest, e))? {
+                    return Err(BackupError::Busy(dest));
+                }
+                Some(f)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(BackupError::io("open", &dest, e)),
+        }
+    };
+    let leftovers = if opts.dry_run {
+        Vec::new()
+    } else {
+        super::leftovers::clean_restore_leftovers(&parent, &dest_name, &stamp)
+    };
     let input = target.open(name)?;
     announce_size(target, name, progress);
     if opts.dry_run {
@@ -198,6 +229,7 @@ pub fn restore(
             restored,
             previous: None,
             dry_run: true,
+            leftovers,
         });
     }
     let staging = Staging::create(&parent, &dest_name)?;
@@ -215,12 +247,6 @@ pub fn restore(
         .as_ref()
         .expect("read_archive returns the manifest");
     let restored = selected(Some(manifest), only.as_ref());
-    let time = opts.time.unwrap_or_else(OffsetDateTime::now_utc);
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let stamp = time
-        .to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .expect("fixed format");
     let mut previous = parent.join(format!("{dest_name}.pre-restore-{stamp}"));
     let mut n = 1;
     while fs::symlink_metadata(&previous).is_ok() {
@@ -228,7 +254,7 @@ pub fn restore(
         previous = parent.join(format!("{dest_name}.pre-restore-{stamp}-{n}"));
     }
     let previous = match only {
-        None => swap_whole(staging, &dest, &previous, &parent)?,
+        None => swap_whole(staging, &dest, &previous, &parent, dest_lock.as_ref())?,
         Some(_) => swap_selected(staging, manifest, &restored, &dest, &previous)?,
     };
     Ok(RestoreReport {
@@ -237,6 +263,7 @@ pub fn restore(
         restored,
         previous,
         dry_run: false,
+        leftovers,
     })
 }
 
@@ -260,9 +287,13 @@ fn selected(m: Option<&Manifest>, only: Option<&globset::GlobSet>) -> Vec<String
     .unwrap_or_default()
 }
 
-/// A fresh private directory beside the target, removed on drop unless taken.
+/// A fresh private directory beside the target, locked (see [`super::leftovers`]) for as long
+/// as this process lives, removed on drop unless taken.
 struct Staging {
     path: Option<PathBuf>,
+    /// `.<name>.moltvault-swap-<id>`: where the tree goes just before the swap.
+    swap_name: PathBuf,
+    _lock: fs::File,
 }
 
 impl Staging {
@@ -271,21 +302,49 @@ impl Staging {
         getrandom::getrandom(&mut r).map_err(|e| {
             BackupError::io("create staging in", parent, io::Error::other(e.to_string()))
         })?;
-        let p = parent.join(format!(".{name}.moltvault-restore-{}", hex::encode(r)));
+        let id = hex::encode(r);
+        let p = parent.join(format!(".{name}.moltvault-restore-{id}"));
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&p)
             .map_err(|e| BackupError::io("create the staging directory", &p, e))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
-            .map_err(|e| BackupError::io("set the mode of", &p, e))?;
-        Ok(Staging { path: Some(p) })
+        let staging = Staging {
+            _lock: super::leftovers::open_dir(&p)
+                .map_err(|e| BackupError::io("open the staging directory", &p, e))?,
+            path: Some(p),
+            swap_name: parent.join(format!(".{name}.moltvault-swap-{id}")),
+        };
+        let p = staging.path();
+        // Held until this process ends: the next run then knows this directory is stale.
+        if !super::leftovers::try_lock(&staging._lock)
+            .map_err(|e| BackupError::io("lock the staging directory", p, e))?
+        {
+            return Err(BackupError::io(
+                "lock the staging directory",
+                p,
+                io::Error::from(io::ErrorKind::WouldBlock),
+            ));
+        }
+        fs::set_permissions(p, fs::Permissions::from_mode(0o700))
+            .map_err(|e| BackupError::io("set the mode of", p, e))?;
+        Ok(staging)
     }
 
     fn path(&self) -> &Path {
         self.path.as_deref().expect("staging present")
     }
 
-    fn take(mut self) -> PathBuf {
+    /// Renames the (verified, durable) staging tree to its swap name, still locked.
+    fn move_to_swap_name(&mut self) -> Result<(), BackupError> {
+        let from = self.path().to_path_buf();
+        fs::rename(&from, &self.swap_name).map_err(|e| BackupError::io("rename", &from, e))?;
+        self.path = Some(self.swap_name.clone());
+        Ok(())
+    }
+
+    /// Gives up ownership: the directory is no longer removed on drop (the lock stays held
+    /// until the handle is dropped).
+    fn take(&mut self) -> PathBuf {
         self.path.take().expect("staging present")
     }
 }
@@ -300,7 +359,7 @@ impl Drop for Staging {
 }
 
 /// Restored directories may be read-only (0500); removal needs them writable.
-fn make_writable(p: &Path) -> io::Result<()> {
+pub(crate) fn make_writable(p: &Path) -> io::Result<()> {
     let m = fs::symlink_metadata(p)?;
     if m.is_dir() {
         fs::set_permissions(p, fs::Permissions::from_mode(0o700))?;
@@ -322,20 +381,31 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// Swaps the verified staging tree in for `dest`, keeping the old tree as `previous`.
+///
+/// The order, for `kill -9` at any instant: the staging tree is already durable (one
+/// `syncfs` in [`finish_staging`]); it is renamed `.<dir>.moltvault-swap-<id>` (a crash leaves
+/// a complete tree under that name, never deleted automatically); then exchanged with `dest`
+/// in one atomic `renameat2(RENAME_EXCHANGE)` (a crash leaves the old or the new tree at
+/// `dest`, never a mix or nothing, and the other one under the swap name); then the old tree
+/// is renamed `previous` and the parent fsynced. The old tree is locked (`dest_lock`) from
+/// before the exchange, so a concurrent run never mistakes it for a leftover.
 fn swap_whole(
-    staging: Staging,
+    mut staging: Staging,
     dest: &Path,
     previous: &Path,
     parent: &Path,
+    dest_lock: Option<&fs::File>,
 ) -> Result<Option<PathBuf>, BackupError> {
-    if fs::symlink_metadata(dest).is_err() {
+    if dest_lock.is_none() && fs::symlink_metadata(dest).is_err() {
         let s = staging.take();
         fsio::rename_durably(&s, dest)?;
         return Ok(None);
     }
+    staging.move_to_swap_name()?;
     match exchange(staging.path(), dest) {
         Ok(()) => {
-            // The staging path now holds the old tree.
+            // The swap name now holds the old tree.
             let s = staging.take();
             fs::rename(&s, previous).map_err(|e| BackupError::io("rename", &s, e))?;
         }
@@ -394,12 +464,23 @@ fn swap_selected(
                 ));
             }
             Ok(_) => {
-                exchange(&from, &to).map_err(|e| BackupError::io("swap in", &to, e))?;
+                // The old file is linked under `previous` (durably) before the restored one
+                // replaces it in one rename: at every instant it exists in one place or both,
+                // and never only inside the staging directory, which the next run removes.
                 let keep = previous.join(rel);
                 if let Some(p) = keep.parent() {
                     fsio::create_secret_dir_all(p)?;
                 }
-                fs::rename(&from, &keep).map_err(|e| BackupError::io("rename", &from, e))?;
+                fs::hard_link(&to, &keep).map_err(|e| BackupError::io("keep", &to, e))?;
+                // Every directory from the link up to the one holding `previous` may be new.
+                let top = previous.parent().unwrap_or(previous);
+                for d in keep.ancestors().skip(1) {
+                    fsio::sync_dir(d)?;
+                    if d == top {
+                        break;
+                    }
+                }
+                fs::rename(&from, &to).map_err(|e| BackupError::io("rename", &from, e))?;
                 moved_any = true;
             }
             Err(_) => {
@@ -685,7 +766,6 @@ pub fn read_archive(
         .collect();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut links: Vec<(String, String)> = Vec::new();
-    let mut buf = vec![0u8; 256 << 10];
     let mut report = VerifyReport {
         name: name.to_string(),
         created: manifest.created.clone(),
@@ -698,171 +778,161 @@ pub fn read_archive(
         manifest: None,
     };
 
-    // 2. Every other entry.
-    for entry in entries {
-        let mut entry = entry.map_err(|e| corrupt("cannot read a tar entry", e))?;
-        let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
-        let Ok(p) = std::str::from_utf8(&raw) else {
-            return Err(unsafe_entry(&shown, "the path is not UTF-8"));
-        };
-        let kind = entry.header().entry_type();
-        let want = match kind {
-            tar::EntryType::Regular => EntryKind::File,
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => EntryKind::Symlink,
-            tar::EntryType::Link => {
-                return Err(unsafe_entry(&shown, "hard links are not accepted"));
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                return Err(unsafe_entry(
-                    &shown,
-                    "device files and FIFOs are not accepted",
-                ));
-            }
-            _ => return Err(unsafe_entry(&shown, "this tar entry type is not accepted")),
-        };
-        let rel = p
-            .strip_prefix(STATE_PREFIX)
-            .and_then(|r| r.strip_prefix('/'))
-            .map(|r| {
-                if want == EntryKind::Dir {
-                    r.strip_suffix('/').unwrap_or(r)
-                } else {
-                    r
-                }
-            })
-            .ok_or_else(|| unsafe_entry(&shown, "the entry is outside state/"))?;
-        super::check_rel_path(rel).map_err(|r| unsafe_entry(&shown, r))?;
-        let Some(m) = by_path.get(rel) else {
-            return Err(unsafe_entry(
-                &shown,
-                "the entry is not listed in the manifest",
-            ));
-        };
-        if m.kind != want {
-            return Err(unsafe_entry(
-                &shown,
-                "the entry's type differs from the manifest's",
-            ));
-        }
-        if !seen.insert(rel.to_string()) {
-            return Err(unsafe_entry(
-                &shown,
-                "the entry appears twice in the archive",
-            ));
-        }
-        let write =
-            staging.is_some() && only.is_none_or(|g| g.is_match(rel) || want == EntryKind::Dir);
-        match want {
-            EntryKind::Dir => {
-                report.dirs += 1;
-                if entry.size() != 0 {
-                    return Err(unsafe_entry(&shown, "a directory entry carries data"));
-                }
-                if let (true, Some(st)) = (write, staging)
-                    && only.is_none()
-                {
-                    mkdirs(st, rel)?;
-                }
-            }
-            EntryKind::Symlink => {
-                report.symlinks += 1;
-                let t = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                if Some(t.as_slice()) != m.target.as_deref().map(str::as_bytes) || entry.size() != 0
-                {
-                    return Err(unsafe_entry(
-                        &shown,
-                        "the link target differs from the manifest's",
-                    ));
-                }
-                if write {
-                    links.push((rel.to_string(), m.target.clone().unwrap_or_default()));
-                }
-            }
-            EntryKind::File => {
-                report.files += 1;
-                let size = m.size.unwrap_or(0);
-                if entry.size() != size {
-                    return Err(unsafe_entry(
-                        &shown,
-                        "the entry's size differs from the manifest's",
-                    ));
-                }
-                let mut out = match (write, staging) {
-                    (true, Some(st)) => {
-                        if let Some((parent, _)) = rel.rsplit_once('/') {
-                            mkdirs(st, parent)?;
-                        }
-                        let p = st.join(rel);
-                        Some((
-                            fs::OpenOptions::new()
-                                .write(true)
-                                .create_new(true)
-                                .mode(0o600)
-                                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                                .open(&p)
-                                .map_err(|e| BackupError::io("create", &p, e))?,
-                            p,
-                        ))
-                    }
-                    _ => None,
+    // 2.–4. Every other entry, nothing missing, a clean end. This thread decrypts, decompresses
+    // and checks the tar structure; a second one hashes (and, restoring, writes) the content,
+    // so the two halves of the work use two cores. A hash mismatch found by the second thread
+    // stops the first at its next send; the second thread's error wins, being the earlier one
+    // in the stream.
+    let (parsed, sunk) = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUED_CHUNKS);
+        let (recycle_tx, recycle) = mpsc::channel::<Vec<u8>>();
+        let worker = s.spawn(move || sink(rx, recycle_tx, name, staging));
+        let parsed = (|| -> Result<(), BackupError> {
+            let send = |job: Job| tx.send(job).map_err(|_| WorkerStopped);
+            for entry in entries {
+                let mut entry = entry.map_err(|e| corrupt("cannot read a tar entry", e))?;
+                let raw = entry.path_bytes().into_owned();
+                let shown = String::from_utf8_lossy(&raw).into_owned();
+                let Ok(p) = std::str::from_utf8(&raw) else {
+                    return Err(unsafe_entry(&shown, "the path is not UTF-8"));
                 };
-                let mut h = Sha256::new();
-                let mut n_total = 0u64;
-                loop {
-                    let n = entry
-                        .read(&mut buf)
-                        .map_err(|e| corrupt("cannot read a file's content", e))?;
-                    if n == 0 {
-                        break;
+                let kind = entry.header().entry_type();
+                let want = match kind {
+                    tar::EntryType::Regular => EntryKind::File,
+                    tar::EntryType::Directory => EntryKind::Dir,
+                    tar::EntryType::Symlink => EntryKind::Symlink,
+                    tar::EntryType::Link => {
+                        return Err(unsafe_entry(&shown, "hard links are not accepted"));
                     }
-                    n_total += n as u64;
-                    h.update(&buf[..n]);
-                    if let Some((f, p)) = out.as_mut() {
-                        f.write_all(&buf[..n])
-                            .map_err(|e| BackupError::io("write", p.as_path(), e))?;
+                    tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                        return Err(unsafe_entry(
+                            &shown,
+                            "device files and FIFOs are not accepted",
+                        ));
                     }
-                }
-                if n_total != size {
-                    return Err(corrupt(
-                        "a file ends before its announced size",
-                        io::Error::from(io::ErrorKind::UnexpectedEof),
+                    _ => return Err(unsafe_entry(&shown, "this tar entry type is not accepted")),
+                };
+                let rel = p
+                    .strip_prefix(STATE_PREFIX)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .map(|r| {
+                        if want == EntryKind::Dir {
+                            r.strip_suffix('/').unwrap_or(r)
+                        } else {
+                            r
+                        }
+                    })
+                    .ok_or_else(|| unsafe_entry(&shown, "the entry is outside state/"))?;
+                super::check_rel_path(rel).map_err(|r| unsafe_entry(&shown, r))?;
+                let Some(m) = by_path.get(rel) else {
+                    return Err(unsafe_entry(
+                        &shown,
+                        "the entry is not listed in the manifest",
+                    ));
+                };
+                if m.kind != want {
+                    return Err(unsafe_entry(
+                        &shown,
+                        "the entry's type differs from the manifest's",
                     ));
                 }
-                if Some(hex::encode(h.finalize())) != m.sha256 {
-                    return Err(BackupError::HashMismatch {
-                        backup: name.to_string(),
-                        entry: rel.to_string(),
-                    });
+                if !seen.insert(rel.to_string()) {
+                    return Err(unsafe_entry(
+                        &shown,
+                        "the entry appears twice in the archive",
+                    ));
                 }
-                report.content_bytes += size;
-                if let Some((f, p)) = out {
-                    if let Some(t) = m.mtime {
-                        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
-                        f.set_modified(when)
-                            .map_err(|e| BackupError::io("set the time of", &p, e))?;
+                let write = staging.is_some()
+                    && only.is_none_or(|g| g.is_match(rel) || want == EntryKind::Dir);
+                match want {
+                    EntryKind::Dir => {
+                        report.dirs += 1;
+                        if entry.size() != 0 {
+                            return Err(unsafe_entry(&shown, "a directory entry carries data"));
+                        }
+                        if write && only.is_none() {
+                            send(Job::Dir(rel.to_string()))?;
+                        }
                     }
-                    f.sync_all().map_err(|e| BackupError::io("fsync", &p, e))?;
+                    EntryKind::Symlink => {
+                        report.symlinks += 1;
+                        let t = entry
+                            .link_name_bytes()
+                            .map(|t| t.into_owned())
+                            .unwrap_or_default();
+                        if Some(t.as_slice()) != m.target.as_deref().map(str::as_bytes)
+                            || entry.size() != 0
+                        {
+                            return Err(unsafe_entry(
+                                &shown,
+                                "the link target differs from the manifest's",
+                            ));
+                        }
+                        if write {
+                            links.push((rel.to_string(), m.target.clone().unwrap_or_default()));
+                        }
+                    }
+                    EntryKind::File => {
+                        report.files += 1;
+                        let size = m.size.unwrap_or(0);
+                        if entry.size() != size {
+                            return Err(unsafe_entry(
+                                &shown,
+                                "the entry's size differs from the manifest's",
+                            ));
+                        }
+                        send(Job::File {
+                            rel: rel.to_string(),
+                            write,
+                            sha256: m.sha256.clone().unwrap_or_default(),
+                            mtime: m.mtime,
+                        })?;
+                        let mut n_total = 0u64;
+                        loop {
+                            // Recycled buffers keep their full length: no zeroing per chunk.
+                            let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+                            let n = fill(&mut entry, &mut buf)
+                                .map_err(|e| corrupt("cannot read a file's content", e))?;
+                            if n == 0 {
+                                break;
+                            }
+                            n_total += n as u64;
+                            send(Job::Data(buf, n))?;
+                        }
+                        if n_total != size {
+                            return Err(corrupt(
+                                "a file ends before its announced size",
+                                io::Error::from(io::ErrorKind::UnexpectedEof),
+                            ));
+                        }
+                        send(Job::End)?;
+                        report.content_bytes += size;
+                    }
                 }
             }
-        }
-    }
 
-    // 3. Nothing missing.
-    if let Some(missing) = manifest.entries.iter().find(|e| !seen.contains(&e.path)) {
-        return Err(BackupError::Corrupt {
-            backup: name.to_string(),
-            reason: format!("{} is in the manifest but not in the archive", missing.path),
-            source: None,
-        });
-    }
+            // 3. Nothing missing.
+            if let Some(missing) = manifest.entries.iter().find(|e| !seen.contains(&e.path)) {
+                return Err(BackupError::Corrupt {
+                    backup: name.to_string(),
+                    reason: format!("{} is in the manifest but not in the archive", missing.path),
+                    source: None,
+                });
+            }
 
-    // 4. The end: only tar padding may follow, then zstd's checksum and age's final chunk
-    // must check out. Reading to EOF is what makes age and zstd verify them.
+            Ok(())
+        })();
+        drop(tx);
+        let sunk = worker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (parsed, sunk)
+    });
+    sunk?;
+    parsed?;
+
+    // 4. The end: only tar padding may follow, then zstd's checksum and age's final
+    // chunk must check out. Reading to EOF is what makes age and zstd verify them.
     let mut rest = archive.into_inner();
     let mut tail = [0u8; 8192];
     loop {
@@ -877,50 +947,254 @@ pub fn read_archive(
         }
     }
 
-    // 5. Only now, with everything verified: symlinks, then modes (deepest first).
+    // 5. Only now, with everything verified: symlinks, then modes and times (deepest first),
+    // then the whole staging tree is made durable at once.
     if let Some(st) = staging {
-        for (rel, target) in &links {
-            if let Some((parent, _)) = rel.rsplit_once('/') {
-                mkdirs(st, parent)?;
-            }
-            let p = st.join(rel);
-            std::os::unix::fs::symlink(target, &p)
-                .map_err(|e| BackupError::io("create symlink", &p, e))?;
-        }
-        let mut written: Vec<&super::ManifestEntry> = manifest
-            .entries
-            .iter()
-            .filter(|e| e.kind != EntryKind::Symlink)
-            .filter(|e| {
-                fs::symlink_metadata(st.join(&e.path)).is_ok_and(|m| !m.file_type().is_symlink())
-            })
-            .collect();
-        written.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
-        for e in written {
-            let p = st.join(&e.path);
-            if e.kind == EntryKind::Dir {
-                fsio::sync_dir(&p)?;
-            }
-            fs::set_permissions(&p, fs::Permissions::from_mode(e.mode_bits()))
-                .map_err(|err| BackupError::io("set the mode of", &p, err))?;
-        }
-        let root_mode = super::parse_mode(&manifest.root_mode).unwrap_or(0o700);
-        if only.is_none() {
-            fs::set_permissions(st, fs::Permissions::from_mode(root_mode))
-                .map_err(|e| BackupError::io("set the mode of", st, e))?;
-        }
-        fsio::sync_dir(st)?;
+        finish_staging(st, &manifest, &links, only.is_none())?;
     }
     report.manifest = Some(manifest);
     Ok(report)
 }
 
+/// Bytes of file content per message to the hashing thread.
+const CHUNK: usize = 1 << 20;
+/// Messages queued to the hashing thread (bounds memory to a few MiB).
+const QUEUED_CHUNKS: usize = 4;
+
+/// Work for the hashing (and, restoring, writing) thread, in archive order.
+enum Job {
+    /// Create this directory in staging.
+    Dir(String),
+    /// A file starts: its path, whether to write it, its expected SHA-256 and mtime.
+    File {
+        rel: String,
+        write: bool,
+        sha256: String,
+        mtime: Option<i64>,
+    },
+    /// The next bytes of the current file: the first `n` bytes of the buffer.
+    Data(Vec<u8>, usize),
+    /// The current file is complete.
+    End,
+}
+
+/// The hashing thread stopped (it found an error, which it returns from `join`).
+struct WorkerStopped;
+
+impl From<WorkerStopped> for BackupError {
+    fn from(_: WorkerStopped) -> Self {
+        // Never surfaces: the worker's own error takes precedence.
+        BackupError::io(
+            "hash",
+            "the backup stream",
+            io::Error::other("the hashing thread stopped"),
+        )
+    }
+}
+
+/// Reads until `buf` is full or the entry ends; returns the bytes read.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The current file of the hashing thread.
+struct Current {
+    rel: String,
+    out: Option<(fs::File, PathBuf)>,
+    hasher: Sha256,
+    sha256: String,
+    mtime: Option<i64>,
+}
+
+/// The hashing thread: hashes every file, checks it against the manifest and, restoring,
+/// writes it into `staging` (no fsync per file: [`finish_staging`] syncs the tree at once).
+fn sink(
+    rx: mpsc::Receiver<Job>,
+    recycle: mpsc::Sender<Vec<u8>>,
+    name: &str,
+    staging: Option<&Path>,
+) -> Result<(), BackupError> {
+    let mut made: HashSet<String> = HashSet::new();
+    let mut cur: Option<Current> = None;
+    for job in rx {
+        match job {
+            Job::Dir(rel) => {
+                if let Some(st) = staging {
+                    mkdirs(st, &rel, &mut made)?;
+                }
+            }
+            Job::File {
+                rel,
+                write,
+                sha256,
+                mtime,
+            } => {
+                let out = match staging {
+                    Some(st) if write => {
+                        if let Some((parent, _)) = rel.rsplit_once('/') {
+                            mkdirs(st, parent, &mut made)?;
+                        }
+                        let p = st.join(&rel);
+                        let f = fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(0o600)
+                            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                            .open(&p)
+                            .map_err(|e| BackupError::io("create", &p, e))?;
+                        Some((f, p))
+                    }
+                    _ => None,
+                };
+                cur = Some(Current {
+                    rel,
+                    out,
+                    hasher: Sha256::new(),
+                    sha256,
+                    mtime,
+                });
+            }
+            Job::Data(buf, n) => {
+                let c = cur.as_mut().expect("data follows a file");
+                c.hasher.update(&buf[..n]);
+                if let Some((f, p)) = c.out.as_mut() {
+                    f.write_all(&buf[..n])
+                        .map_err(|e| BackupError::io("write", p.as_path(), e))?;
+                }
+                let _ = recycle.send(buf);
+            }
+            Job::End => {
+                let c = cur.take().expect("end follows a file");
+                if hex::encode(c.hasher.finalize()) != c.sha256 {
+                    return Err(BackupError::HashMismatch {
+                        backup: name.to_string(),
+                        entry: c.rel,
+                    });
+                }
+                if let (Some((f, p)), Some(t)) = (&c.out, c.mtime) {
+                    f.set_modified(unix_time(t))
+                        .map_err(|e| BackupError::io("set the time of", p.as_path(), e))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unix_time(t: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)
+}
+
+/// Completes a verified staging tree: creates the symlinks, sets modes and mtimes (deepest
+/// first, so setting a child never touches its parent's mtime afterwards), and makes the whole
+/// tree durable with one `syncfs(2)` — files were written without a per-file fsync.
+///
+/// Crash-safety: the staging directory is private and not reachable under the target's name
+/// until the caller swaps it in, which happens only after this returns; so a crash before the
+/// sync leaves at most a stale staging directory, and a swap never exposes a file whose data is
+/// not on disk.
+fn finish_staging(
+    st: &Path,
+    manifest: &Manifest,
+    links: &[(String, String)],
+    whole: bool,
+) -> Result<(), BackupError> {
+    let by_path: BTreeMap<&str, &super::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    let mut made = HashSet::new();
+    for (rel, target) in links {
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            mkdirs(st, parent, &mut made)?;
+        }
+        let p = st.join(rel);
+        std::os::unix::fs::symlink(target, &p)
+            .map_err(|e| BackupError::io("create symlink", &p, e))?;
+        if let Some(t) = by_path.get(rel.as_str()).and_then(|e| e.mtime) {
+            set_mtime_nofollow(&p, t)?;
+        }
+    }
+    let mut written: Vec<&super::ManifestEntry> = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Symlink)
+        .filter(|e| {
+            fs::symlink_metadata(st.join(&e.path)).is_ok_and(|m| !m.file_type().is_symlink())
+        })
+        .collect();
+    written.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
+    for e in written {
+        let p = st.join(&e.path);
+        fs::set_permissions(&p, fs::Permissions::from_mode(e.mode_bits()))
+            .map_err(|err| BackupError::io("set the mode of", &p, err))?;
+        if e.kind == EntryKind::Dir
+            && let Some(t) = e.mtime
+        {
+            set_mtime_nofollow(&p, t)?;
+        }
+    }
+    if whole {
+        let root_mode = super::parse_mode(&manifest.root_mode).unwrap_or(0o700);
+        fs::set_permissions(st, fs::Permissions::from_mode(root_mode))
+            .map_err(|e| BackupError::io("set the mode of", st, e))?;
+    }
+    sync_tree(st)
+}
+
+/// Sets the mtime of `p` itself (never a symlink's target), leaving its atime alone.
+fn set_mtime_nofollow(p: &Path, t: i64) -> Result<(), BackupError> {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_OMIT, utimensat};
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: t.max(0),
+            tv_nsec: 0,
+        },
+    };
+    utimensat(CWD, p, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| BackupError::io("set the time of", p, e.into()))
+}
+
+/// Makes everything written under `dir` durable: one `syncfs(2)` of its filesystem (data and
+/// metadata of every file, directory and link in the tree, in one journal commit), instead of
+/// an fsync per file.
+fn sync_tree(dir: &Path) -> Result<(), BackupError> {
+    let d = fs::File::open(dir).map_err(|e| BackupError::io("open", dir, e))?;
+    rustix::fs::syncfs(&d).map_err(|e| BackupError::io("sync the filesystem of", dir, e.into()))
+}
+
 /// Creates `rel`'s directories under `root` one component at a time, refusing anything that
-/// is not a real directory (the staging tree is private and holds no symlink yet).
-fn mkdirs(root: &Path, rel: &str) -> Result<(), BackupError> {
+/// is not a real directory (the staging tree is private and holds no symlink yet). `made`
+/// remembers what exists already, so each directory is checked once.
+fn mkdirs(root: &Path, rel: &str, made: &mut HashSet<String>) -> Result<(), BackupError> {
+    if made.contains(rel) {
+        return Ok(());
+    }
     let mut cur = root.to_path_buf();
+    let mut prefix = String::new();
     for part in rel.split('/') {
         cur.push(part);
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if made.contains(&prefix) {
+            continue;
+        }
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -935,6 +1209,7 @@ fn mkdirs(root: &Path, rel: &str) -> Result<(), BackupError> {
                 .create(&cur)
                 .map_err(|e| BackupError::io("create directory", &cur, e))?,
         }
+        made.insert(prefix.clone());
     }
     Ok(())
 }

@@ -131,6 +131,8 @@ impl BackupTarget for LocalDir {
     fn create(&self, name: &str) -> Result<Box<dyn BackupUpload + '_>, BackupError> {
         let p = self.path_of(name)?;
         crate::fsio::create_secret_dir_all(&self.dir)?;
+        // Partial backups of killed runs (their lock died with them) go first.
+        super::leftovers::clean_backup_temps(&self.dir);
         let f = AtomicFile::create(
             &p,
             WriteOptions {
@@ -142,6 +144,9 @@ impl BackupTarget for LocalDir {
             crate::fsio::FsError::Exists(_) => BackupError::Exists(name.to_string()),
             e => e.into(),
         })?;
+        // Held until commit or drop: marks the temp file as in use (see `leftovers`).
+        super::leftovers::try_lock(f.as_file())
+            .map_err(|e| BackupError::io("lock", self.dir.join(name), e))?;
         Ok(Box::new(LocalUpload(f)))
     }
 

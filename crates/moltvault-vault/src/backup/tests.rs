@@ -1106,3 +1106,183 @@ fn a_sqlite_store_written_during_the_backup_restores_consistent() {
         "restored {n} rows"
     );
 }
+
+/// Sets a path's mtime (not following symlinks) `secs` seconds into the past.
+fn age_by(p: &Path, secs: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    let f = fs::File::open(p).unwrap();
+    f.set_modified(t).unwrap();
+}
+
+fn mtime(p: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(p).unwrap().mtime()
+}
+
+#[test]
+fn restore_gives_back_directory_and_symlink_mtimes() {
+    let e = env();
+    let set = |p: &Path, t: i64| {
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            p,
+            &rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: t,
+                    tv_nsec: 0,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: t,
+                    tv_nsec: 0,
+                },
+            },
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    };
+    let paths = [
+        "agents/main/sessions/b.jsonl",
+        "agents/main/current.jsonl",
+        "agents/main/sessions",
+        "agents/main",
+        "agents",
+        "credentials",
+    ];
+    for (i, p) in paths.iter().enumerate() {
+        set(&e.state.join(p), 1_700_000_000 + i as i64 * 1000);
+    }
+    let s = create(&opts(&e), &e.id.to_public(), &e.target, &NoProgress).unwrap();
+    let to = e.root.join("restored/.openclaw");
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    restore(&e.target, &s.name, &e.id, &RestoreOptions::new(&to), &NoProgress).unwrap();
+    for (i, p) in paths.iter().enumerate() {
+        assert_eq!(mtime(&to.join(p)), 1_700_000_000 + i as i64 * 1000, "{p}");
+    }
+}
+
+#[test]
+fn leftovers_of_killed_restores_are_cleaned_only_when_stale_and_unlocked() {
+    let e = env();
+    let s = create(&opts(&e), &e.id.to_public(), &e.target, &NoProgress).unwrap();
+    let mk = |name: &str, old: bool| {
+        let p = e.root.join(name);
+        fs::create_dir_all(p.join("sub")).unwrap();
+        fs::write(p.join("sub/f"), "partial").unwrap();
+        if old {
+            age_by(&p, 3600);
+        }
+        p
+    };
+    let stale_staging = mk(".openclaw.moltvault-restore-0123456789ab", true);
+    let stale_swap = mk(".openclaw.moltvault-swap-0123456789ab", true);
+    let fresh_staging = mk(".openclaw.moltvault-restore-aaaaaaaaaaaa", false);
+    let held = mk(".openclaw.moltvault-restore-bbbbbbbbbbbb", true);
+    let other_target = mk(".other.moltvault-restore-0123456789ab", true);
+    let held_lock = leftovers::open_dir(&held).unwrap();
+    assert!(leftovers::try_lock(&held_lock).unwrap());
+
+    let mut o = RestoreOptions::new(&e.state);
+    o.time = Some(time::macros::datetime!(2026-11-25 20:00:00 UTC));
+    let r = restore(&e.target, &s.name, &e.id, &o, &NoProgress).unwrap();
+
+    assert!(!stale_staging.exists(), "a stale staging dir is removed");
+    assert!(!stale_swap.exists(), "a stale swap dir is moved");
+    let kept = e
+        .root
+        .join(".openclaw.interrupted-restore-20261125T200000Z");
+    assert_eq!(fs::read_to_string(kept.join("sub/f")).unwrap(), "partial");
+    assert!(fresh_staging.exists(), "a recent one may be a run starting");
+    assert!(held.exists(), "a locked one belongs to a live run");
+    assert!(other_target.exists(), "another target's leftovers are not ours");
+    let mut got = r.leftovers.clone();
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(
+        got,
+        vec![
+            Leftover {
+                path: stale_staging,
+                kept_as: None
+            },
+            Leftover {
+                path: stale_swap,
+                kept_as: Some(kept)
+            },
+        ]
+    );
+    // No staging or swap dir of this run survives it.
+    let ours: Vec<_> = fs::read_dir(&e.root)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".openclaw.moltvault-"))
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+}
+
+#[test]
+fn a_second_restore_into_a_directory_being_restored_is_refused() {
+    let e = env();
+    let s = create(&opts(&e), &e.id.to_public(), &e.target, &NoProgress).unwrap();
+    let lock = leftovers::open_dir(&e.state).unwrap();
+    assert!(leftovers::try_lock(&lock).unwrap());
+    let before = tree(&e.state);
+    let err = restore(
+        &e.target,
+        &s.name,
+        &e.id,
+        &RestoreOptions::new(&e.state),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(matches!(err, BackupError::Busy(_)), "{err}");
+    assert_eq!(tree(&e.state), before);
+    drop(lock);
+    restore(
+        &e.target,
+        &s.name,
+        &e.id,
+        &RestoreOptions::new(&e.state),
+        &NoProgress,
+    )
+    .unwrap();
+}
+
+#[test]
+fn leftovers_of_killed_backups_are_removed_by_the_next_backup() {
+    let e = env();
+    let o = opts(&e);
+    fs::create_dir_all(e.target.dir()).unwrap();
+    fs::create_dir_all(&o.temp_dir).unwrap();
+    let partial = e
+        .target
+        .dir()
+        .join(".moltvault-testhost-20261125T190000Z.tar.zst.age.mvtmp-0123456789ab");
+    let held = e
+        .target
+        .dir()
+        .join(".moltvault-testhost-20261125T190001Z.tar.zst.age.mvtmp-0123456789ab");
+    let unrelated = e.target.dir().join(".something.mvtmp-0123456789ab");
+    let sqlite_tmp = o.temp_dir.join(".moltvault-backup-abcdef");
+    for p in [&partial, &held, &unrelated] {
+        fs::write(p, "partial ciphertext").unwrap();
+        age_by(p, 3600);
+    }
+    fs::create_dir_all(&sqlite_tmp).unwrap();
+    fs::write(sqlite_tmp.join("db-1.sqlite"), "plaintext copy").unwrap();
+    age_by(&sqlite_tmp, 3600);
+    let held_f = fs::File::open(&held).unwrap();
+    assert!(leftovers::try_lock(&held_f).unwrap());
+
+    create(&o, &e.id.to_public(), &e.target, &NoProgress).unwrap();
+    assert!(!partial.exists());
+    assert!(!sqlite_tmp.exists(), "SQLite plaintext copies must not linger");
+    assert!(held.exists(), "a locked temp file belongs to a running backup");
+    assert!(unrelated.exists(), "not ours");
+    // The run's own temp file and temp dir are gone too.
+    let left: Vec<_> = fs::read_dir(e.target.dir())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tar.zst.age.mvtmp-"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(fs::read_dir(&o.temp_dir).unwrap().count(), 0);
+}

@@ -34,6 +34,11 @@ pub struct BackupOptions {
     pub time: Option<OffsetDateTime>,
     /// zstd compression level.
     pub zstd_level: i32,
+    /// zstd's minimum match length (`ZSTD_c_minMatch`; 0 keeps the level's own). Transcript
+    /// text is made of words and JSON keys: ignoring matches shorter than 6 bytes (the level's
+    /// own minimum is 5) saves offsets that cost more than the literals they replace, and
+    /// gives a smaller backup than `gzip -6` at level 6 (level 3 is 5 % larger).
+    pub zstd_min_match: u32,
     /// zstd worker threads (0 = single-threaded).
     pub zstd_threads: u32,
     /// The program version recorded in the manifest.
@@ -55,7 +60,8 @@ impl BackupOptions {
             exclude: Vec::new(),
             skip_paths: Vec::new(),
             time: None,
-            zstd_level: 3,
+            zstd_level: 6,
+            zstd_min_match: 6,
             zstd_threads: if cores > 1 { cores } else { 0 },
             created_by: format!("moltvault-vault {}", env!("CARGO_PKG_VERSION")),
         }
@@ -192,11 +198,17 @@ pub fn write_archive<W: Write>(
         ));
     }
     crate::fsio::create_secret_dir_all(&opts.temp_dir)?;
+    // SQLite copies left by killed backups (plaintext: they must not linger).
+    super::leftovers::clean_sqlite_temps(&opts.temp_dir);
     let tmp = tempfile::Builder::new()
         .prefix(".moltvault-backup-")
         .tempdir_in(&opts.temp_dir)
         .map_err(|e| BackupError::io("create a temp dir in", &opts.temp_dir, e))?;
     set_mode(tmp.path(), 0o700)?;
+    // Locked until this function returns or the process dies (see `leftovers`).
+    let tmp_lock = super::leftovers::open_dir(tmp.path())
+        .map_err(|e| BackupError::io("open", tmp.path(), e))?;
+    super::leftovers::try_lock(&tmp_lock).map_err(|e| BackupError::io("lock", tmp.path(), e))?;
 
     let exclude = glob_set(&opts.exclude)?;
     let mut walk = Walk {
@@ -245,6 +257,10 @@ pub fn write_archive<W: Write>(
         .map_err(sink)?;
     let mut z = zstd::stream::Encoder::new(age_w, opts.zstd_level).map_err(sink)?;
     z.include_checksum(true).map_err(sink)?;
+    if opts.zstd_min_match > 0 {
+        z.set_parameter(zstd::zstd_safe::CParameter::MinMatch(opts.zstd_min_match))
+            .map_err(sink)?;
+    }
     if opts.zstd_threads > 0 {
         z.multithread(opts.zstd_threads).map_err(sink)?;
     }
@@ -312,6 +328,7 @@ pub fn write_archive<W: Write>(
     let buf = age_w.finish().map_err(sink)?;
     let out = buf.into_inner().map_err(|e| sink(e.into_error()))?;
     drop(tmp);
+    drop(tmp_lock);
     let summary = BackupSummary {
         name: String::new(),
         target: String::new(),

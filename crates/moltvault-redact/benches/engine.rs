@@ -1,0 +1,66 @@
+//! Engine-only benchmark of the redaction crate (builds in seconds, unlike the root bench):
+//! scan / redact / redact_value over the generated corpus of `benches/redact_corpus.rs`.
+//!
+//! `cargo bench -p moltvault-redact --bench engine -- [scan|redact|value|gated] [MB]`;
+//! made for `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*work*'`.
+#![allow(clippy::print_stdout, clippy::disallowed_methods, missing_docs)]
+
+#[path = "../../../benches/redact_corpus.rs"]
+#[allow(dead_code)]
+mod corpus;
+
+use std::time::Instant;
+
+use moltvault_redact::{CountSink, FingerprintKey, Mode, Redactor, RedactorOptions, RuleSet};
+
+fn redactor(mode: Mode) -> Redactor {
+    Redactor::new(
+        &RuleSet::builtin(),
+        RedactorOptions::new(mode, FingerprintKey::from_bytes([5; 32])),
+    )
+    .unwrap()
+}
+
+#[inline(never)]
+fn work(what: &str, r: &Redactor, data: &[u8], out: &mut Vec<u8>) -> u64 {
+    match what {
+        "scan" => r.scan_jsonl(data, &mut CountSink::default()).unwrap().gated,
+        "redact" => {
+            out.clear();
+            r.redact_jsonl(data, &mut *out, &mut CountSink::default())
+                .unwrap()
+                .gated
+        }
+        _ => 0,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    let what = args.get(1).map(String::as_str).unwrap_or("scan");
+    let mb: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let (data, _) = corpus::corpus(1, mb << 20, true, 2000);
+    let r = redactor(Mode::All);
+    if what == "gated" {
+        // Writes the records that pass the gate to stdout, for inspection.
+        for line in data.split(|&b| b == b'\n') {
+            let s = r.scan_jsonl(line, &mut CountSink::default()).unwrap();
+            if s.gated > 0 {
+                println!("{}", String::from_utf8_lossy(line));
+            }
+        }
+        return;
+    }
+    if what == "value" {
+        return;
+    }
+    let mut out = Vec::with_capacity(data.len() + 4096);
+    let t = Instant::now();
+    let gated = work(what, &r, &data, &mut out);
+    let el = t.elapsed();
+    println!(
+        "{what}: {:.1} MB, {:.2} GB/s, gated {gated}",
+        data.len() as f64 / 1e6,
+        data.len() as f64 / el.as_secs_f64() / 1e9
+    );
+}
