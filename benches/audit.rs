@@ -115,7 +115,7 @@ fn generate_db(db: &Path, total: u64) -> u64 {
             .unwrap();
         }
         written += line.len() as u64;
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let t = format!(r#"{{"type":"tool.result","data":{{"n":{i},"text":"ok {i}"}}}}"#);
             tx.execute(
                 "INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES (?1, ?2, 'r', ?3, 1)",

@@ -1,7 +1,10 @@
 //! A seeded generator of realistic transcripts in the real entry schema (see the samples in
 //! the reference folder): user turns, assistant tool calls (exec / read / web_fetch), tool
 //! results with source code, logs, base64, hashes, UUIDs, JSON-encoded tool output and
-//! ensure_ascii escapes, plus planted fake secrets (about one per 2,000 lines) with labels.
+//! ensure_ascii escapes, environment dumps with credential-like names but no secret, the real
+//! schema's extras (`details.aggregated` repeating the tool output, `__openclaw.runId`,
+//! `idempotencyKey`, cache-ttl and model-snapshot custom entries), plus planted fake secrets
+//! (about one per 2,000 lines) with labels.
 
 use moltvault_testutils::secrets::{
     FakeRng, FakeSecret, contextual_secrets, decoys, provider_secrets,
@@ -118,6 +121,9 @@ fn log(r: &mut FakeRng, lines: usize) -> String {
 fn tool_output(r: &mut FakeRng) -> String {
     let n = r.below(60);
     match r.below(10) {
+        // Environment dumps and config snippets: credential-like names with values that are
+        // references, numbers, paths or words (some reach stage B and must not be flagged).
+        0 if r.below(3) == 0 => env_dump(r),
         0..=3 => code(r, 20 + n),
         4..=5 => log(r, 10 + n),
         6 => format!("data:image/png;base64,{}", r.b64(2000 + n * 60)),
@@ -129,10 +135,44 @@ fn tool_output(r: &mut FakeRng) -> String {
             }
             s
         }
+        // Environment dumps and config snippets: credential-like names with values that are
+        // references, numbers, paths or words (they reach stage B and must not be flagged).
         8 => json!({"status": 200, "headers": {"content-type": "application/json", "etag": r.hex(32)},
             "body": code(r, 15)}).to_string(),
         _ => format!("total {}\n-rw-r--r-- 1 user user {} Nov 25 18:00 README.md\n{}", r.below(999), r.below(99999), code(r, 10)),
     }
+}
+
+fn env_dump(r: &mut FakeRng) -> String {
+    let lines = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin".to_string(),
+        format!(
+            "HOME=/home/user\nPWD=/home/user/clawd/{}",
+            WORDS[r.below(WORDS.len())]
+        ),
+        "OPENAI_API_KEY=${OPENAI_API_KEY}".into(),
+        format!("TOKEN_TTL={}", r.below(86400)),
+        format!("max_tokens: {}", r.below(8192)),
+        "GIT_ASKPASS=/usr/lib/git-core/git-gui--askpass".into(),
+        "  \"tokenizer\": \"cl100k_base\",".into(),
+        format!("password_min_length = {}", 8 + r.below(8)),
+        "secret_name = \"prod/db\"".into(),
+        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}".into(),
+        format!(
+            "  \"token_type\": \"bearer\", \"expires_in\": {}",
+            r.below(7200)
+        ),
+        "The access token expires after an hour; refresh it with the refresh token.".into(),
+        format!("credentials_file = \"~/.config/gcloud/{}.json\"", r.hex(8)),
+        "SLACK_BOT_TOKEN=xoxb-your-token-here".into(),
+        format!("session_token_count={}", r.below(99)),
+    ];
+    let mut s = String::new();
+    for _ in 0..6 + r.below(10) {
+        s.push_str(&lines[r.below(lines.len())]);
+        s.push('\n');
+    }
+    s
 }
 
 /// Builds one entry line; `plant` is placed in the tool output when given.
@@ -146,8 +186,21 @@ fn entry(r: &mut FakeRng, i: usize, parent: &str, plant: Option<&FakeSecret>) ->
     );
     let kind = if plant.is_some() { 2 } else { r.below(5) };
     let v = match kind {
+        0 if r.below(3) == 0 => match r.below(2) {
+            0 => {
+                json!({"type":"custom","customType":"openclaw.cache-ttl","data":{"prunedToolResults":[],
+                "ambiguousToolResultBaseKeys":[],"frozenToolResults":[{"key":format!("tool:call_{}:1795629963904", r.hex(8)),
+                "sourceHash":r.b64(43)}]},"id":r.uuid(),"parentId":parent,"timestamp":ts})
+            }
+            _ => {
+                json!({"type":"custom","customType":"model-snapshot","data":{"timestamp":1795629961166u64,
+                "provider":"custom-127-0-0-1-18555","modelApi":"openai-completions","modelId":"fake-model"},
+                "id":r.uuid(),"parentId":parent,"timestamp":ts})
+            }
+        },
         0 => json!({"type":"message","id":id,"parentId":parent,"timestamp":ts,
-            "message":{"role":"user","content":[{"type":"text","text":format!("please {} the {}", WORDS[r.below(WORDS.len())], WORDS[r.below(WORDS.len())])}],"timestamp":1795630384998u64}}),
+            "message":{"role":"user","content":[{"type":"text","text":format!("please {} the {}", WORDS[r.below(WORDS.len())], WORDS[r.below(WORDS.len())])}],"timestamp":1795630384998u64,
+                "idempotencyKey":format!("{}:user", r.uuid()),"__openclaw":{"senderIsOwner":true}}}),
         1 => {
             let (name, args) = match r.below(3) {
                 0 => (
@@ -169,7 +222,8 @@ fn entry(r: &mut FakeRng, i: usize, parent: &str, plant: Option<&FakeSecret>) ->
                     {"type":"toolCall","id":format!("call_{}", r.hex(8)),"name":name,"arguments":args}],
                 "api":"openai-completions","provider":"fake","model":"fake-model",
                 "usage":{"input":r.below(9000),"output":r.below(900),"cacheRead":0,"cacheWrite":0,"totalTokens":r.below(9999),
-                    "cost":{"input":0,"output":0,"cacheRead":0,"cacheWrite":0,"total":0}},"stopReason":"toolUse","timestamp":1795630385001u64}})
+                    "cost":{"input":0,"output":0,"cacheRead":0,"cacheWrite":0,"total":0}},"stopReason":"toolUse","timestamp":1795630385001u64,
+                "responseId":format!("chatcmpl-{}", r.hex(12)),"__openclaw":{"runId":r.uuid()}}})
         }
         _ => {
             let mut out = tool_output(r);
@@ -188,8 +242,9 @@ fn entry(r: &mut FakeRng, i: usize, parent: &str, plant: Option<&FakeSecret>) ->
             json!({"type":"message","id":id,"parentId":parent,"timestamp":ts,
                 "message":{"role":"toolResult","toolCallId":format!("call_{}", r.hex(8)),"toolName":"exec",
                     "content":[{"type":"text","text":out}],
-                    "details":{"status":"completed","exitCode":0,"durationMs":r.below(900),"cwd":"/home/user/clawd"},
-                    "isError":false,"timestamp":1795630385062u64}})
+                    "details":{"status":"completed","exitCode":0,"exitSignal":null,"exitReason":"exit","durationMs":r.below(900),
+                        "aggregated":out,"noOutputTimedOut":false,"cwd":"/home/user/clawd"},
+                    "isError":false,"timestamp":1795630385062u64,"__openclaw":{"runId":r.uuid()}}})
         }
     };
     let s = v.to_string();

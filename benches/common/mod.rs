@@ -56,6 +56,7 @@ pub fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
 /// The peak RSS is the child's `ru_maxrss` from `wait4(2)`: exact (not sampled), and for a
 /// shell it is the largest of the shell and every descendant it waited for, so `sh -c 'a | b'`
 /// reports the larger of `a` and `b`. Panics, with the child's stderr, if it fails.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which std cannot see
 pub fn run(cmd: &mut Command) -> (Duration, u64) {
     let start = Instant::now();
     let mut child = cmd

@@ -86,18 +86,12 @@ fn mode(p: &Path) -> u32 {
 fn jsonl_idle_transcripts_are_sealed_in_place_and_active_ones_left() {
     let h = Home::new(SampleLine::OpenClaw2026_7_35);
     let s = h.sessions();
-    let old = s.join("5ae532ee-dfd0-4559-a05b-420f95c02e92.jsonl");
+    // The sample's sessions.json makes every transcript but 9ab6be67 a current session.
+    let old = s.join("9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl");
+    let current = s.join("2d048393-6d30-4ed3-8093-352886778a8f.jsonl");
     let traj = s.join("2d048393-6d30-4ed3-8093-352886778a8f.trajectory.jsonl");
-    let locked = s.join("e52e27a7-c658-471f-90a8-811dd2effa5a.jsonl");
-    let recent = s.join("e2c99222-a852-41df-9afc-7a944fceddab.jsonl");
-    let index: Value =
-        serde_json::from_str(&fs::read_to_string(s.join("sessions.json")).unwrap()).unwrap();
-    let current: Vec<String> = index
-        .as_object()
-        .unwrap()
-        .values()
-        .filter_map(|e| e["sessionId"].as_str().map(|x| format!("{x}.jsonl")))
-        .collect();
+    let locked = s.join("e2c99222-a852-41df-9afc-7a944fceddab.jsonl");
+    let recent = s.join("5ae532ee-dfd0-4559-a05b-420f95c02e92.jsonl");
     for e in fs::read_dir(&s).unwrap() {
         let p = e.unwrap().path();
         if p.is_file() {
@@ -110,20 +104,28 @@ fn jsonl_idle_transcripts_are_sealed_in_place_and_active_ones_left() {
 
     // --dry-run lists and changes nothing.
     let (o, e) = ok(&h.run(&["archive", "--idle", "7d", "--dry-run"]));
-    assert!(
-        o.contains("would seal    agents/main/sessions/5ae532ee"),
-        "{o}"
+    assert_eq!(
+        o.trim(),
+        "would seal    agents/main/sessions/9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl"
     );
-    assert!(!o.contains("e2c99222"), "recent session listed: {o}");
     assert!(e.contains("write lock"), "{e}");
+    assert!(e.contains("current session of a session key"), "{e}");
     assert!(old.exists() && !sealed(&old).exists());
 
     let (o, e) = ok(&h.run(&["archive", "--idle", "7d"]));
-    assert!(e.contains("sealed "), "{e}");
-    for p in [&old, &traj] {
-        assert!(!p.exists(), "{} still plain\n{o}", p.display());
-        assert!(sealed(p).exists());
-        assert_eq!(mode(&sealed(p)), 0o600);
+    assert!(e.contains("sealed 1 file(s)"), "{o}\n{e}");
+    assert!(!old.exists() && sealed(&old).exists());
+    assert_eq!(mode(&sealed(&old)), 0o600);
+    assert!(current.exists() && traj.exists(), "current session sealed");
+    // The sealed transcript reads back byte for byte, without plaintext on disk.
+    let out = h.cat("9ab6be67-3620-4259-9e0f-eb11b5840f8e");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, before);
+
+    // --include-current takes idle current sessions too, never the locked or the recent one.
+    let (o, _) = ok(&h.run(&["archive", "--idle", "7d", "--include-current"]));
+    for p in [&current, &traj] {
+        assert!(!p.exists() && sealed(p).exists(), "{}\n{o}", p.display());
     }
     assert!(
         recent.exists() && !sealed(&recent).exists(),
@@ -133,16 +135,9 @@ fn jsonl_idle_transcripts_are_sealed_in_place_and_active_ones_left() {
         locked.exists() && !sealed(&locked).exists(),
         "locked session sealed"
     );
-    for c in &current {
-        assert!(s.join(c).exists(), "current session {c} sealed");
-    }
-    // The sealed transcript reads back byte for byte, without plaintext on disk.
-    let out = h.cat("5ae532ee-dfd0-4559-a05b-420f95c02e92");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(out.stdout, before);
 
     // A second run finds nothing new.
-    let (o, _) = ok(&h.run(&["archive", "--idle", "7d"]));
+    let (o, _) = ok(&h.run(&["archive", "--idle", "7d", "--include-current"]));
     assert!(!o.contains("sealed    "), "{o}");
 }
 

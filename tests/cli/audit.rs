@@ -581,7 +581,7 @@ fn human_report_and_fix_output() {
                  2 session(s) untouched for more than 7 days are not sealed
                    - agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl
                    - agents/main/sessions/cb-plugin-1.jsonl
-                 hint: Seal them with `moltvault seal --idle 7d` (add --include-current for sessions still current).
+                 hint: Seal them with `moltvault archive --idle 7d` (add --include-current for sessions still current).
 
         15 finding(s): 7 high, 7 medium, 1 low; 6 fixable with `moltvault audit --fix`
         7 at or above high (--fail-on)
@@ -810,4 +810,48 @@ fn json_report() {
         }
         "#);
     });
+}
+
+/// `moltvault redact --in-place` with no PATH (on a terminal: `script` gives it one) redacts
+/// the agent database too, in one transaction, leaving it sound.
+#[test]
+fn redact_in_place_rewrites_the_agent_database() {
+    let h = openclaw_sqlite_home();
+    let bin = assert_cmd::cargo::cargo_bin("moltvault");
+    let cmd = format!(
+        "{} --state-dir {} redact --in-place --mode all",
+        bin.display(),
+        h.state().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_clear()
+        .env("HOME", h.t.home())
+        .env("MOLTVAULT_DIR", &h.vault)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) gives the command a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("openclaw-agent.sqlite: 4 secrets redacted in 4 rows (one transaction)"),
+        "{text}"
+    );
+    assert!(!text.contains(&fake_openai_key()));
+    let (_, v) = h.json(&[]);
+    let ids = check_ids(&v);
+    for c in [
+        "secrets.transcript",
+        "secrets.trajectory",
+        "secrets.db_copy",
+    ] {
+        assert!(!ids.contains(c), "{c} left: {ids:?}");
+    }
+    let conn =
+        rusqlite::Connection::open(h.t.path("agents/main/agent/openclaw-agent.sqlite")).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
 }

@@ -577,6 +577,45 @@ fn sigkill_during_backup_restore_and_prune_leaves_a_consistent_state() {
         "restores finished too fast to be killed mid-way"
     );
 
+    // What the killed runs left (partial backups, staging trees) is cleaned up by the next
+    // run once it is stale; complete trees caught mid-swap are kept under a visible name.
+    let hidden = |dir: &Path, pat: &str| -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with('.') && n.contains(pat)
+            })
+            .collect()
+    };
+    let parent = w.state.parent().unwrap().to_path_buf();
+    let state_name = w.state.file_name().unwrap().to_string_lossy().into_owned();
+    let leftovers: Vec<PathBuf> = [
+        hidden(&w.backup_dir(), ".mvtmp-"),
+        hidden(&parent, &format!(".{state_name}.moltvault-")),
+    ]
+    .concat();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for p in &leftovers {
+        fs::File::open(p)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    w.backup();
+    let p = pass.to_str().unwrap();
+    w.cmd()
+        .args(["restore", &good, "--passphrase-file", p, "--state-dir"])
+        .arg(&w.state)
+        .assert()
+        .success();
+    assert_eq!(hidden(&w.backup_dir(), ".mvtmp-"), Vec::<PathBuf>::new());
+    assert_eq!(
+        hidden(&parent, &format!(".{state_name}.moltvault-")),
+        Vec::<PathBuf>::new()
+    );
+
     // Prune: whatever it managed to delete, the newest backup survives and every survivor verifies.
     let newest = w.backups().last().unwrap().clone();
     for ms in [20u64, 200, 600] {

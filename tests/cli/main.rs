@@ -10,4 +10,5 @@ mod rotate;
 mod scan;
 mod seal;
 mod secrets;
+mod status;
 mod vault;

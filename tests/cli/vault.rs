@@ -558,7 +558,11 @@ fn full_disk_during_a_pipelined_seal_keeps_the_plaintext() {
         .unwrap();
     assert_error(&out, &["big.jsonl.age", "disk is full"]);
     assert_eq!(fs::read(&p).unwrap(), body);
-    assert_eq!(tree(&sessions), ["big.jsonl"], "no sealed or temp file left");
+    assert_eq!(
+        tree(&sessions),
+        ["big.jsonl"],
+        "no sealed or temp file left"
+    );
 }
 
 /// SIGKILL while large files are sealed with their verifier running, and while small ones are
@@ -591,7 +595,11 @@ fn sigkill_during_pipelined_and_batched_seals_never_loses_a_transcript() {
                     .unwrap_or_else(|e| panic!("round {round}: {} broken: {e}", s.display()));
                 assert_eq!(&got, want, "round {round}: {} wrong content", s.display());
             }
-            assert!(p.exists() || s.exists(), "round {round}: {} lost", p.display());
+            assert!(
+                p.exists() || s.exists(),
+                "round {round}: {} lost",
+                p.display()
+            );
         }
     };
     let bin = assert_cmd::cargo::cargo_bin("moltvault");

@@ -15,14 +15,17 @@ use crate::commands::Ctx;
 use crate::report::{Status, user_error};
 use crate::ui;
 
-/// Redacts secrets in session transcripts (JSONL; `.jsonl.deleted.*.zst` archives too).
+/// Redacts secrets in session transcripts (JSONL; `.jsonl.deleted.*.zst` archives too; with no
+/// PATH, also the SQLite store of OpenClaw ≥ 2026.8).
 ///
 /// Every secret becomes `[REDACTED:<rule>:<fp8>]`, where fp8 is a keyed fingerprint: the same
 /// secret always gets the same tag. Records without secrets are copied byte for byte.
 ///
 /// With PATHs and neither --in-place nor -o, writes the redacted text to stdout. With no PATH,
 /// filters stdin to stdout when stdin is not a terminal; on a terminal, redacts every
-/// transcript of the detected gateway (needs --in-place).
+/// transcript of the detected gateway (needs --in-place), and every agent database in one
+/// SQLite transaction each (transcript events, zstd events, trajectory, full-text and memory
+/// copies), waiting for the gateway's own writes.
 #[derive(Debug, clap::Args)]
 pub struct RedactArgs {
     /// Transcript files to redact.
@@ -269,7 +272,30 @@ pub fn run(ctx: &Ctx, args: RedactArgs) -> anyhow::Result<Status> {
             })
             .map(|f| f.path)
             .collect();
-        return redact_files_in_place(&r, &files);
+        let files_status = redact_files_in_place(&r, &files);
+        // SQLite store: each agent database in one transaction, derived copies included.
+        let dbs: Vec<PathBuf> = gw
+            .agent_dbs()
+            .into_iter()
+            .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+            .collect();
+        for db in dbs {
+            let mut adb = moltvault_gateway::sqlite::AgentDb::open(&db)?;
+            if adb.text_columns().is_empty() {
+                continue;
+            }
+            let mut count = Count(0);
+            let rep = adb.redact(|v| r.redact_value(v, &mut count) > 0)?;
+            ui::note(&format!(
+                "{}: {} secret{} redacted in {} row{} (one transaction)",
+                db.display(),
+                count.0,
+                if count.0 == 1 { "" } else { "s" },
+                rep.total_changed(),
+                if rep.total_changed() == 1 { "" } else { "s" },
+            ));
+        }
+        return files_status;
     }
 
     if args.in_place {

@@ -24,6 +24,8 @@
 //!   profiles (sibling `keyRef`/`tokenRef` SecretRefs), atomically.
 //! - **SQLite store** ([`sqlite`]): OpenClaw ≥ 2026.8 transcripts in `openclaw-agent.sqlite`,
 //!   read as JSON entries and redacted in one transaction together with their derived copies.
+//! - **Archiving** ([`archive`]): which sessions are idle, and the JSONL export of SQLite
+//!   sessions (`moltvault archive`).
 //! - **Running check** ([`Gateway::is_running`]): a documented best-effort heuristic.
 //!
 //! # Example

@@ -25,6 +25,8 @@ pub(crate) struct Gate {
     short: Vec<(memmem::Finder<'static>, Vec<usize>)>,
     slash: memmem::Finder<'static>,
     always: Vec<usize>,
+    /// Per rule: its matches contain one of its keywords (see [`keyword_inside`]).
+    local: Vec<bool>,
     n_rules: usize,
     pub(crate) literals: Option<AhoCorasick>,
 }
@@ -36,11 +38,25 @@ pub(crate) struct Candidates {
     pub all: bool,
     pub literal: bool,
     pub any: bool,
+    /// Raw offsets of the keyword hits of local rules, ascending.
+    pub hits: Vec<usize>,
+    /// Whether every string must be examined (escapes, literals, a rule whose keyword can
+    /// sit outside its match), not only the strings holding a hit.
+    pub spread: bool,
 }
 
 impl Candidates {
     pub fn wants(&self, rule: usize) -> bool {
         self.all || self.rules.get(rule).copied().unwrap_or(false)
+    }
+
+    /// Whether the raw range `lo..hi` of a record needs stage B.
+    pub fn hit_in(&self, lo: usize, hi: usize) -> bool {
+        if self.spread {
+            return true;
+        }
+        let i = self.hits.partition_point(|&h| h < lo);
+        i < self.hits.len() && self.hits[i] < hi
     }
 }
 
@@ -108,6 +124,7 @@ impl Gate {
             short,
             slash: memmem::Finder::new(b"\\/").into_owned(),
             always,
+            local: rules.iter().map(keyword_inside).collect(),
             n_rules: rules.len(),
             literals,
         }
@@ -120,9 +137,12 @@ impl Gate {
         c.all = false;
         c.literal = false;
         c.any = false;
+        c.hits.clear();
+        c.spread = false;
         for &i in &self.always {
             c.rules[i] = true;
             c.any = true;
+            c.spread = true;
         }
         for m in self.ac.find_iter(hay) {
             match &self.pats[m.pattern().as_usize()] {
@@ -131,6 +151,7 @@ impl Gate {
                     if matches!(hay.get(m.end()), Some(b'2'..=b'7')) {
                         c.all = true;
                         c.any = true;
+                        c.spread = true;
                     }
                 }
                 Pat::Keyword { rules, context } => {
@@ -139,7 +160,9 @@ impl Gate {
                     }
                     for &r in rules {
                         c.rules[r] = true;
+                        c.spread |= !self.local[r];
                     }
+                    c.hits.push(m.start());
                     c.any = true;
                 }
             }
@@ -147,6 +170,7 @@ impl Gate {
         if !c.all && self.slash.find(hay).is_some() {
             c.all = true;
             c.any = true;
+            c.spread = true;
         }
         for (finder, owners) in &self.short {
             for pos in finder.find_iter(hay) {
@@ -168,6 +192,7 @@ impl Gate {
                             .is_some_and(|re| re.is_match(&level))
                         {
                             c.rules[r] = true;
+                            c.spread |= !self.local[r];
                             hit = true;
                         }
                     }
@@ -179,7 +204,15 @@ impl Gate {
                 if hit {
                     c.any = true;
                 }
+                // A hit marks its string once any owner is a candidate (a superset: cheaper
+                // than confirming every position).
+                if owners.iter().any(|&r| c.rules[r]) {
+                    c.hits.push(pos);
+                }
                 if owners.iter().all(|&r| c.rules[r]) {
+                    // Every owner is confirmed: the later hits only mark their strings.
+                    c.hits
+                        .extend(finder.find_iter(&hay[pos + 1..]).map(|p| pos + 1 + p));
                     break;
                 }
             }
@@ -189,8 +222,34 @@ impl Gate {
         {
             c.literal = true;
             c.any = true;
+            c.spread = true;
         }
+        c.hits.sort_unstable();
     }
+}
+
+/// Whether every match of a rule contains one of its keywords, judged on its examples (each
+/// regex match in each example must contain a keyword; a rule without examples, or whose
+/// examples match only below an escape level, is not local). Key rules are local: their
+/// keyword is in the key. A local rule needs stage B only on the strings holding a hit.
+fn keyword_inside(rule: &Rule) -> bool {
+    let Some(re) = &rule.regex else {
+        return rule.key.is_some();
+    };
+    if rule.examples.is_empty() {
+        return false;
+    }
+    rule.examples.iter().all(|ex| {
+        let ex = ex.as_bytes();
+        let mut any = false;
+        let ok = re.find_iter(ex).all(|m| {
+            any = true;
+            rule.keywords
+                .iter()
+                .any(|k| memmem::find(m.as_bytes(), k.as_bytes()).is_some())
+        });
+        any && ok
+    })
 }
 
 /// Whether an assignment-shaped, non-numeric value follows a contextual keyword ending at `at`:
@@ -222,7 +281,16 @@ fn assignment_follows(hay: &[u8], mut at: usize) -> bool {
         return false;
     }
     let b = hay[at];
-    if matches!(b, b'{' | b'[' | b',' | b'}' | b']') {
+    // Structure, and the first bytes of references and placeholders (`$VAR`, `${VAR}`,
+    // `%VAR%`, `<YOUR_KEY>`, `********`, `(…)`) that every contextual rule's validator rejects.
+    if matches!(
+        b,
+        b'{' | b'[' | b',' | b'}' | b']' | b'$' | b'%' | b'<' | b'(' | b'*'
+    ) {
+        return false;
+    }
+    // Environment lookups (`process.env.X`, `os.environ[…]`) are references too.
+    if hay[at..].starts_with(b"process.env") || hay[at..].starts_with(b"os.environ") {
         return false;
     }
     if b.is_ascii_digit() {
@@ -280,5 +348,30 @@ mod tests {
         assert!(!assignment_follows(b"password_hint = stream(this)", 8));
         assert!(!assignment_follows(b"token = value;", 5));
         assert!(assignment_follows(b"token = value42;", 5));
+        assert!(!assignment_follows(b"token=<YOUR_TOKEN>", 5));
+        assert!(!assignment_follows(b"password: ********", 8));
+        assert!(!assignment_follows(
+            br#"apiKey": process.env.ANTHROPIC_API_KEY"#,
+            6
+        ));
+        assert!(!assignment_follows(b"api_key=${OPENAI_API_KEY}", 7));
+        assert!(!assignment_follows(b"SECRET=$(cat /run/secret)", 6));
+    }
+}
+
+#[cfg(test)]
+mod locality {
+    use super::*;
+
+    #[test]
+    fn only_rules_keyed_by_a_nearby_word_are_record_wide() {
+        let set = crate::RuleSet::builtin();
+        let wide: Vec<&str> = set
+            .rules()
+            .iter()
+            .filter(|r| !keyword_inside(r))
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(wide, ["discord-bot-token", "twilio-api-key"]);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -14,6 +14,9 @@ use crate::json::{self, Seg};
 use crate::rules::Rule;
 use crate::text::{self, Span};
 use crate::{Error, Finding, FindingSink, Mode, RedactorOptions, Result, RuleSet};
+
+/// The read block of the JSONL redactor.
+const BLOCK: usize = 1 << 20;
 
 /// Last keys whose string values are never rewritten: they hold the transcript's structure.
 const STRUCTURAL: &[&str] = &[
@@ -363,6 +366,16 @@ impl Redactor {
                     if !self.scope(path, in_tool) {
                         continue;
                     }
+                    // Keywords cannot hide behind JSON escapes (they hold no escapable byte;
+                    // `\u00XX` and `\/` spread the gate to every string), so a string with
+                    // no hit in its key or value cannot hold a local rule's match.
+                    let lo = match s.path.last() {
+                        Some(Seg::Key(ks, _)) => (*ks).min(s.start),
+                        _ => s.start,
+                    };
+                    if !cand.hit_in(lo, s.end) {
+                        continue;
+                    }
                     let raw = &body[s.start..s.end];
                     let mut spans = self.token_spans(raw, cand);
                     if let Some(PathKey::Key(k)) = path.last() {
@@ -422,44 +435,71 @@ impl Redactor {
     /// Redacts a JSONL stream record by record, copying unchanged records byte for byte.
     ///
     /// The output has as many lines as the input (a last line without `\n` stays without);
-    /// invalid JSON records are redacted as raw text; invalid UTF-8 is kept as it is.
+    /// invalid JSON records are redacted as raw text; invalid UTF-8 is kept as it is. Input is
+    /// read in 1 MiB blocks and runs of unchanged records are written in one call; a record
+    /// longer than the block grows it (a record is always held whole in memory).
     ///
     /// # Errors
     /// Fails with [`Error::Io`] when reading or writing fails.
     pub fn redact_jsonl<R: Read, W: Write>(
         &self,
-        reader: R,
+        mut reader: R,
         mut writer: W,
         sink: &mut dyn FindingSink,
     ) -> Result<Stats> {
-        let mut r = BufReader::with_capacity(1 << 18, reader);
+        let mut buf = vec![0u8; BLOCK];
+        let mut filled = 0;
+        // Bytes at the front of `buf` already known to hold no newline.
+        let mut searched = 0;
         let mut stats = Stats::default();
-        let mut line = Vec::with_capacity(1 << 16);
         let mut cand = Candidates::default();
         loop {
-            line.clear();
-            let n = r.read_until(b'\n', &mut line).map_err(Error::Io)?;
-            if n == 0 {
-                break;
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
             }
-            stats.lines += 1;
-            stats.bytes += n as u64;
-            let has_nl = line.last() == Some(&b'\n');
-            let body = if has_nl {
-                &line[..line.len() - 1]
-            } else {
-                &line[..]
+            let n = match reader.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(e)),
             };
-            match self.record(body, stats.lines, &mut cand, sink, &mut stats) {
-                None => writer.write_all(&line).map_err(Error::Io)?,
-                Some(new) => {
+            let eof = n == 0;
+            filled += n;
+            let mut start = 0;
+            let mut copied = 0;
+            while start < filled {
+                let from = start + searched;
+                let end = match memchr::memchr(b'\n', &buf[from..filled]) {
+                    Some(i) => from + i,
+                    None if eof => filled,
+                    None => {
+                        searched = filled - start;
+                        break;
+                    }
+                };
+                searched = 0;
+                let has_nl = end < filled;
+                let next = if has_nl { end + 1 } else { end };
+                stats.lines += 1;
+                stats.bytes += (next - start) as u64;
+                if let Some(new) =
+                    self.record(&buf[start..end], stats.lines, &mut cand, sink, &mut stats)
+                {
                     stats.changed += 1;
+                    writer.write_all(&buf[copied..start]).map_err(Error::Io)?;
                     writer.write_all(&new).map_err(Error::Io)?;
                     if has_nl {
                         writer.write_all(b"\n").map_err(Error::Io)?;
                     }
+                    copied = next;
                 }
+                start = next;
             }
+            writer.write_all(&buf[copied..start]).map_err(Error::Io)?;
+            if eof {
+                break;
+            }
+            buf.copy_within(start..filled, 0);
+            filled -= start;
         }
         writer.flush().map_err(Error::Io)?;
         Ok(stats)

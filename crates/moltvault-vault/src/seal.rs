@@ -460,11 +460,9 @@ fn stage_with(
                 written: 0,
                 fault,
             };
-            let mut w = encrypt_to_many(&mut sink, &[&capture]).map_err(|e| {
-                Error::Encrypt {
-                    path: dest.clone(),
-                    source: e,
-                }
+            let mut w = encrypt_to_many(&mut sink, &[&capture]).map_err(|e| Error::Encrypt {
+                path: dest.clone(),
+                source: e,
             })?;
             let n = copy_sized(&mut &file, &mut w, None, len as usize).map_err(|e| match e {
                 CopyError::Read(e) => io_err("read", plain, e),
@@ -614,7 +612,10 @@ impl age::Recipient for KeepFileKey<'_> {
         &self,
         file_key: &age_core::format::FileKey,
     ) -> std::result::Result<
-        (Vec<age_core::format::Stanza>, std::collections::HashSet<String>),
+        (
+            Vec<age_core::format::Stanza>,
+            std::collections::HashSet<String>,
+        ),
         age::EncryptError,
     > {
         use age_core::secrecy::ExposeSecret;
@@ -1151,6 +1152,8 @@ mod tests {
         assert_eq!(sealed.bytes, body.len() as u64);
         let ct = fs::read(&sealed.sealed).unwrap();
         assert!(ct.starts_with(b"age-encryption.org/v1\n"));
+        // A standard single-recipient file: the verification key is not in the header.
+        assert_eq!(ct.windows(10).filter(|w| w == b"\n-> X25519").count(), 1);
         assert!(!ct.windows(5).any(|w| w == b"hello"));
         let un = unseal_file(&sealed.sealed, &id).unwrap();
         assert_eq!(fs::read(&p).unwrap(), body);
@@ -1429,7 +1432,10 @@ mod tests {
                 bodies.push(body);
             }
         }
-        // One that must fail (it already has a sealed copy) and one large file.
+        // An empty file, one that must fail (it already has a sealed copy) and a large one.
+        let (empty, _) = transcript(&root.path().join("a"), "empty.jsonl", 0);
+        plains.push(empty);
+        bodies.push(Vec::new());
         fs::write(sealed_path(&plains[5]), b"x").unwrap();
         let (big, big_body) = transcript(&root.path().join("b"), "big.jsonl", 30_000);
         plains.push(big);

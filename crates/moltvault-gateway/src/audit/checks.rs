@@ -285,7 +285,7 @@ fn idle_findings(gateway: &Gateway, now: SystemTime, idle: Duration, out: &mut V
                 days(idle)
             ),
             format!(
-                "Seal them with `moltvault seal --idle {}d` (add --include-current for sessions still current).",
+                "Seal them with `moltvault archive --idle {}d` (add --include-current for sessions still current).",
                 days(idle)
             ),
         );

@@ -1154,7 +1154,14 @@ fn restore_gives_back_directory_and_symlink_mtimes() {
     let s = create(&opts(&e), &e.id.to_public(), &e.target, &NoProgress).unwrap();
     let to = e.root.join("restored/.openclaw");
     fs::create_dir_all(to.parent().unwrap()).unwrap();
-    restore(&e.target, &s.name, &e.id, &RestoreOptions::new(&to), &NoProgress).unwrap();
+    restore(
+        &e.target,
+        &s.name,
+        &e.id,
+        &RestoreOptions::new(&to),
+        &NoProgress,
+    )
+    .unwrap();
     for (i, p) in paths.iter().enumerate() {
         assert_eq!(mtime(&to.join(p)), 1_700_000_000 + i as i64 * 1000, "{p}");
     }
@@ -1162,6 +1169,7 @@ fn restore_gives_back_directory_and_symlink_mtimes() {
 
 #[test]
 fn leftovers_of_killed_restores_are_cleaned_only_when_stale_and_unlocked() {
+    // The target is `.openclaw`, so its leftovers are hidden `..openclaw.moltvault-*` dirs.
     let e = env();
     let s = create(&opts(&e), &e.id.to_public(), &e.target, &NoProgress).unwrap();
     let mk = |name: &str, old: bool| {
@@ -1173,11 +1181,11 @@ fn leftovers_of_killed_restores_are_cleaned_only_when_stale_and_unlocked() {
         }
         p
     };
-    let stale_staging = mk(".openclaw.moltvault-restore-0123456789ab", true);
-    let stale_swap = mk(".openclaw.moltvault-swap-0123456789ab", true);
-    let fresh_staging = mk(".openclaw.moltvault-restore-aaaaaaaaaaaa", false);
-    let held = mk(".openclaw.moltvault-restore-bbbbbbbbbbbb", true);
-    let other_target = mk(".other.moltvault-restore-0123456789ab", true);
+    let stale_staging = mk("..openclaw.moltvault-restore-0123456789ab", true);
+    let stale_swap = mk("..openclaw.moltvault-swap-0123456789ab", true);
+    let fresh_staging = mk("..openclaw.moltvault-restore-aaaaaaaaaaaa", false);
+    let held = mk("..openclaw.moltvault-restore-bbbbbbbbbbbb", true);
+    let other_target = mk("..other.moltvault-restore-0123456789ab", true);
     let held_lock = leftovers::open_dir(&held).unwrap();
     assert!(leftovers::try_lock(&held_lock).unwrap());
 
@@ -1193,7 +1201,10 @@ fn leftovers_of_killed_restores_are_cleaned_only_when_stale_and_unlocked() {
     assert_eq!(fs::read_to_string(kept.join("sub/f")).unwrap(), "partial");
     assert!(fresh_staging.exists(), "a recent one may be a run starting");
     assert!(held.exists(), "a locked one belongs to a live run");
-    assert!(other_target.exists(), "another target's leftovers are not ours");
+    assert!(
+        other_target.exists(),
+        "another target's leftovers are not ours"
+    );
     let mut got = r.leftovers.clone();
     got.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(
@@ -1213,7 +1224,7 @@ fn leftovers_of_killed_restores_are_cleaned_only_when_stale_and_unlocked() {
     let ours: Vec<_> = fs::read_dir(&e.root)
         .unwrap()
         .map(|d| d.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".openclaw.moltvault-"))
+        .filter(|n| n.starts_with("..openclaw.moltvault-"))
         .collect();
     assert_eq!(ours.len(), 2, "{ours:?}");
 }
@@ -1274,8 +1285,14 @@ fn leftovers_of_killed_backups_are_removed_by_the_next_backup() {
 
     create(&o, &e.id.to_public(), &e.target, &NoProgress).unwrap();
     assert!(!partial.exists());
-    assert!(!sqlite_tmp.exists(), "SQLite plaintext copies must not linger");
-    assert!(held.exists(), "a locked temp file belongs to a running backup");
+    assert!(
+        !sqlite_tmp.exists(),
+        "SQLite plaintext copies must not linger"
+    );
+    assert!(
+        held.exists(),
+        "a locked temp file belongs to a running backup"
+    );
     assert!(unrelated.exists(), "not ours");
     // The run's own temp file and temp dir are gone too.
     let left: Vec<_> = fs::read_dir(e.target.dir())
