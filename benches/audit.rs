@@ -96,6 +96,20 @@ fn generate_db(db: &Path, total: u64) -> u64 {
     let mut i = 0usize;
     while written < total {
         let sid = format!("{:08x}-0000-4000-8000-000000000000", i / 2000);
+        if i.is_multiple_of(2000) {
+            // Events and trajectory rows belong to a session window (foreign keys).
+            let key = format!("agent:main:bench-{}", i / 2000);
+            tx.execute(
+                "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at, created_at) VALUES (?1, ?2, '{}', 1, 1)",
+                rusqlite::params![key, sid],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO session_windows (session_id, session_key, reason, created_at, updated_at) VALUES (?1, ?2, 'initial', 1, 1)",
+                rusqlite::params![sid, key],
+            )
+            .unwrap();
+        }
         let s = (i % 500 == 7).then_some(secret.as_str());
         let line = entry(i, s);
         let line = line.trim_end();

@@ -271,6 +271,7 @@ fn main() {
     let tr = redactor(Mode::Tools);
     for (label, n, iters) in [
         ("4 KB", 4 << 10, 20_000usize),
+        ("16 KB", 16 << 10, 10_000),
         ("1 MB", 1 << 20, if full { 400 } else { 100 }),
     ] {
         let mut rr = moltvault_testutils::secrets::FakeRng::new(3);

@@ -135,8 +135,6 @@ fn tool_output(r: &mut FakeRng) -> String {
             }
             s
         }
-        // Environment dumps and config snippets: credential-like names with values that are
-        // references, numbers, paths or words (they reach stage B and must not be flagged).
         8 => json!({"status": 200, "headers": {"content-type": "application/json", "etag": r.hex(32)},
             "body": code(r, 15)}).to_string(),
         _ => format!("total {}\n-rw-r--r-- 1 user user {} Nov 25 18:00 README.md\n{}", r.below(999), r.below(99999), code(r, 10)),

@@ -291,6 +291,7 @@ fn rotate_hint(e: &moltvault_rotate::Error) -> Option<String> {
         E::Conflict { .. } => "Someone else changed that file during the rotation: put back the old or the new value there (see `moltvault rotate status`), then `moltvault rotate resume`.".into(),
         E::Stage { .. } => "The staged value could not be read back: unlock with the vault passphrase (--passphrase-file or MOLTVAULT_PASSPHRASE) or the recovery key (--identity).".into(),
         E::BaseUrl { .. } => "Use an https:// base URL, or http:// only to 127.0.0.1 / localhost for a local test server.".into(),
+        E::VaultLocked { .. } => "That secret lives in the moltvault secrets store: unlock the vault with --passphrase-file FILE, --identity RECOVERY_KEY or MOLTVAULT_PASSPHRASE, then run the command again.".into(),
         _ => return None,
     })
 }

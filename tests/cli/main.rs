@@ -7,6 +7,7 @@ mod help;
 mod plugin;
 mod redact;
 mod rotate;
+mod rotate_vault;
 mod scan;
 mod seal;
 mod secrets;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use moltvault_rotate::{
     Catalogue, Env, ExtraSecret, FingerprintKey, Host, InventoryOptions, Key, Location, Mode,
     PlanItem, Prompter, Provider, Role, RotateOptions, RunOutcome, Sealer, SweepMode, SystemHost,
-    Verifier,
+    VaultAccess, Verifier,
 };
 use secrecy::SecretString;
 
@@ -130,13 +130,48 @@ fn fingerprint_key(ctx: &Ctx) -> anyhow::Result<FingerprintKey> {
     Ok(FingerprintKey::from_bytes(*key.expose()))
 }
 
-fn inventory_options(ctx: &Ctx) -> anyhow::Result<InventoryOptions> {
+fn inventory_options(
+    ctx: &Ctx,
+    identity: Option<moltvault_vault::Identity>,
+) -> anyhow::Result<InventoryOptions> {
     let gw = ctx.gateway()?;
+    // Without an initialised vault there is no secrets store to rotate in.
+    let vault = moltvault_vault::Vault::open(&ctx.vault_dir)
+        .ok()
+        .map(|v| VaultAccess {
+            dir: ctx.vault_dir.clone(),
+            recipient: v.recipient().clone(),
+            identity,
+        });
     Ok(InventoryOptions {
         state_dir: gw.state_dir.clone(),
         home: ctx.home.clone(),
         extra: from_gateway_inventory(&gw),
+        vault,
     })
+}
+
+/// Unlocks the vault for secrets kept in its store (`moltvault secrets import`) when an
+/// identity source is given (`--identity`, `--passphrase-file`, `MOLTVAULT_PASSPHRASE`), or at
+/// a terminal when the store holds secrets; `None` otherwise (store items then stay locked).
+fn vault_identity(
+    ctx: &Ctx,
+    unlock_args: &UnlockArgs,
+) -> anyhow::Result<Option<moltvault_vault::Identity>> {
+    let Ok(vault) = moltvault_vault::Vault::open(&ctx.vault_dir) else {
+        return Ok(None);
+    };
+    let given = unlock_args.identity.is_some()
+        || unlock_args.passphrase_file.is_some()
+        || env::var(env::MOLTVAULT_PASSPHRASE).is_some();
+    let interactive = std::io::stdin().is_terminal()
+        && moltvault_vault::secrets_store::SecretsStore::open(&ctx.vault_dir)
+            .is_ok_and(|s| !s.list().is_empty());
+    if given || interactive {
+        Ok(Some(unlock(&vault, unlock_args)?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// The gateway crate's credential inventory, as extra input: its `$include`d config files and
@@ -240,7 +275,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<Status> {
         None => {}
     }
     if args.list {
-        return list(ctx, &catalogue, args.json);
+        return list(ctx, &catalogue, args.json, &args.flow.unlock);
     }
     if !args.all && args.items.is_empty() {
         return Err(user_error(
@@ -255,6 +290,7 @@ pub fn run(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<Status> {
         args.mode,
         args.allow_running,
         args.items.clone(),
+        vault_identity(ctx, &args.flow.unlock)?,
     )?;
     if args.dry_run {
         let (plan, _) = moltvault_rotate::plan(&opts, &catalogue, &key)?;
@@ -284,6 +320,7 @@ fn options(
     mode: ModeArg,
     allow_running: bool,
     items: Vec<String>,
+    identity: Option<moltvault_vault::Identity>,
 ) -> anyhow::Result<RotateOptions> {
     let verifier = if flow.verify_online {
         let mut overrides = BTreeMap::new();
@@ -310,7 +347,7 @@ fn options(
     };
     Ok(RotateOptions {
         rotation_dir: rotation_dir(ctx),
-        inventory: inventory_options(ctx)?,
+        inventory: inventory_options(ctx, identity)?,
         mode: match mode {
             ModeArg::Incident => Mode::Incident,
             ModeArg::Scheduled => Mode::Scheduled,
@@ -341,18 +378,23 @@ fn drive(
 ) -> anyhow::Result<Status> {
     let key = fingerprint_key(ctx)?;
     let resuming = opts.is_none();
-    let opts = match opts {
-        Some(o) => o,
-        None => options(ctx, flow, ModeArg::Incident, true, Vec::new())?,
-    };
     let vault = moltvault_vault::Vault::open(&ctx.vault_dir)?;
     let recipient = vault.recipient().clone();
-    // The identity is only needed to read back a staged value after an interruption.
-    let identity: Option<Box<dyn age::Identity + Send + Sync>> = if resuming {
-        Some(Box::new(unlock(&vault, &flow.unlock)?.as_age().clone()))
-    } else {
-        None
+    // A resume reads back staged values: it always unlocks (once), and the same identity
+    // reads the secrets store.
+    let opts = match opts {
+        Some(o) => o,
+        None => {
+            let id = unlock(&vault, &flow.unlock)?;
+            options(ctx, flow, ModeArg::Incident, true, Vec::new(), Some(id))?
+        }
     };
+    let identity: Option<Box<dyn age::Identity + Send + Sync>> = opts
+        .inventory
+        .vault
+        .as_ref()
+        .and_then(|v| v.identity.as_ref())
+        .map(|i| Box::new(i.as_age().clone()) as Box<dyn age::Identity + Send + Sync>);
     let sealer = Sealer::new(Box::new(recipient), identity);
     let answers = match &flow.answers {
         Some(p) => Some(Answers::load(p)?),
@@ -418,9 +460,24 @@ fn drive(
     }
 }
 
-fn list(ctx: &Ctx, catalogue: &Catalogue, json: bool) -> anyhow::Result<Status> {
+fn list(
+    ctx: &Ctx,
+    catalogue: &Catalogue,
+    json: bool,
+    unlock_args: &UnlockArgs,
+) -> anyhow::Result<Status> {
     let key = fingerprint_key(ctx)?;
-    let inv = moltvault_rotate::discover(&inventory_options(ctx)?, catalogue, &key)?;
+    // Listing needs no unlock: store items are shown with the store's fp8 unless an identity
+    // source is given.
+    let given = unlock_args.identity.is_some()
+        || unlock_args.passphrase_file.is_some()
+        || env::var(env::MOLTVAULT_PASSPHRASE).is_some();
+    let identity = if given {
+        vault_identity(ctx, unlock_args)?
+    } else {
+        None
+    };
+    let inv = moltvault_rotate::discover(&inventory_options(ctx, identity)?, catalogue, &key)?;
     if json {
         let items: Vec<_> = inv
             .secrets
@@ -437,9 +494,17 @@ fn list(ctx: &Ctx, catalogue: &Catalogue, json: bool) -> anyhow::Result<Status> 
                 })
             })
             .collect();
-        ui::data(&serde_json::to_string_pretty(
-            &serde_json::json!({"secrets": items, "notes": inv.notes}),
-        )?);
+        ui::data(&serde_json::to_string_pretty(&serde_json::json!({
+            "secrets": items,
+            "locked_vault_items": inv.locked.iter().map(|l| serde_json::json!({
+                "id": l.item,
+                "vault_id": l.id,
+                "provider": l.provider,
+                "fp8": l.fp8,
+                "locations": [format!("vault:{}", l.id)],
+            })).collect::<Vec<_>>(),
+            "notes": inv.notes,
+        }))?);
     } else {
         for s in &inv.secrets {
             let name = catalogue.get(&s.provider).map_or("", |p| p.name.as_str());
@@ -453,10 +518,16 @@ fn list(ctx: &Ctx, catalogue: &Catalogue, json: bool) -> anyhow::Result<Status> 
                 ui::data(&format!("    {l}"));
             }
         }
+        for l in &inv.locked {
+            ui::data(&format!(
+                "{} ({}) fp {} [vault locked: unlock to rotate]\n    vault:{}",
+                l.item, l.provider, l.fp8, l.id
+            ));
+        }
         for n in &inv.notes {
             ui::note(&format!("note: {n}"));
         }
-        if inv.secrets.is_empty() {
+        if inv.secrets.is_empty() && inv.locked.is_empty() {
             ui::note("no secrets found");
         }
     }

@@ -881,10 +881,11 @@ fn config_edit_of_json5_drops_comments_and_refuses_bad_paths() {
 fn running_gateway_processes_and_held_database_locks_are_seen() {
     let h = TestHome::new(SampleLine::OpenClaw2026_9_6);
     let gw = discover(&opts(&h)).unwrap();
-    // A process titled like the gateway's.
+    // A process titled like the gateway's, serving this home's default state dir.
     let mut child = std::process::Command::new("bash")
         .args(["-c", "exec -a openclaw-gateway sleep 30"])
         .env_remove("OPENCLAW_STATE_DIR")
+        .env("HOME", h.home())
         .spawn()
         .unwrap();
     // Another gateway (different state dir) is not ours.

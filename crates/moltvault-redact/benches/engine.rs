@@ -51,7 +51,39 @@ fn main() {
         }
         return;
     }
-    if what == "value" {
+    if what == "quality" {
+        // False positives on clean text and recall on a dense corpus, as the root bench does.
+        let (clean, _) = corpus::corpus(2, mb << 20, false, 1);
+        let mut fps: Vec<moltvault_redact::Finding> = Vec::new();
+        r.scan_jsonl(&clean[..], &mut fps).unwrap();
+        println!(
+            "false positives: {} in {:.1} MB",
+            fps.len(),
+            clean.len() as f64 / 1e6
+        );
+        for f in fps.iter().take(5) {
+            println!("  {f:?}");
+        }
+        let (d, planted) = corpus::corpus(3, mb << 20, true, 20);
+        let mut out = Vec::new();
+        r.redact_jsonl(&d[..], &mut out, &mut CountSink::default())
+            .unwrap();
+        let survived = planted
+            .iter()
+            .filter(|p| {
+                let probe = p
+                    .secret
+                    .split(['\n', '"', '\\', '/', '\r'])
+                    .max_by_key(|s| s.len())
+                    .unwrap_or(&p.secret);
+                memchr::memmem::find(&out, probe.as_bytes()).is_some()
+            })
+            .count();
+        println!(
+            "recall: {} of {} planted redacted",
+            planted.len() - survived,
+            planted.len()
+        );
         return;
     }
     let mut out = Vec::with_capacity(data.len() + 4096);

@@ -475,3 +475,60 @@ fn redactor_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Redactor>();
 }
+
+/// A reader that hands out at most `max` bytes per call, like a pipe.
+struct Trickle<'a> {
+    data: &'a [u8],
+    max: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.max.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// The block reader grows its 1 MiB block for longer records and keeps them whole, whatever
+/// the read sizes; a last line without a newline stays without.
+#[test]
+fn records_longer_than_the_read_block_survive_trickled_reads() {
+    let r = redactor(Mode::Tools);
+    let mut rng = FakeRng::new(11);
+    let secret = format!("{}{}", ["gh", "p_"].concat(), rng.alnum(36));
+    let mut big = String::new();
+    while big.len() < 2_500_000 {
+        big.push_str(&format!("{} {}\n", rng.uuid(), rng.hex(40)));
+    }
+    big.insert_str(1_300_000, &format!(" token {secret} "));
+    let mut input = tool_result(&big).into_bytes();
+    input.push(b'\n');
+    input.extend_from_slice(tool_result("short one").as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(tool_result(&format!("last {secret}")).as_bytes());
+    let (whole, f) = run(&r, &input);
+    // Each tool result holds its text twice (content and details.aggregated).
+    assert_eq!(f.len(), 4, "{f:?}");
+    let mut out = Vec::new();
+    let stats = r
+        .redact_jsonl(
+            Trickle {
+                data: &input,
+                max: 65_537,
+            },
+            &mut out,
+            &mut Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(out, whole);
+    assert_eq!(stats.lines, 3);
+    assert_eq!(stats.bytes, input.len() as u64);
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains(&secret));
+    assert!(!text.ends_with('\n'));
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+}

@@ -313,6 +313,16 @@ pub fn plan(
     key: &FingerprintKey,
 ) -> Result<(Plan, HashMap<String, SecretString>)> {
     let inv = inventory::discover(&opts.inventory, catalogue, key)?;
+    // A locked vault item asked for (or --all with one) is an error, not a silent skip.
+    if let Some(l) = inv
+        .locked
+        .iter()
+        .find(|l| opts.items.is_empty() || opts.items.contains(&l.item))
+    {
+        return Err(Error::VaultLocked {
+            item: l.item.clone(),
+        });
+    }
     let mut items = Vec::new();
     let mut stale = Vec::new();
     let mut devices = Vec::new();
@@ -498,7 +508,7 @@ pub fn resume(opts: &RotateOptions, env: &mut Env<'_>) -> Result<RunOutcome> {
     let mut olds = HashMap::new();
     for it in &items {
         for loc in &it.locations {
-            if let Ok(Some(v)) = inventory::read_location(loc)
+            if let Ok(Some(v)) = inventory::read_location_in(loc, opts.inventory.vault.as_ref())
                 && env.key.fingerprint(v.expose_secret().as_bytes()) == it.old_fp
             {
                 olds.insert(it.id.clone(), v);
@@ -673,9 +683,17 @@ impl Run<'_, '_> {
             } else {
                 ("done", "no service unit changed".to_string())
             };
-            let note = format!(
+            let vault = items
+                .iter()
+                .any(|i| i.locations.iter().any(|l| l.role == Role::Vault));
+            let mut note = format!(
                 "{note}; the gateway reads the new values when it (re)starts: `openclaw gateway restart` (or `systemctl --user restart openclaw-gateway`)"
             );
+            if vault {
+                note.push_str(
+                    "; values kept in the moltvault secrets store: a running gateway picks them up with `openclaw secrets reload`",
+                );
+            }
             self.log(Event::Task {
                 name: "reload".into(),
                 status: status.into(),
@@ -840,13 +858,14 @@ impl Run<'_, '_> {
             });
             // Never trust the journal alone: write_location re-reads and only replaces the old
             // value (a location already holding the new one is a no-op).
-            match inventory::write_location(
+            match inventory::write_location_in(
                 &it.id,
                 loc,
                 &it.locations,
                 self.env.key,
                 it.old_fp,
                 &value,
+                self.opts.inventory.vault.as_ref(),
             ) {
                 Ok(_) => {}
                 Err(Error::Conflict { location, .. }) => {
@@ -1017,7 +1036,7 @@ impl Run<'_, '_> {
         let Some(new_fp) = new_fp else { return Ok(()) };
         if st == State::Reloaded {
             for loc in &it.locations {
-                let fp = inventory::read_location(loc)?
+                let fp = inventory::read_location_in(loc, self.opts.inventory.vault.as_ref())?
                     .map(|v| self.env.key.fingerprint(v.expose_secret().as_bytes()));
                 if fp != Some(new_fp) {
                     let note = format!("{loc} does not hold the new value any more");

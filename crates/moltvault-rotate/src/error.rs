@@ -109,6 +109,15 @@ pub enum Error {
     /// A random number could not be drawn from the OS.
     #[error("the operating system's random number generator failed")]
     Random,
+    /// The moltvault secrets store could not be read or written.
+    #[error(transparent)]
+    Vault(#[from] moltvault_vault::Error),
+    /// An item stored in the moltvault vault needs its value but the vault is locked.
+    #[error("{item} is stored in the moltvault vault, which is locked")]
+    VaultLocked {
+        /// The item id.
+        item: String,
+    },
 }
 
 /// Shorthand for results of this crate.

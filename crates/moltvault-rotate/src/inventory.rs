@@ -28,6 +28,8 @@ const CONFIG_NAMES: &[&str] = &["openclaw.json", "clawdbot.json", "moltbot.json"
 pub enum Role {
     /// The gateway config.
     Config,
+    /// The moltvault secrets store (the config holds an exec SecretRef to it).
+    Vault,
     /// An env file (`.env`, `openclaw.env`, an `EnvironmentFile=`).
     EnvFile,
     /// A systemd user unit's `Environment=` line.
@@ -61,6 +63,11 @@ pub enum Key {
         /// The variable name.
         name: String,
     },
+    /// An entry of the moltvault secrets store (the location's path is the store's index).
+    Vault {
+        /// The store id (the exec SecretRef id).
+        id: String,
+    },
 }
 
 /// One place a secret is stored.
@@ -80,6 +87,7 @@ impl std::fmt::Display for Location {
             Key::Json { pointer } => write!(f, "{}#{}", self.path.display(), pointer),
             Key::Env { name } => write!(f, "{}:{}", self.path.display(), name),
             Key::Systemd { name } => write!(f, "{}:Environment={}", self.path.display(), name),
+            Key::Vault { id } => write!(f, "vault:{id}"),
         }
     }
 }
@@ -129,6 +137,42 @@ pub struct InventoryOptions {
     /// their extra locations join the secret with the same value (when they read back the same
     /// value), the rest becomes notes.
     pub extra: Vec<ExtraSecret>,
+    /// The moltvault vault: config SecretRefs to its exec provider become [`Key::Vault`]
+    /// locations (when unlocked) or [`Inventory::locked`] items (when not).
+    pub vault: Option<VaultAccess>,
+}
+
+/// Access to the moltvault secrets store for reading and rewriting [`Key::Vault`] locations.
+pub struct VaultAccess {
+    /// The vault directory (holding `secrets/`).
+    pub dir: PathBuf,
+    /// The vault's public key: new values are encrypted to it (no unlock needed).
+    pub recipient: age::x25519::Recipient,
+    /// The unlocked identity, needed to read a stored value; `None` when locked.
+    pub identity: Option<moltvault_vault::Identity>,
+}
+
+impl std::fmt::Debug for VaultAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultAccess")
+            .field("dir", &self.dir)
+            .field("unlocked", &self.identity.is_some())
+            .finish()
+    }
+}
+
+/// A config SecretRef to the moltvault store that could not be read because the vault is
+/// locked (no value, no fingerprint: the store's fp8 only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedRef {
+    /// The item id it would have (the config key, e.g. `gateway.auth.token`).
+    pub item: String,
+    /// The store id.
+    pub id: String,
+    /// The store's provider label.
+    pub provider: String,
+    /// The store's fp8 of the value.
+    pub fp8: String,
 }
 
 /// A secret found by another inventory, to merge into this one.
@@ -161,6 +205,8 @@ pub struct Inventory {
     pub secrets: Vec<Secret>,
     /// What was seen but not handled (SecretRefs, `${VAR}` references), no values.
     pub notes: Vec<String>,
+    /// Config SecretRefs to the moltvault store that need an unlocked vault to rotate.
+    pub locked: Vec<LockedRef>,
 }
 
 struct Found {
@@ -181,11 +227,15 @@ pub fn discover(
 ) -> Result<Inventory> {
     let mut found = Vec::new();
     let mut notes = Vec::new();
+    let mut locked = Vec::new();
     let sd = &opts.state_dir;
     for name in CONFIG_NAMES {
         let path = sd.join(name);
         if path.is_file() {
             scan_config(&path, Role::Config, catalogue, &mut found, &mut notes)?;
+            if let Some(vault) = &opts.vault {
+                scan_vault_refs(&path, vault, catalogue, &mut found, &mut notes, &mut locked)?;
+            }
         }
         let mut backups: Vec<PathBuf> = list_dir(sd)
             .into_iter()
@@ -412,7 +462,109 @@ pub fn discover(
         let db = b.provider == "device-token";
         (ca, da, &a.id).cmp(&(cb, db, &b.id))
     });
-    Ok(Inventory { secrets, notes })
+    Ok(Inventory {
+        secrets,
+        notes,
+        locked,
+    })
+}
+
+/// The names of the config's exec providers that run `moltvault … secrets provide`.
+fn moltvault_providers(config: &Value) -> Vec<String> {
+    let Some(Value::Object(m)) = config.pointer("/secrets/providers") else {
+        return Vec::new();
+    };
+    m.iter()
+        .filter(|(_, p)| {
+            let args: Vec<&str> = p
+                .get("args")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            p.get("source").and_then(Value::as_str) == Some("exec")
+                && args.ends_with(&["secrets", "provide"])
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Turns the config's exec SecretRefs to moltvault's provider whose id is in the store into
+/// [`Key::Vault`] locations (revealing the value with the unlocked identity), or into
+/// [`LockedRef`]s when the vault is locked.
+fn scan_vault_refs(
+    path: &Path,
+    vault: &VaultAccess,
+    catalogue: &Catalogue,
+    found: &mut Vec<Found>,
+    notes: &mut Vec<String>,
+    locked: &mut Vec<LockedRef>,
+) -> Result<()> {
+    let v = parse_json(path)?;
+    let names = moltvault_providers(&v);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let store = moltvault_vault::secrets_store::SecretsStore::open(&vault.dir)?;
+    let mut refs = Vec::new();
+    collect_secret_refs(&v, String::new(), &mut refs);
+    for ptr in refs {
+        let Some(r) = v.pointer(&ptr) else { continue };
+        let source = r.get("source").and_then(Value::as_str);
+        let provider = r.get("provider").and_then(Value::as_str).unwrap_or("");
+        let Some(id) = r.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        if source != Some("exec") || !names.iter().any(|n| n == provider) {
+            continue;
+        }
+        let Some(meta) = store.get(id) else { continue };
+        let Some(p) = catalogue
+            .for_pointer(&ptr)
+            .or_else(|| catalogue.get(&meta.provider))
+        else {
+            continue;
+        };
+        let slot = ptr
+            .trim_start_matches('/')
+            .split('/')
+            .map(unescape_pointer)
+            .collect::<Vec<_>>()
+            .join(".");
+        let generic = format!("{}#{ptr} is a SecretRef:", path.display());
+        notes.retain(|n| !n.starts_with(&generic));
+        let Some(identity) = &vault.identity else {
+            notes.push(format!(
+                "{}#{ptr} is a SecretRef to the moltvault store (id {id}, fp {}): unlock the vault (--passphrase-file, --identity or MOLTVAULT_PASSPHRASE) to rotate it",
+                path.display(),
+                meta.fp8
+            ));
+            locked.push(LockedRef {
+                item: slot,
+                id: id.to_string(),
+                provider: meta.provider.clone(),
+                fp8: meta.fp8.clone(),
+            });
+            continue;
+        };
+        let Some(value) = store.reveal(id, identity)? else {
+            continue;
+        };
+        notes.push(format!(
+            "{}#{ptr} is a SecretRef to the moltvault store (id {id}): the store's value is rotated, the config keeps the reference",
+            path.display()
+        ));
+        found.push(Found {
+            provider: p.id.clone(),
+            value: value.expose_secret().to_string(),
+            slot,
+            loc: Location {
+                path: store.dir().join(moltvault_vault::secrets_store::INDEX_FILE),
+                role: Role::Vault,
+                key: Key::Vault { id: id.to_string() },
+            },
+        });
+    }
+    Ok(())
 }
 
 /// Merges another inventory's findings: verified extra locations join the secret with the same
@@ -705,6 +857,27 @@ fn split_systemd_words(s: &str) -> Vec<String> {
 /// # Errors
 /// Fails when the file exists but cannot be read or parsed.
 pub fn read_location(loc: &Location) -> Result<Option<SecretString>> {
+    read_location_in(loc, None)
+}
+
+/// Reads the value a location holds now, with access to the moltvault vault for
+/// [`Key::Vault`] locations (`None` when the key, file or store entry is gone).
+///
+/// # Errors
+/// Fails when the file exists but cannot be read or parsed, and for a [`Key::Vault`] location
+/// with [`Error::VaultLocked`] when `vault` is `None` or locked.
+pub fn read_location_in(
+    loc: &Location,
+    vault: Option<&VaultAccess>,
+) -> Result<Option<SecretString>> {
+    if let Key::Vault { id } = &loc.key {
+        let Some((vault, identity)) = vault.and_then(|v| v.identity.as_ref().map(|i| (v, i)))
+        else {
+            return Err(Error::VaultLocked { item: id.clone() });
+        };
+        let store = moltvault_vault::secrets_store::SecretsStore::open(&vault.dir)?;
+        return Ok(store.reveal(id, identity)?);
+    }
     if !loc.path.exists() {
         return Ok(None);
     }
@@ -722,6 +895,7 @@ pub fn read_location(loc: &Location) -> Result<Option<SecretString>> {
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v),
+        Key::Vault { .. } => None,
     };
     Ok(v.map(SecretString::from))
 }
@@ -746,7 +920,25 @@ pub fn write_location(
     old_fp: Fingerprint,
     new: &SecretString,
 ) -> Result<bool> {
-    let old = match read_location(loc)? {
+    write_location_in(item, loc, siblings, key, old_fp, new, None)
+}
+
+/// [`write_location`] with access to the moltvault vault: a [`Key::Vault`] location is
+/// replaced in the secrets store (keeping its provider and origin, with the new value's fp8);
+/// the config's SecretRef is left as it is.
+///
+/// # Errors
+/// As [`write_location`], plus [`Error::VaultLocked`] and store errors for a vault location.
+pub fn write_location_in(
+    item: &str,
+    loc: &Location,
+    siblings: &[Location],
+    key: &FingerprintKey,
+    old_fp: Fingerprint,
+    new: &SecretString,
+    vault: Option<&VaultAccess>,
+) -> Result<bool> {
+    let old = match read_location_in(loc, vault)? {
         Some(c) if c.expose_secret() == new.expose_secret() => return Ok(false),
         Some(c) if key.fingerprint(c.expose_secret().as_bytes()) == old_fp => c,
         _ => {
@@ -756,6 +948,25 @@ pub fn write_location(
             });
         }
     };
+    if let (Key::Vault { id }, Some(vault)) = (&loc.key, vault) {
+        let mut store = moltvault_vault::secrets_store::SecretsStore::open(&vault.dir)?;
+        let meta = store.get(id).cloned().ok_or_else(|| Error::Conflict {
+            item: item.to_string(),
+            location: loc.to_string(),
+        })?;
+        let fp8 = key.fingerprint(new.expose_secret().as_bytes()).fp8();
+        store.set(
+            id,
+            new,
+            &vault.recipient,
+            moltvault_vault::secrets_store::NewSecret {
+                provider: meta.provider,
+                origin: meta.origin,
+                fp8,
+            },
+        )?;
+        return Ok(true);
+    }
     let text = read_text(&loc.path)?;
     let (o, n) = (old.expose_secret(), new.expose_secret());
     let updated = match &loc.key {
@@ -789,6 +1000,11 @@ pub fn write_location(
             line.contains(&needle)
                 .then(|| line.replace(&needle, &format!("{name}={n}")))
         }),
+        Key::Vault { .. } => {
+            return Err(Error::VaultLocked {
+                item: item.to_string(),
+            });
+        }
     };
     let opts = moltvault_vault::fsio::WriteOptions::like_existing(&loc.path)?;
     moltvault_vault::fsio::write_atomic(&loc.path, updated.as_bytes(), opts)?;
@@ -932,6 +1148,7 @@ mod tests {
                         elsewhere: vec!["somewhere".into()],
                     },
                 ],
+                vault: None,
             },
             &Catalogue::builtin().unwrap(),
             &key(),

@@ -8,7 +8,7 @@
 //! use moltvault_rotate::{Catalogue, FingerprintKey, InventoryOptions, discover};
 //! let dir = tempfile::tempdir().unwrap();
 //! let inv = discover(
-//!     &InventoryOptions { state_dir: dir.path().into(), home: dir.path().into(), extra: vec![] },
+//!     &InventoryOptions { state_dir: dir.path().into(), home: dir.path().into(), extra: vec![], vault: None },
 //!     &Catalogue::builtin().unwrap(),
 //!     &FingerprintKey::from_bytes([0; 32]),
 //! ).unwrap();
@@ -36,7 +36,8 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintKey};
 pub use inventory::{
-    ExtraSecret, Inventory, InventoryOptions, Key, Location, Role, Secret, discover,
+    ExtraSecret, Inventory, InventoryOptions, Key, Location, LockedRef, Role, Secret, VaultAccess,
+    discover,
 };
 pub use journal::{Event, Journal, PlanItem, Record, State};
 pub use stage::Sealer;

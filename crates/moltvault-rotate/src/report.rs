@@ -130,6 +130,15 @@ pub fn build(rotation_dir: &Path, run: &str, catalogue: &Catalogue) -> Result<(V
             _ => {}
         }
     }
+    if items
+        .iter()
+        .any(|i| i.locations.iter().any(|l| l.role == crate::Role::Vault))
+    {
+        todo.push(
+            "Run `openclaw secrets reload` (or restart the gateway) so a running gateway reads the new values from the moltvault secrets store."
+                .into(),
+        );
+    }
     todo.push(
         "Restart the gateway and check that clients using the old credentials are refused.".into(),
     );

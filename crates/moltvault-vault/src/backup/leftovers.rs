@@ -119,7 +119,7 @@ pub(crate) fn clean_sqlite_temps(temp_dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// What [`clean_restore_leftovers`] did with one leftover.
+/// A leftover of a killed restore that a later restore cleaned up.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Leftover {
     /// The leftover's path.
