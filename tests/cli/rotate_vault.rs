@@ -166,7 +166,11 @@ fn all_text(dir: &Path) -> String {
 }
 
 fn assert_rotated(e: &Env, before: &str, old: &[&str], outputs: &str) {
-    assert_eq!(e.config(), before, "the config keeps its SecretRefs byte for byte");
+    assert_eq!(
+        e.config(),
+        before,
+        "the config keeps its SecretRefs byte for byte"
+    );
     let ids = e.ref_ids();
     let values = e.provided(&ids);
     let token = values[&ids[0]].as_str().unwrap();
@@ -176,17 +180,40 @@ fn assert_rotated(e: &Env, before: &str, old: &[&str], outputs: &str) {
         "a new generated gateway token"
     );
     let vault_files = all_text(&e.vault);
-    for v in old.iter().chain([&token, openai_key('N').as_str()].iter()) {
+    for v in old.iter().chain([token, openai_key('N').as_str()].iter()) {
         assert!(!vault_files.contains(v), "no value in clear in the vault");
         assert!(!outputs.contains(v), "no value in any output");
     }
-    for it in e.status()["items"].as_array().unwrap() {
+    let status = e.status();
+    let items = status["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{status}");
+    for it in items {
         assert_eq!(it["state"], "DONE", "{it}");
     }
-    // The store's metadata follows the new values.
-    let out = e.cmd().args(["secrets", "list", "--json"]).output().unwrap();
-    let list = text(&out.stdout);
-    assert!(list.contains("config:") || list.contains("gateway"), "{list}");
+}
+
+/// The store's metadata (`secrets list --json`), by id.
+fn store_meta(e: &Env) -> Vec<Value> {
+    let out = e
+        .cmd()
+        .args(["secrets", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+/// Each entry keeps its id, provider and origin; its fp8 follows the new value.
+fn assert_meta_follows(before: &[Value], after: &[Value]) {
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(after) {
+        assert_eq!(
+            (&b["id"], &b["provider"], &b["origin"]),
+            (&a["id"], &a["provider"], &a["origin"])
+        );
+        assert_ne!(b["fp8"], a["fp8"], "{b} → {a}");
+        assert_eq!(a["fp8"].as_str().unwrap().len(), 8);
+    }
 }
 
 #[test]
@@ -224,11 +251,15 @@ fn rotate_rewrites_values_kept_in_the_vault_and_leaves_the_secretrefs() {
     let out = e.rotate(&[], None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("locked") && err.contains("--passphrase-file"), "{err}");
+    assert!(
+        err.contains("locked") && err.contains("--passphrase-file"),
+        "{err}"
+    );
     assert_eq!(e.config(), before);
     assert_eq!(all_text(&e.vault.join("secrets")), store_before);
     assert!(!e.vault.join("rotation/active").exists());
 
+    let meta = store_meta(&e);
     let out = e.rotate(&["--passphrase-file", "pass"], None);
     let outputs = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{outputs}");
@@ -240,6 +271,7 @@ fn rotate_rewrites_values_kept_in_the_vault_and_leaves_the_secretrefs() {
     let report = std::fs::read_to_string(report_path.trim()).unwrap();
     assert!(report.contains("openclaw secrets reload"), "{report}");
     assert_rotated(&e, &before, &[&token, &key], &(outputs + &report));
+    assert_meta_follows(&meta, &store_meta(&e));
 }
 
 #[test]
@@ -247,6 +279,7 @@ fn an_interrupted_vault_rotation_resumes() {
     let (token, key) = (gateway_token('b'), openai_key('P'));
     let e = Env::imported(&token, &key);
     let before = e.config();
+    let meta = store_meta(&e);
     let out = e.rotate(
         &["--passphrase-file", "pass"],
         Some("after:write:gateway.auth.token:0"),
@@ -271,4 +304,5 @@ fn an_interrupted_vault_rotation_resumes() {
     outputs.push_str(&text(&out.stderr));
     assert!(out.status.success(), "{outputs}");
     assert_rotated(&e, &before, &[&token, &key], &outputs);
+    assert_meta_follows(&meta, &store_meta(&e));
 }

@@ -625,10 +625,10 @@ fn import_scrubs_superseded_values_from_config_backups() {
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
-/// Issue 8 point 4 (rotation of a secret that lives in the vault). `moltvault rotate` does not
-/// rotate vault-held secrets yet: it must at least leave the SecretRef alone (never write a
-/// plaintext value back into the config) and say where to rotate; `secrets set` replaces the
-/// value in the vault and the provider serves the new one at once.
+/// Issue 8 point 4 (a secret that lives in the vault), without an unlock source: `rotate` lists
+/// it and refuses to run rather than touch anything, and never writes a plaintext value back
+/// into the config; `secrets set` replaces the value by hand and the provider serves the new one
+/// at once. The unlocked rotation itself is tested in `rotate_vault.rs`.
 #[test]
 fn rotating_a_vault_held_secret_keeps_the_secretref_and_set_replaces_the_value() {
     let e = Env::new();

@@ -181,6 +181,14 @@ pub(crate) fn credential_ok(name: &[u8], v: &[u8]) -> bool {
         return false;
     }
     let lname = name.to_ascii_lowercase();
+    // Names that describe a credential rather than hold one (`tokenizer`, `token_type`,
+    // `secret_name`, `credentials_file`, `token_count`, `TOKEN_TTL`).
+    const NOT_A_VALUE: &[&[u8]] = &[
+        b"izer", b"type", b"count", b"ttl", b"name", b"file", b"path", b"length", b"_len",
+    ];
+    if NOT_A_VALUE.iter().any(|s| lname.ends_with(s)) {
+        return false;
+    }
     let strong_name = [&b"pass"[..], b"pwd", b"secret", b"private"]
         .iter()
         .any(|w| contains_ci(&lname, w));
@@ -422,5 +430,7 @@ mod tests {
         assert!(!credential_ok(b"integrity_token", b"sha512-abcDEF123+/="));
         assert!(!credential_ok(b"totalTokens", b"123456"));
         assert!(!credential_ok(b"sessionKey", b"agent:main:main"));
+        assert!(!credential_ok(b"tokenizer", b"cl100k_base"));
+        assert!(!credential_ok(b"SECRET_FILE", b"db-secret-v2"));
     }
 }

@@ -1089,6 +1089,96 @@ mod tests {
     }
 
     #[test]
+    fn vault_refs_are_locations_when_unlocked_and_locked_items_otherwise() {
+        use moltvault_vault::secrets_store::{NewSecret, SecretsStore};
+        let d = tempfile::tempdir().unwrap();
+        let sd = d.path().join(".openclaw");
+        std::fs::create_dir_all(&sd).unwrap();
+        let vault_dir = d.path().join("vault");
+        let identity = moltvault_vault::Identity::generate();
+        let recipient = identity.to_public();
+        let (old, new) = ("b".repeat(64), "c".repeat(64));
+        let k = key();
+        let mut store = SecretsStore::open(&vault_dir).unwrap();
+        let meta = || NewSecret {
+            provider: "gateway".into(),
+            origin: "config:gateway.auth.token".into(),
+            fp8: "00000000".into(),
+        };
+        store
+            .set("gw", &SecretString::from(old.clone()), &recipient, meta())
+            .unwrap();
+        #[allow(clippy::disallowed_methods)]
+        std::fs::write(
+            sd.join("openclaw.json"),
+            r#"{"gateway":{"auth":{"token":{"source":"exec","provider":"mv","id":"gw"}}},
+                "secrets":{"providers":{"mv":{"source":"exec","command":"/bin/mv",
+                "args":["--vault-dir","/v","secrets","provide"]}}}}"#,
+        )
+        .unwrap();
+        let opts = |identity| InventoryOptions {
+            state_dir: sd.clone(),
+            home: d.path().into(),
+            extra: vec![],
+            vault: Some(VaultAccess {
+                dir: vault_dir.clone(),
+                recipient: recipient.clone(),
+                identity,
+            }),
+        };
+        let cat = Catalogue::builtin().unwrap();
+
+        let locked = discover(&opts(None), &cat, &k).unwrap();
+        assert!(locked.secrets.is_empty());
+        assert_eq!(locked.locked[0].item, "gateway.auth.token");
+        assert_eq!(locked.locked[0].fp8, "00000000");
+        let access = opts(None).vault.unwrap();
+        assert!(!format!("{access:?}").contains("AGE-SECRET-KEY"));
+
+        let unlocked = opts(Some(identity));
+        let access = unlocked.vault.as_ref();
+        let inv = discover(&unlocked, &cat, &k).unwrap();
+        assert!(inv.locked.is_empty());
+        let s = &inv.secrets[0];
+        assert_eq!(s.id, "gateway.auth.token");
+        assert_eq!(s.locations.len(), 1);
+        let loc = &s.locations[0];
+        assert_eq!(loc.to_string(), "vault:gw");
+        assert_eq!(loc.role, Role::Vault);
+        assert_eq!(s.fingerprint, k.fingerprint(old.as_bytes()));
+        // No access: a clear error, not a silent skip; another identity cannot read it.
+        assert!(matches!(read_location(loc), Err(Error::VaultLocked { .. })));
+        let other = opts(Some(moltvault_vault::Identity::generate()));
+        assert!(read_location_in(loc, other.vault.as_ref()).is_err());
+
+        let new = SecretString::from(new);
+        let old_fp = s.fingerprint;
+        assert!(write_location_in("g", loc, &[], &k, old_fp, &new, access).unwrap());
+        let now = read_location_in(loc, access).unwrap().unwrap();
+        assert_eq!(now.expose_secret(), new.expose_secret());
+        let m = SecretsStore::open(&vault_dir)
+            .unwrap()
+            .get("gw")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (m.provider.as_str(), m.origin.as_str()),
+            ("gateway", "config:gateway.auth.token")
+        );
+        assert_eq!(m.fp8, k.fingerprint(new.expose_secret().as_bytes()).fp8());
+        // Again (a resumed run): the new value is there already, nothing is written.
+        assert!(!write_location_in("g", loc, &[], &k, old_fp, &new, access).unwrap());
+        // Changed behind the run: a conflict, the store is left alone.
+        let third = SecretString::from("d".repeat(64));
+        assert!(matches!(
+            write_location_in("g", loc, &[], &k, k.fingerprint(b"x"), &third, access),
+            Err(Error::Conflict { .. })
+        ));
+        let now = read_location_in(loc, access).unwrap().unwrap();
+        assert_eq!(now.expose_secret(), new.expose_secret());
+    }
+
+    #[test]
     fn discovers_config_env_unit_profiles_and_groups_by_value() {
         let d = tempfile::tempdir().unwrap();
         let sd = d.path().join(".openclaw");
