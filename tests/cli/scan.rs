@@ -93,3 +93,55 @@ fn clean_files_exit_zero() {
     assert!(out.stdout.is_empty());
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"0 findings in 0 of 1 file");
 }
+
+/// OpenClaw ≥ 2026.8 keeps transcripts in SQLite: a scan of the detected gateway reads every
+/// text column of the agent database (plain and zstd events, trajectory rows, the full-text
+/// copy) read-only, and names the column and the value's position.
+#[test]
+fn scans_the_agent_database_of_a_sqlite_gateway() {
+    use moltvault_testutils::homes::{SampleLine, TestHome};
+    let t = TestHome::new(SampleLine::OpenClaw2026_9_6);
+    let db = t.path("agents/main/agent/openclaw-agent.sqlite");
+    crate::audit::plant_in_agent_db(&db);
+    let before = fs::read(&db).unwrap();
+    let h = Home::new();
+    let out = h
+        .cmd()
+        .args(["scan", "--json", "--state-dir"])
+        .arg(t.state_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let files: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let f = v["file"].as_str().unwrap();
+            format!(
+                "{}:{}",
+                &f[f.find('#').unwrap()..],
+                v["rule"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for col in [
+        "#transcript_events.event_json",
+        "#trajectory_runtime_events.event_json",
+        "#session_transcript_fts.text",
+    ] {
+        assert!(
+            files.iter().any(|f| f.starts_with(col)),
+            "{col} not in {files:?}"
+        );
+    }
+    // The plain and the zstd event are both found.
+    let events = files
+        .iter()
+        .filter(|f| f.starts_with("#transcript_events"))
+        .count();
+    assert!(events >= 2, "{files:?}");
+    assert!(stderr.contains("agent database"), "{stderr}");
+    assert_eq!(fs::read(&db).unwrap(), before, "scan wrote to the database");
+}

@@ -19,8 +19,11 @@ use crate::ui;
 /// Each finding gives the rule, the file, the line, the JSON pointer of the string and the
 /// secret's keyed fingerprint. A summary by rule follows on stderr. Exits 1 when anything is
 /// found. With no PATH, scans every transcript of the detected gateway (every agent's
-/// sessions, trajectory sidecars, .bak/.reset/.deleted copies and .zst archives); a directory
-/// PATH is searched for transcript files.
+/// sessions, trajectory sidecars, .bak/.reset/.deleted copies and .zst archives, and on
+/// OpenClaw ≥ 2026.8 every agent database: transcript events, trajectory rows and their derived
+/// copies); a directory PATH is searched for transcript files, and a `.sqlite` PATH is read as an
+/// agent database (read-only). A database finding names `<db>#<table>.<column>` and the value's
+/// position in rowid order.
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
     /// Transcript files or directories to scan.
@@ -77,6 +80,7 @@ struct JsonFinding<'a> {
 pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
     let (r, gateway) = build_redactor(ctx, args.rules.as_deref(), args.mode.into())?;
     let mut files = Vec::new();
+    let mut dbs = Vec::new();
     if args.paths.is_empty() {
         let Some(gw) = gateway else {
             return Err(user_error(
@@ -90,12 +94,15 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
                 .filter(|f| f.kind != moltvault_gateway::TranscriptKind::Sealed)
                 .map(|f| f.path),
         );
+        dbs = gw.agent_dbs();
     } else {
         for p in &args.paths {
             let meta =
                 fs::symlink_metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
             if meta.is_dir() {
                 walk(p, &mut files)?;
+            } else if p.extension().is_some_and(|e| e == "sqlite") {
+                dbs.push(p.clone());
             } else {
                 files.push(p.clone());
             }
@@ -123,6 +130,11 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
         })
         .collect();
     bar.finish_and_clear();
+    let mut results = results;
+    for db in &dbs {
+        results.extend(scan_db(&r, db));
+    }
+    let columns = results.len() - files.len();
 
     let mut out = ui::stdout();
     let mut by_rule: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -180,16 +192,99 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
         ui::note(&table);
     }
     ui::note(&format!(
-        "{n} finding{} in {files_with} of {} file{}",
+        "{n} finding{} in {files_with} of {} file{}{}",
         if n == 1 { "" } else { "s" },
         files.len(),
-        if files.len() == 1 { "" } else { "s" }
+        if files.len() == 1 { "" } else { "s" },
+        if dbs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and {columns} text column{} of {} agent database{}",
+                if columns == 1 { "" } else { "s" },
+                dbs.len(),
+                if dbs.len() == 1 { "" } else { "s" }
+            )
+        }
     ));
     if failed > 0 {
         return Err(user_error(
-            format!("{failed} file(s) could not be scanned (see the errors above)"),
+            format!("{failed} file(s) or database(s) could not be scanned (see the errors above)"),
             "Fix the errors above and run the scan again.",
         ));
     }
     Ok(if n > 0 { Status::Findings } else { Status::Ok })
+}
+
+/// Bytes of database values gathered before they go through the scanner in one call.
+const DB_BATCH_BYTES: usize = 4 << 20;
+
+/// Scans every text column of one agent database (read-only; the gateway may keep writing):
+/// one result per column, named `<db>#<table>.<column>`, whose findings' `line` is the value's
+/// 1-based position in rowid order. Plain-text values become one JSON string record each, so a
+/// secret spanning lines is still one value.
+fn scan_db(
+    r: &moltvault_redact::Redactor,
+    db: &Path,
+) -> Vec<(PathBuf, anyhow::Result<Vec<Finding>>)> {
+    use moltvault_gateway::sqlite::{AgentDb, TextValue};
+    let adb = match AgentDb::open_read_only(db) {
+        Ok(a) => a,
+        Err(e) => return vec![(db.to_path_buf(), Err(e.into()))],
+    };
+    let mut out = Vec::new();
+    for col in adb.text_columns() {
+        let name = PathBuf::from(format!("{}#{}", db.display(), col.name()));
+        let res = (|| -> anyhow::Result<Vec<Finding>> {
+            let mut found = Vec::new();
+            let Some((lo, hi)) = adb.rowid_bounds(col.table)? else {
+                return Ok(found);
+            };
+            let mut buf: Vec<u8> = Vec::new();
+            let (mut first, mut count) = (0u64, 0u64);
+            let flush = |buf: &mut Vec<u8>, first: u64, found: &mut Vec<Finding>| {
+                let mut batch = Vec::new();
+                let res = r.scan_jsonl(&buf[..], &mut batch);
+                buf.clear();
+                res.with_context(|| format!("cannot scan {}", name.display()))?;
+                found.extend(batch.into_iter().map(|mut f| {
+                    f.line += first;
+                    f
+                }));
+                anyhow::Ok(())
+            };
+            // The callback's error type is the gateway's; a scan error is kept here and ends
+            // the column's scan with it.
+            let mut failed: Option<anyhow::Error> = None;
+            adb.for_each_text(&col, lo..=hi, |v| {
+                if failed.is_some() {
+                    return Ok(());
+                }
+                match v {
+                    TextValue::Json(t) => buf.extend_from_slice(t.as_bytes()),
+                    TextValue::Text(t) | TextValue::Jsonl(t) => {
+                        // A string always serialises.
+                        let quoted = serde_json::Value::from(t).to_string();
+                        buf.extend_from_slice(quoted.as_bytes());
+                    }
+                }
+                buf.push(b'\n');
+                count += 1;
+                if buf.len() >= DB_BATCH_BYTES {
+                    if let Err(e) = flush(&mut buf, first, &mut found) {
+                        failed = Some(e);
+                    }
+                    first = count;
+                }
+                Ok(())
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            flush(&mut buf, first, &mut found)?;
+            Ok(found)
+        })();
+        out.push((name, res));
+    }
+    out
 }
