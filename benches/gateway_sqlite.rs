@@ -4,8 +4,10 @@
 //! Default: 20 000 events of ~3 KB (~60 MB), 5 % holding a secret, 10 % stored as zstd (a run
 //! takes well under a minute). `MOLTVAULT_BENCH_FULL=1`: 200 000 events (~600 MB).
 //! Baseline, measured in the same run on the same database: `for_each_event` (read + decode +
-//! JSON parse of every row). The matcher is a trivial substring replace, so the ratio is the
-//! store's own cost (decode, re-encode, UPDATE, FTS upkeep, commit), not the redactor's.
+//! JSON parse of every row). The first rows use a trivial substring replace, so their ratio is
+//! the store's own cost (decode, re-encode, UPDATE, FTS upkeep, commit); the last two run the
+//! real engine (built-in rules, every string), parsing every row vs. behind its raw-byte gate
+//! (`AgentDb::redact_prefiltered` with `Redactor::may_match`), as `audit --fix` and `redact` do.
 #![allow(clippy::disallowed_methods, clippy::print_stdout)]
 
 use std::fs;
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use moltvault_gateway::sqlite::AgentDb;
+use moltvault_redact::{FingerprintKey, Mode, Redactor, RedactorOptions, RuleSet};
 use serde_json::Value;
 
 const SECRET: &str = "sk-bench-0123456789abcdefghij";
@@ -119,7 +122,14 @@ fn main() {
         t.elapsed()
     );
 
+    let engine = Redactor::new(
+        &RuleSet::builtin(),
+        RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([7; 32])),
+    )
+    .unwrap();
+    let mut sink = Vec::new();
     let (mut read, mut first, mut again) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut parsed, mut gated) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let work = dir.path().join(format!("run{run}.sqlite"));
         fs::copy(&pristine, &work).unwrap();
@@ -146,7 +156,33 @@ fn main() {
         assert_eq!(r.total_changed(), 0);
         drop(db);
         fs::remove_file(&work).unwrap();
+
+        // The real engine, parsing every row, then behind its gate (fresh copies each).
+        let mut changed = [0usize; 2];
+        for (i, times) in [&mut parsed, &mut gated].into_iter().enumerate() {
+            fs::copy(&pristine, &work).unwrap();
+            let mut db = AgentDb::open(&work).unwrap();
+            let t = Instant::now();
+            let mut f = |v: &mut Value| engine.redact_value(v, &mut sink) > 0;
+            let r = if i == 0 {
+                db.redact(&mut f).unwrap()
+            } else {
+                db.redact_prefiltered(|t| engine.may_match(t.as_bytes()), &mut f)
+                    .unwrap()
+            };
+            times.push(t.elapsed());
+            changed[i] = r.total_changed();
+            drop(db);
+            fs::remove_file(&work).unwrap();
+        }
+        assert!(
+            changed[0] >= events / 20,
+            "the engine missed planted secrets"
+        );
+        assert_eq!(changed[0], changed[1], "the gate changed the outcome");
+        sink.clear();
     }
+    let (parsed, gated) = (median(parsed), median(gated));
     let (read, first, again) = (median(read), median(first), median(again));
     let mb = size as f64 / 1e6;
     println!("median of {runs} runs over {mb:.1} MB:");
@@ -161,5 +197,14 @@ fn main() {
     println!(
         "  redact again (nothing to do)   : {again:>10.2?}  ratio {:.2}x",
         again.as_secs_f64() / read.as_secs_f64()
+    );
+    println!(
+        "  engine, every row parsed       : {parsed:>10.2?}  ({:.0} MB/s)",
+        mb / parsed.as_secs_f64()
+    );
+    println!(
+        "  engine behind its gate         : {gated:>10.2?}  ({:.0} MB/s, {:.2}x faster)",
+        mb / gated.as_secs_f64(),
+        parsed.as_secs_f64() / gated.as_secs_f64()
     );
 }

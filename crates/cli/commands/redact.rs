@@ -285,7 +285,10 @@ pub fn run(ctx: &Ctx, args: RedactArgs) -> anyhow::Result<Status> {
                 continue;
             }
             let mut count = Count(0);
-            let rep = adb.redact(|v| r.redact_value(v, &mut count) > 0)?;
+            let rep = adb.redact_prefiltered(
+                |t| r.may_match(t.as_bytes()),
+                |v| r.redact_value(v, &mut count) > 0,
+            )?;
             ui::note(&format!(
                 "{}: {} secret{} redacted in {} row{} (one transaction)",
                 db.display(),

@@ -405,7 +405,24 @@ impl AgentDb {
     ///
     /// # Errors
     /// [`Error::Sqlite`] (the transaction is rolled back, nothing changes), [`Error::BadRow`].
-    pub fn redact(&mut self, mut f: impl FnMut(&mut Value) -> bool) -> Result<RedactReport> {
+    pub fn redact(&mut self, f: impl FnMut(&mut Value) -> bool) -> Result<RedactReport> {
+        self.redact_prefiltered(|_| true, f)
+    }
+
+    /// As [`AgentDb::redact`], skipping every value (a JSON entry, a text, one line of an
+    /// archive) for which `prefilter` returns false, before it is parsed: pass a raw-text gate
+    /// that is false only when `f` could not change the value (e.g.
+    /// `moltvault_redact::Redactor::may_match`). This is what makes redaction cost close to a read
+    /// when few rows hold a secret.
+    ///
+    /// # Errors
+    /// As [`AgentDb::redact`].
+    pub fn redact_prefiltered(
+        &mut self,
+        prefilter: impl Fn(&str) -> bool,
+        mut f: impl FnMut(&mut Value) -> bool,
+    ) -> Result<RedactReport> {
+        let pre: &dyn Fn(&str) -> bool = &prefilter;
         let path = self.path.clone();
         let mut report = RedactReport::default();
         let present: Vec<String> = {
@@ -426,7 +443,7 @@ impl AgentDb {
             .map_err(sql_err(&path, "starting the redaction transaction"))?;
 
         if has("transcript_events") {
-            let n = redact_events(&tx, &path, &mut f, &mut report)?;
+            let n = redact_events(&tx, &path, pre, &mut f, &mut report)?;
             if n > 0 {
                 report
                     .changed
@@ -437,7 +454,7 @@ impl AgentDb {
             if !has(table) {
                 continue;
             }
-            let n = redact_column(&tx, &path, table, col, *kind, &mut f, &mut report)?;
+            let n = redact_column(&tx, &path, table, col, *kind, pre, &mut f, &mut report)?;
             if n > 0 {
                 report.changed.insert(format!("{table}.{col}"), n);
             }
@@ -449,7 +466,7 @@ impl AgentDb {
             if !has(table) {
                 continue;
             }
-            let n = redact_archives(&tx, &path, table, &mut f, &mut report)?;
+            let n = redact_archives(&tx, &path, table, pre, &mut f, &mut report)?;
             if n > 0 {
                 report.changed.insert(format!("{table}.archive_blob"), n);
             }
@@ -739,6 +756,7 @@ type EventUpdate = (i64, Option<String>, Option<(Vec<u8>, i64)>);
 fn redact_events(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
+    pre: &dyn Fn(&str) -> bool,
     f: &mut impl FnMut(&mut Value) -> bool,
     report: &mut RedactReport,
 ) -> Result<usize> {
@@ -762,7 +780,7 @@ fn redact_events(
             let len: Option<i64> = r.get(5).map_err(sql_err(path, op))?;
             let was_zstd = json.is_none();
             let text = decode_event(path, &sid, seq, json, zst, len)?;
-            let Some(new) = apply(&text, Col::Json, f) else {
+            let Some(new) = apply(&text, Col::Json, pre, f) else {
                 continue;
             };
             if was_zstd {
@@ -799,6 +817,7 @@ fn redact_column(
     table: &str,
     col: &str,
     kind: Col,
+    pre: &dyn Fn(&str) -> bool,
     f: &mut impl FnMut(&mut Value) -> bool,
     report: &mut RedactReport,
 ) -> Result<usize> {
@@ -814,7 +833,7 @@ fn redact_column(
             let Ok(text) = r.get::<_, String>(1) else {
                 continue;
             };
-            if let Some(new) = apply(&text, kind, f) {
+            if let Some(new) = apply(&text, kind, pre, f) {
                 updates.push((rowid, new));
             }
         }
@@ -834,6 +853,7 @@ fn redact_archives(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     table: &'static str,
+    pre: &dyn Fn(&str) -> bool,
     f: &mut impl FnMut(&mut Value) -> bool,
     report: &mut RedactReport,
 ) -> Result<usize> {
@@ -865,7 +885,7 @@ fn redact_archives(
                 blob
             };
             let text = String::from_utf8(raw).map_err(|_| bad())?;
-            if let Some(new) = apply_jsonl(&text, f) {
+            if let Some(new) = apply_jsonl(&text, pre, f) {
                 let stored = if enc == "zstd" {
                     zstd::stream::encode_all(new.as_bytes(), 3).map_err(|e| Error::io(path, e))?
                 } else {
@@ -899,7 +919,15 @@ fn redact_archives(
 }
 
 /// Applies `f` to one column value; returns the new text when `f` changed it.
-fn apply(text: &str, kind: Col, f: &mut impl FnMut(&mut Value) -> bool) -> Option<String> {
+fn apply(
+    text: &str,
+    kind: Col,
+    pre: &dyn Fn(&str) -> bool,
+    f: &mut impl FnMut(&mut Value) -> bool,
+) -> Option<String> {
+    if !pre(text) {
+        return None;
+    }
     if kind == Col::Json
         && let Ok(mut v) = serde_json::from_str::<Value>(text)
     {
@@ -916,7 +944,11 @@ fn apply(text: &str, kind: Col, f: &mut impl FnMut(&mut Value) -> bool) -> Optio
 }
 
 /// Applies `f` to every line of a JSONL text; returns the new text when a line changed.
-fn apply_jsonl(text: &str, f: &mut impl FnMut(&mut Value) -> bool) -> Option<String> {
+fn apply_jsonl(
+    text: &str,
+    pre: &dyn Fn(&str) -> bool,
+    f: &mut impl FnMut(&mut Value) -> bool,
+) -> Option<String> {
     let mut changed = false;
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -928,7 +960,7 @@ fn apply_jsonl(text: &str, f: &mut impl FnMut(&mut Value) -> bool) -> Option<Str
             out.push_str(line);
             continue;
         }
-        match apply(body, Col::Json, f) {
+        match apply(body, Col::Json, pre, f) {
             Some(new) => {
                 changed = true;
                 out.push_str(&new);

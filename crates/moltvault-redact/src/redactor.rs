@@ -600,6 +600,16 @@ impl Redactor {
         }
     }
 
+    /// Whether a record (a JSON document or a plain text, as raw bytes) passes the raw-byte gate:
+    /// `false` means neither [`Redactor::redact_value`] on the parsed record nor
+    /// [`Redactor::redact_text`] on the text can find anything in it, so callers may skip parsing
+    /// it. The same gate [`Redactor::redact_jsonl`] applies to each line.
+    pub fn may_match(&self, record: &[u8]) -> bool {
+        let mut cand = Candidates::default();
+        self.gate.check(&self.rules, record, &mut cand);
+        cand.any
+    }
+
     /// Redacts secrets in a plain text (also finding them under JSON escapes).
     pub fn redact_text(&self, input: &str) -> Redacted {
         let mut cand = Candidates::default();

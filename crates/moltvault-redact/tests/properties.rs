@@ -121,6 +121,22 @@ proptest! {
         prop_assert_eq!(redact(&r, &out), out);
     }
 
+    /// `may_match` is a safe prefilter for `redact_value`: a record it turns away is one the
+    /// engine would not change (what `AgentDb::redact_prefiltered` relies on).
+    #[test]
+    fn may_match_never_turns_away_a_record_with_a_secret(lines in prop::collection::vec(line(), 1..8)) {
+        let r = Redactor::new(&RuleSet::builtin(),
+            RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([3; 32]))).unwrap();
+        let (input, _) = build(&lines, false, true);
+        for rec in lines_of(&input) {
+            let Ok(mut v) = serde_json::from_slice::<Value>(rec) else { continue };
+            let mut found = Vec::new();
+            let changed = r.redact_value(&mut v, &mut found) > 0;
+            prop_assert!(!changed || r.may_match(rec),
+                "gate turned away: {}", String::from_utf8_lossy(rec));
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_and_keep_lines(data in prop::collection::vec(any::<u8>(), 0..400)) {
         let r = Redactor::new(&RuleSet::builtin(),

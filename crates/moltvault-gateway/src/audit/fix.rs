@@ -318,12 +318,15 @@ fn redact_db(redactor: &Redactor, path: &Path) -> io::Result<FixAction> {
     let mut db = crate::sqlite::AgentDb::open(path).map_err(|e| io::Error::other(e.to_string()))?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let report = db
-        .redact(|v| {
-            let mut sink = |f: moltvault_redact::Finding| {
-                *counts.entry(f.rule_id).or_insert(0) += 1;
-            };
-            redactor.redact_value(v, &mut sink) > 0
-        })
+        .redact_prefiltered(
+            |t| redactor.may_match(t.as_bytes()),
+            |v| {
+                let mut sink = |f: moltvault_redact::Finding| {
+                    *counts.entry(f.rule_id).or_insert(0) += 1;
+                };
+                redactor.redact_value(v, &mut sink) > 0
+            },
+        )
         .map_err(|e| io::Error::other(e.to_string()))?;
     if report.total_changed() == 0 {
         return Ok(FixAction::Skipped {
