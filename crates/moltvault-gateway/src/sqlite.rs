@@ -420,9 +420,9 @@ impl AgentDb {
     pub fn redact_prefiltered(
         &mut self,
         prefilter: impl Fn(&str) -> bool,
-        mut f: impl FnMut(&mut Value) -> bool,
+        f: impl FnMut(&mut Value) -> bool,
     ) -> Result<RedactReport> {
-        let pre: &dyn Fn(&str) -> bool = &prefilter;
+        let mut rw = Rewrite { pre: &prefilter, f };
         let path = self.path.clone();
         let mut report = RedactReport::default();
         let present: Vec<String> = {
@@ -443,7 +443,7 @@ impl AgentDb {
             .map_err(sql_err(&path, "starting the redaction transaction"))?;
 
         if has("transcript_events") {
-            let n = redact_events(&tx, &path, pre, &mut f, &mut report)?;
+            let n = redact_events(&tx, &path, &mut rw, &mut report)?;
             if n > 0 {
                 report
                     .changed
@@ -454,7 +454,7 @@ impl AgentDb {
             if !has(table) {
                 continue;
             }
-            let n = redact_column(&tx, &path, table, col, *kind, pre, &mut f, &mut report)?;
+            let n = redact_column(&tx, &path, table, col, *kind, &mut rw, &mut report)?;
             if n > 0 {
                 report.changed.insert(format!("{table}.{col}"), n);
             }
@@ -466,7 +466,7 @@ impl AgentDb {
             if !has(table) {
                 continue;
             }
-            let n = redact_archives(&tx, &path, table, pre, &mut f, &mut report)?;
+            let n = redact_archives(&tx, &path, table, &mut rw, &mut report)?;
             if n > 0 {
                 report.changed.insert(format!("{table}.archive_blob"), n);
             }
@@ -701,17 +701,7 @@ impl AgentDb {
                     let rowid: i64 = r.get(0).map_err(sql_err(&self.path, op))?;
                     let enc: String = r.get(1).map_err(sql_err(&self.path, op))?;
                     let blob: Vec<u8> = r.get(2).map_err(sql_err(&self.path, op))?;
-                    let bad = || Error::BadRow {
-                        path: self.path.clone(),
-                        table: col.table,
-                        what: format!("archive_blob of row {rowid}"),
-                    };
-                    let raw = if enc == "zstd" {
-                        zstd::stream::decode_all(&blob[..]).map_err(|_| bad())?
-                    } else {
-                        blob
-                    };
-                    let text = String::from_utf8(raw).map_err(|_| bad())?;
+                    let text = decode_archive(&self.path, col.table, rowid, &enc, blob)?;
                     bytes += text.len() as u64;
                     f(TextValue::Jsonl(&text))?;
                 }
@@ -756,8 +746,7 @@ type EventUpdate = (i64, Option<String>, Option<(Vec<u8>, i64)>);
 fn redact_events(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
-    pre: &dyn Fn(&str) -> bool,
-    f: &mut impl FnMut(&mut Value) -> bool,
+    rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
     report: &mut RedactReport,
 ) -> Result<usize> {
     let op = "reading events";
@@ -780,7 +769,7 @@ fn redact_events(
             let len: Option<i64> = r.get(5).map_err(sql_err(path, op))?;
             let was_zstd = json.is_none();
             let text = decode_event(path, &sid, seq, json, zst, len)?;
-            let Some(new) = apply(&text, Col::Json, pre, f) else {
+            let Some(new) = apply(&text, Col::Json, rw) else {
                 continue;
             };
             if was_zstd {
@@ -817,8 +806,7 @@ fn redact_column(
     table: &str,
     col: &str,
     kind: Col,
-    pre: &dyn Fn(&str) -> bool,
-    f: &mut impl FnMut(&mut Value) -> bool,
+    rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
     report: &mut RedactReport,
 ) -> Result<usize> {
     let op = "reading derived copies";
@@ -833,7 +821,7 @@ fn redact_column(
             let Ok(text) = r.get::<_, String>(1) else {
                 continue;
             };
-            if let Some(new) = apply(&text, kind, pre, f) {
+            if let Some(new) = apply(&text, kind, rw) {
                 updates.push((rowid, new));
             }
         }
@@ -853,8 +841,7 @@ fn redact_archives(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     table: &'static str,
-    pre: &dyn Fn(&str) -> bool,
-    f: &mut impl FnMut(&mut Value) -> bool,
+    rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
     report: &mut RedactReport,
 ) -> Result<usize> {
     let cold = table == "session_transcript_cold_archives";
@@ -874,18 +861,8 @@ fn redact_archives(
             let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
             let enc: String = r.get(1).map_err(sql_err(path, op))?;
             let blob: Vec<u8> = r.get(2).map_err(sql_err(path, op))?;
-            let bad = || Error::BadRow {
-                path: path.to_path_buf(),
-                table,
-                what: format!("archive_blob of row {rowid}"),
-            };
-            let raw = if enc == "zstd" {
-                zstd::stream::decode_all(&blob[..]).map_err(|_| bad())?
-            } else {
-                blob
-            };
-            let text = String::from_utf8(raw).map_err(|_| bad())?;
-            if let Some(new) = apply_jsonl(&text, pre, f) {
+            let text = decode_archive(path, table, rowid, &enc, blob)?;
+            if let Some(new) = apply_jsonl(&text, rw) {
                 let stored = if enc == "zstd" {
                     zstd::stream::encode_all(new.as_bytes(), 3).map_err(|e| Error::io(path, e))?
                 } else {
@@ -922,12 +899,12 @@ fn redact_archives(
 fn apply(
     text: &str,
     kind: Col,
-    pre: &dyn Fn(&str) -> bool,
-    f: &mut impl FnMut(&mut Value) -> bool,
+    rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
 ) -> Option<String> {
-    if !pre(text) {
+    if !(rw.pre)(text) {
         return None;
     }
+    let f = &mut rw.f;
     if kind == Col::Json
         && let Ok(mut v) = serde_json::from_str::<Value>(text)
     {
@@ -943,12 +920,35 @@ fn apply(
     }
 }
 
+/// What a redaction pass does to each value: a raw-text prefilter, then the rewrite itself.
+struct Rewrite<'a, F> {
+    pre: &'a dyn Fn(&str) -> bool,
+    f: F,
+}
+
+/// Decodes an archive row's blob (`identity` or `zstd`) into its JSONL text.
+fn decode_archive(
+    path: &Path,
+    table: &'static str,
+    rowid: i64,
+    enc: &str,
+    blob: Vec<u8>,
+) -> Result<String> {
+    let bad = || Error::BadRow {
+        path: path.to_path_buf(),
+        table,
+        what: format!("archive_blob of row {rowid}"),
+    };
+    let raw = if enc == "zstd" {
+        zstd::stream::decode_all(&blob[..]).map_err(|_| bad())?
+    } else {
+        blob
+    };
+    String::from_utf8(raw).map_err(|_| bad())
+}
+
 /// Applies `f` to every line of a JSONL text; returns the new text when a line changed.
-fn apply_jsonl(
-    text: &str,
-    pre: &dyn Fn(&str) -> bool,
-    f: &mut impl FnMut(&mut Value) -> bool,
-) -> Option<String> {
+fn apply_jsonl(text: &str, rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>) -> Option<String> {
     let mut changed = false;
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -960,7 +960,7 @@ fn apply_jsonl(
             out.push_str(line);
             continue;
         }
-        match apply(body, Col::Json, pre, f) {
+        match apply(body, Col::Json, rw) {
             Some(new) => {
                 changed = true;
                 out.push_str(&new);
