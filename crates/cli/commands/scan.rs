@@ -216,75 +216,30 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> anyhow::Result<Status> {
     Ok(if n > 0 { Status::Findings } else { Status::Ok })
 }
 
-/// Bytes of database values gathered before they go through the scanner in one call.
-const DB_BATCH_BYTES: usize = 4 << 20;
-
 /// Scans every text column of one agent database (read-only; the gateway may keep writing):
-/// one result per column, named `<db>#<table>.<column>`, whose findings' `line` is the value's
-/// 1-based position in rowid order. Plain-text values become one JSON string record each, so a
-/// secret spanning lines is still one value.
+/// one result per column, named `<db>#<table>.<column>`, whose findings' `line` is the
+/// record's position in rowid order.
 fn scan_db(
     r: &moltvault_redact::Redactor,
     db: &Path,
 ) -> Vec<(PathBuf, anyhow::Result<Vec<Finding>>)> {
-    use moltvault_gateway::sqlite::{AgentDb, TextValue};
+    use moltvault_gateway::sqlite::AgentDb;
     let adb = match AgentDb::open_read_only(db) {
         Ok(a) => a,
         Err(e) => return vec![(db.to_path_buf(), Err(e.into()))],
     };
-    let mut out = Vec::new();
-    for col in adb.text_columns() {
-        let name = PathBuf::from(format!("{}#{}", db.display(), col.name()));
-        let res = (|| -> anyhow::Result<Vec<Finding>> {
-            let mut found = Vec::new();
-            let Some((lo, hi)) = adb.rowid_bounds(col.table)? else {
-                return Ok(found);
-            };
-            let mut buf: Vec<u8> = Vec::new();
-            let (mut first, mut count) = (0u64, 0u64);
-            let flush = |buf: &mut Vec<u8>, first: u64, found: &mut Vec<Finding>| {
-                let mut batch = Vec::new();
-                let res = r.scan_jsonl(&buf[..], &mut batch);
-                buf.clear();
-                res.with_context(|| format!("cannot scan {}", name.display()))?;
-                found.extend(batch.into_iter().map(|mut f| {
-                    f.line += first;
-                    f
-                }));
-                anyhow::Ok(())
-            };
-            // The callback's error type is the gateway's; a scan error is kept here and ends
-            // the column's scan with it.
-            let mut failed: Option<anyhow::Error> = None;
-            adb.for_each_text(&col, lo..=hi, |v| {
-                if failed.is_some() {
-                    return Ok(());
+    adb.text_columns()
+        .into_iter()
+        .map(|col| {
+            let name = PathBuf::from(format!("{}#{}", db.display(), col.name()));
+            let res = (|| -> anyhow::Result<Vec<Finding>> {
+                let mut found = Vec::new();
+                if let Some((lo, hi)) = adb.rowid_bounds(col.table)? {
+                    adb.scan_column(&col, lo..=hi, r, &mut found)?;
                 }
-                match v {
-                    TextValue::Json(t) => buf.extend_from_slice(t.as_bytes()),
-                    TextValue::Text(t) | TextValue::Jsonl(t) => {
-                        // A string always serialises.
-                        let quoted = serde_json::Value::from(t).to_string();
-                        buf.extend_from_slice(quoted.as_bytes());
-                    }
-                }
-                buf.push(b'\n');
-                count += 1;
-                if buf.len() >= DB_BATCH_BYTES {
-                    if let Err(e) = flush(&mut buf, first, &mut found) {
-                        failed = Some(e);
-                    }
-                    first = count;
-                }
-                Ok(())
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            flush(&mut buf, first, &mut found)?;
-            Ok(found)
-        })();
-        out.push((name, res));
-    }
-    out
+                Ok(found)
+            })();
+            (name, res)
+        })
+        .collect()
 }

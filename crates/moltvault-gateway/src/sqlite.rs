@@ -619,6 +619,63 @@ impl AgentDb {
         Ok(lo.zip(hi))
     }
 
+    /// Scans the values of `col` whose rowid lies in `rows` with `redactor`, read-only: values
+    /// are gathered as JSONL records (a plain-text value becomes one JSON string record, so a
+    /// secret spanning lines is still one value; an archive value is its JSONL lines) and
+    /// scanned in batches of a few MiB. Each finding's `line` is its record's 1-based position
+    /// within `rows`. Returns the bytes read.
+    ///
+    /// # Errors
+    /// As [`AgentDb::for_each_text`]; a scanner error is reported as [`Error::Io`] on the
+    /// database.
+    pub fn scan_column(
+        &self,
+        col: &TextColumn,
+        rows: std::ops::RangeInclusive<i64>,
+        redactor: &moltvault_redact::Redactor,
+        sink: &mut dyn moltvault_redact::FindingSink,
+    ) -> Result<u64> {
+        const BATCH_BYTES: usize = 4 << 20;
+        let path = self.path.clone();
+        let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + (64 << 10));
+        let (mut first, mut count) = (0u64, 0u64);
+        let mut flush = |buf: &mut Vec<u8>, first: u64| -> Result<()> {
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let mut shifted = |mut f: moltvault_redact::Finding| {
+                f.line += first;
+                sink.finding(f);
+            };
+            let res = redactor.scan_jsonl(&buf[..], &mut shifted);
+            buf.clear();
+            res.map(|_| ())
+                .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))
+        };
+        let bytes = self.for_each_text(col, rows, |v| {
+            match v {
+                TextValue::Json(t) => buf.extend_from_slice(t.as_bytes()),
+                TextValue::Text(t) => {
+                    buf.extend_from_slice(Value::from(t).to_string().as_bytes());
+                }
+                TextValue::Jsonl(t) => {
+                    let t = t.trim_end_matches('\n');
+                    count += t.bytes().filter(|&b| b == b'\n').count() as u64;
+                    buf.extend_from_slice(t.as_bytes());
+                }
+            }
+            buf.push(b'\n');
+            count += 1;
+            if buf.len() >= BATCH_BYTES {
+                flush(&mut buf, first)?;
+                first = count;
+            }
+            Ok(())
+        })?;
+        flush(&mut buf, first)?;
+        Ok(bytes)
+    }
+
     /// Calls `f` with every value of `col` whose rowid lies in `rows`, decoding zstd events and
     /// archives; returns the bytes passed to `f`. Values that are NULL or not text are skipped.
     ///

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::fsscan::{EntryKind, FileKind, Tree};
 use super::{Affected, Finding, SafeFix, Severity};
 use crate::secrets::ConfiguredSecret;
-use crate::sqlite::{AgentDb, ColumnRole, TextColumn, TextValue};
+use crate::sqlite::{AgentDb, ColumnRole, TextColumn};
 use std::ops::RangeInclusive;
 
 /// Where a scanned file came from, which decides the check id, severity and remedy.
@@ -132,9 +132,6 @@ struct Target {
 /// Rows of one database column read per scan task (tasks run in parallel).
 const ROWS_PER_TASK: i64 = 20_000;
 
-/// Bytes of rows gathered before they go through the scanner in one call.
-const BATCH_BYTES: usize = 4 << 20;
-
 /// The scan tasks of the agent databases: each text column, split into rowid ranges.
 fn db_targets(dbs: &[PathBuf], out: &mut Vec<Target>, errors: &mut Vec<Finding>) {
     for db in dbs {
@@ -187,9 +184,7 @@ fn unscanned(path: &Path, why: &str) -> Finding {
     )
 }
 
-/// Scans one rowid range of a database column: rows are gathered as JSONL records (plain text
-/// becomes one JSON string record, so a secret spanning lines is still one value) and fed to
-/// the scanner in batches.
+/// Scans one rowid range of a database column, counting findings by rule.
 fn scan_rows(
     redactor: &Redactor,
     db: &Path,
@@ -198,36 +193,10 @@ fn scan_rows(
 ) -> crate::Result<Scanned> {
     let adb = AgentDb::open_read_only(db)?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + (64 << 10));
-    let flush = |buf: &mut Vec<u8>, counts: &mut BTreeMap<String, u64>| -> crate::Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let mut sink = |f: moltvault_redact::Finding| {
-            *counts.entry(f.rule_id).or_insert(0) += 1;
-        };
-        redactor
-            .scan_jsonl(&buf[..], &mut sink)
-            .map_err(|e| crate::Error::io(db, io::Error::other(e.to_string())))?;
-        buf.clear();
-        Ok(())
+    let mut sink = |f: moltvault_redact::Finding| {
+        *counts.entry(f.rule_id).or_insert(0) += 1;
     };
-    let bytes = adb.for_each_text(col, rows, |v| {
-        match v {
-            TextValue::Json(t) => buf.extend_from_slice(t.as_bytes()),
-            TextValue::Text(t) => {
-                let quoted = serde_json::to_string(t).map_err(|e| crate::Error::json(db, &e))?;
-                buf.extend_from_slice(quoted.as_bytes());
-            }
-            TextValue::Jsonl(t) => buf.extend_from_slice(t.trim_end_matches('\n').as_bytes()),
-        }
-        buf.push(b'\n');
-        if buf.len() >= BATCH_BYTES {
-            flush(&mut buf, &mut counts)?;
-        }
-        Ok(())
-    })?;
-    flush(&mut buf, &mut counts)?;
+    let bytes = adb.scan_column(col, rows, redactor, &mut sink)?;
     Ok((counts, bytes))
 }
 
