@@ -139,13 +139,32 @@ struct Row {
 fn main() {
     let full = std::env::var_os("MOLTVAULT_BENCH_FULL").is_some();
     let total = if full { 1_000_000_000 } else { 100_000_000 };
-    let runs = if full { 1 } else { 3 };
+    let runs: usize = std::env::var("MOLTVAULT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 1 } else { 3 });
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_moltvault"));
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let state = root.join("home/.openclaw");
-    println!("generating a ~{} MB gateway home…", total / 1_000_000);
-    generate(&state, total);
+    let mut state = root.join("home/.openclaw");
+    // MOLTVAULT_BENCH_CORPUS=DIR keeps the generated home in DIR (made once, reused after).
+    if let Some(keep) = std::env::var_os("MOLTVAULT_BENCH_CORPUS") {
+        let keep = PathBuf::from(keep).join(format!("{}MB/.openclaw", total / 1_000_000));
+        if !keep.join("openclaw.json").exists() {
+            let _ = fs::remove_dir_all(&keep);
+            println!(
+                "generating a ~{} MB gateway home in {}…",
+                total / 1_000_000,
+                keep.display()
+            );
+            generate(&keep, total);
+        }
+        fs::create_dir_all(root.join("home")).unwrap();
+        state = keep;
+    } else {
+        println!("generating a ~{} MB gateway home…", total / 1_000_000);
+        generate(&state, total);
+    }
     let input = dir_size(&state);
     let key = root.join("key.txt");
     let out = Command::new("age-keygen")

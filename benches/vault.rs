@@ -314,9 +314,97 @@ fn main() {
     }
     for (k, im) in impls.iter().enumerate() {
         println!(
-            "seal --all-idle of {small} small transcripts, {:<10} {:.0} files/s (target >= 2000)",
+            "seal --all-idle of {small} small transcripts (1.5-4.5 KB), {:<10} {:.0} files/s (target >= 2000)",
             im.name,
             median(rates[k].clone())
         );
+    }
+
+    // 5: the batch strategies side by side, through the library (no process start or gateway
+    // discovery): which sync and how many workers.
+    strategies(&this, small, runs);
+}
+
+/// Seals `small` fresh small transcripts with each strategy, interleaved run by run, and
+/// prints the median files/s of each.
+fn strategies(this: &Path, small: usize, runs: usize) {
+    use moltvault_vault::fsio::BatchSync;
+    use moltvault_vault::seal::{self, BatchConfig, SealOptions};
+    let h = Home::new(this);
+    let vault = moltvault_vault::Vault::open(&h.dir.path().join(".moltvault")).unwrap();
+    let recipient = vault.recipient().clone();
+    let variants: Vec<(&str, Option<BatchConfig<'static>>)> = vec![
+        ("seal_file one by one (fsync each)", None),
+        (
+            "batch, 1 worker, fsync x1",
+            Some(BatchConfig {
+                workers: 1,
+                sync: BatchSync::Fsync { threads: 1 },
+                hook: None,
+            }),
+        ),
+        (
+            "batch, 2 workers, fsync x8 threads",
+            Some(BatchConfig {
+                workers: 2,
+                sync: BatchSync::Fsync { threads: 8 },
+                hook: None,
+            }),
+        ),
+        (
+            "batch, 1 worker, syncfs",
+            Some(BatchConfig {
+                workers: 1,
+                sync: BatchSync::Syncfs,
+                hook: None,
+            }),
+        ),
+        (
+            "batch, 2 workers, syncfs",
+            Some(BatchConfig {
+                workers: 2,
+                sync: BatchSync::Syncfs,
+                hook: None,
+            }),
+        ),
+    ];
+    let opts = SealOptions {
+        now: SystemTime::now(),
+        ..SealOptions::default()
+    };
+    let mut rates = vec![Vec::new(); variants.len()];
+    for run_no in 0..runs {
+        for (k, (_, cfg)) in variants.iter().enumerate() {
+            let dir = h.dir.path().join(format!("strategy-{run_no}-{k}"));
+            fs::create_dir(&dir).unwrap();
+            let mut rng = Rng::new(0x5eed + run_no as u64);
+            let plains: Vec<PathBuf> = (0..small)
+                .map(|i| {
+                    let p = dir.join(format!("m{i:05}.jsonl"));
+                    transcript(&p, 1500 + rng.below(3000) as usize, &mut rng);
+                    p
+                })
+                .collect();
+            // The corpus is written: flush it so that the measured syncs carry only the seal's
+            // own writes.
+            run(&mut sh("sync"));
+            let start = std::time::Instant::now();
+            match cfg {
+                None => {
+                    for p in &plains {
+                        seal::seal_file(p, &recipient, &opts).unwrap();
+                    }
+                }
+                Some(cfg) => seal::seal_files_with(&plains, &recipient, &opts, cfg, &mut |_, r| {
+                    r.unwrap();
+                }),
+            }
+            rates[k].push(small as f64 / start.elapsed().as_secs_f64());
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+    println!("library seal of {small} small transcripts (1.5-4.5 KB), by strategy:");
+    for (k, (name, _)) in variants.iter().enumerate() {
+        println!("  {name:<36} {:>6.0} files/s", median(rates[k].clone()));
     }
 }

@@ -1,14 +1,16 @@
 // Hook overhead of the moltvault-redact gateway plugin, per message, inside Node.
 //
-//   cargo build --release --bin moltvault
-//   node benches/plugin/hook-bench.mjs [path/to/moltvault]     # quick (< 1 min)
+//   cargo build --release                 # the binary and the addon (libmoltvault_node.so)
+//   node benches/plugin/hook-bench.mjs [path/to/moltvault [path/to/addon]]    # quick (< 1 min)
 //   BENCH_FULL=1 node benches/plugin/hook-bench.mjs ...          # more iterations
 //
 // For 1 KB, 16 KB and 1 MB tool-result messages (realistic shell output, no secret, and the same
 // with one secret) it times, in the same run: a no-op hook (the baseline), and for each bridge
-// transport (named pipes "fifo", worker thread "worker") the bridge alone (a `ping` round trip to
-// `moltvault serve --stdio`) and the real hook (`redactMessage`: encode, round trip, engine,
-// patch). Prints p50/p99 in microseconds, and a JSON line for tooling.
+// (the in-process addon "addon"; `moltvault serve --stdio` over named pipes "fifo" and through a
+// worker thread "worker") the bridge alone (addon: one call into it; stdio: a `ping` round trip)
+// and the real hook (`redactMessage`: encode, call or round trip, engine, patch). Prints p50/p99
+// in microseconds, and a JSON line for tooling. The addon defaults to
+// target/release/libmoltvault_node.so (or $MOLTVAULT_ADDON); without one its columns are left out.
 //
 // Before/after in one run: BENCH_BASELINE_PLUGIN=<dir of an older plugins/openclaw> and
 // BENCH_BASELINE_BIN=<the moltvault of that version> add a "baseline fifo hook" column, e.g.
@@ -16,11 +18,13 @@
 //   BENCH_BASELINE_PLUGIN=/tmp/old/plugins/openclaw BENCH_BASELINE_BIN=/tmp/old-moltvault node benches/plugin/hook-bench.mjs
 import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
+import fs from "node:fs";
 import { Redactor, resolveConfig } from "../../plugins/openclaw/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 const binary = process.argv[2] ?? process.env.MOLTVAULT_BIN ?? path.join(root, "target/release/moltvault");
+const addon = process.argv[3] ?? process.env.MOLTVAULT_ADDON ?? path.join(path.dirname(binary), "libmoltvault_node.so");
 const full = !!process.env.BENCH_FULL;
 
 // Realistic tool output: shell-ish lines (paths, numbers, words), deterministic.
@@ -73,13 +77,18 @@ function time(fn, iters, warm) {
 }
 
 function redactorFor(transport) {
-  const cfg = resolveConfig({ binary, mode: "all", sweep: false, timeoutMs: 30000, transport });
+  const bridge = transport === "addon" ? { bridge: "addon", addon } : { bridge: "stdio", transport };
+  const cfg = resolveConfig({ binary, mode: "all", sweep: false, timeoutMs: 30000, ...bridge });
   const r = new Redactor(cfg, { info() {}, error: (m) => console.error(m), warn() {} });
   r.ensureEngine();
   if (r.engine.transport !== transport) throw new Error(`wanted the ${transport} transport, got ${r.engine.transport}`);
   return r;
 }
-const redactors = { fifo: redactorFor("fifo"), worker: redactorFor("worker") };
+const redactors = {};
+if (fs.existsSync(addon)) redactors.addon = redactorFor("addon");
+else console.error(`no addon at ${addon}: its columns are left out (cargo build --release)`);
+redactors.fifo = redactorFor("fifo");
+redactors.worker = redactorFor("worker");
 let baseline = null;
 if (process.env.BENCH_BASELINE_PLUGIN) {
   const old = await import(pathToFileURL(path.join(path.resolve(process.env.BENCH_BASELINE_PLUGIN), "index.js")).href);
@@ -95,8 +104,9 @@ const sizes = [
 ];
 const results = [];
 const f = (r) => `${r.p50.toFixed(1).padStart(8)} / ${r.p99.toFixed(1).padStart(8)}`;
-console.log(`moltvault-redact hook overhead per message (µs, p50 / p99), engine ${binary}`);
-console.log(`size   variant     no-op hook            fifo ping             fifo hook             worker ping           worker hook${baseline ? "           baseline fifo hook" : ""}`);
+console.log(`moltvault-redact hook overhead per message (µs, p50 / p99), engine ${binary}${redactors.addon ? `, addon ${addon}` : ""}`);
+const cols = Object.keys(redactors).flatMap((n) => [`${n}_ping`, `${n}_hook`]);
+console.log(`size   variant     ${["no-op hook", ...cols.map((c) => c.replace("_", " "))].map((c) => c.padEnd(22)).join("")}${baseline ? "baseline fifo hook" : ""}`);
 for (const [label, bytes, iters] of sizes) {
   for (const secret of [false, true]) {
     // Distinct objects per call: the hook skips objects it has already seen (its WeakSet).
@@ -124,11 +134,11 @@ for (const [label, bytes, iters] of sizes) {
       }, iters, Math.min(50, iters));
       if (secret !== changed > 0) throw new Error("the baseline disagrees about the secret");
     }
-    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${f(noop)}   ${f(row.fifo_ping)}   ${f(row.fifo_hook)}   ${f(row.worker_ping)}   ${f(row.worker_hook)}${baseline ? `   ${f(row.baseline_fifo_hook)}` : ""}`);
+    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${[noop, ...cols.map((c) => row[c])].map((r) => `${f(r)}   `).join("")}${baseline ? f(row.baseline_fifo_hook) : ""}`);
     results.push(row);
     void sink;
   }
 }
 for (const r of Object.values(redactors)) r.engine.stop();
 baseline?.engine?.stop();
-console.log(JSON.stringify({ bench: "plugin-hook", binary, results }));
+console.log(JSON.stringify({ bench: "plugin-hook", binary, addon: redactors.addon ? addon : null, loadavg: (await import("node:os")).loadavg(), results }));

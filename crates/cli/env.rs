@@ -2,6 +2,9 @@
 
 /// Overrides the moltvault home (keys, config, fingerprint key); default `~/.moltvault`.
 pub const MOLTVAULT_DIR: &str = "MOLTVAULT_DIR";
+/// The gateway plugin's Node addon that `moltvault plugin install` copies (like `--addon`);
+/// default `libmoltvault_node.so` (or `moltvault.node`) next to the moltvault binary.
+pub const MOLTVAULT_ADDON: &str = "MOLTVAULT_ADDON";
 /// The gateway state dir, for OpenClaw (beats the legacy names, loses to `--state-dir`).
 pub const OPENCLAW_STATE_DIR: &str = "OPENCLAW_STATE_DIR";
 /// The gateway config path, for OpenClaw.
@@ -39,8 +42,10 @@ pub const AWS_REGION: &str = "AWS_REGION";
 /// S3 region fallback for `s3://` backup targets.
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
-/// `moltvault rotate` crash tests only (debug builds): `after:<step>` aborts the process right
-/// after that durable step (`journal:<seq>`, `write:<item>:<i>`, `staged:<item>`).
+/// Crash tests only (debug builds): `moltvault rotate` aborts the process right after the
+/// durable step `after:<step>` (`journal:<seq>`, `write:<item>:<i>`, `staged:<item>`);
+/// `moltvault seal` aborts right before the batch step `before:<step>` (`sync`, `link`,
+/// `sync-dir`, `remove-plain`).
 pub const MOLTVAULT_FAILPOINT: &str = "MOLTVAULT_FAILPOINT";
 /// `moltvault rotate --verify-online` base-URL overrides, `provider=URL[,provider=URL…]`
 /// (HTTPS, or HTTP on loopback only); `--verify-base-url` beats it.

@@ -10,7 +10,12 @@
 //   any failure                                          <- {"id":n,"ok":false,"error":"…"}
 // The payload encoding and the patch are in codec.js.
 //
-// Two transports, chosen by measurement (docs/plugin.md, benches/plugin/hook-bench.mjs):
+// Two bridges, chosen by measurement (docs/plugin.md, benches/plugin/hook-bench.mjs):
+//   "addon"  (preferred): moltvault.node, a Node-API addon built from crates/moltvault-node and
+//            copied next to this file by `moltvault plugin install`. The engine runs in the
+//            gateway's own thread: no process, no pipe, no wake-up. Same codec, same engine
+//            function (moltvault_gateway::engine), same patch as the stdio bridge.
+//   stdio    (fallback) `moltvault serve --stdio`, on one of two transports:
 //   "fifo"   (default on Linux/macOS): the child's stdin/stdout are two named pipes in a private
 //            0700 temp dir; the hook writes and reads them with blocking fs.writeSync/readSync on
 //            the gateway's own thread: no thread hop, ~5x less overhead. A watchdog thread kills a
@@ -19,8 +24,10 @@
 //            the hook posts the request and sleeps in Atomics.wait until the worker answers.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
 import { Encoder, applyPatch, decodePatch } from "./codec.js";
 
@@ -31,7 +38,183 @@ const READ_CHUNK = 1 << 16;
 /** An error of the bridge itself (engine down, timeout, protocol); never carries message text. */
 export class BridgeError extends Error {}
 
-/** Starts the engine with the best transport available (fifo, else worker). */
+/** The addon's file name in the plugin directory. */
+export const ADDON_FILE = "moltvault.node";
+
+/** Where the plugin looks for the addon: `cfg.addon`, else `moltvault.node` beside this file. */
+export function addonPath(cfg) {
+  return cfg.addon || fileURLToPath(new URL(`./${ADDON_FILE}`, import.meta.url));
+}
+
+/**
+ * Loads the addon (`createRequire` for a `.node` file; `process.dlopen` for another name, e.g.
+ * a build's `libmoltvault_node.so`). Throws a BridgeError saying why it cannot be used.
+ */
+export function loadAddon(file) {
+  if (!fs.existsSync(file)) throw new BridgeError(`no addon at ${file}`);
+  let mod;
+  try {
+    if (file.endsWith(".node")) {
+      mod = createRequire(import.meta.url)(file);
+    } else {
+      const m = { exports: {} };
+      process.dlopen(m, file);
+      mod = m.exports;
+    }
+  } catch (err) {
+    throw new BridgeError(`cannot load the addon ${file} (${err?.message ?? err})`);
+  }
+  if (typeof mod?.Engine !== "function" || typeof mod.protocol !== "function" || typeof mod.version !== "function") {
+    throw new BridgeError(`${file} is not moltvault's addon`);
+  }
+  if (mod.protocol() !== PROTOCOL) {
+    throw new BridgeError(`the addon speaks protocol ${mod.protocol()}, the plugin ${PROTOCOL}: install matching versions`);
+  }
+  return mod;
+}
+
+/**
+ * Opens the engine the config asks for. `bridge: "addon"` uses the addon or fails (fail
+ * policy); `"stdio"` uses `moltvault serve --stdio`; `"auto"` (the default) uses the addon when
+ * it loads, speaks this plugin's protocol and reports the version of the installed moltvault
+ * binary (its hello), else the stdio bridge. The engine's `note` says why an auto choice fell
+ * back.
+ */
+export function openEngine(opts) {
+  const { cfg } = opts;
+  let note = null;
+  if (cfg.bridge !== "stdio") {
+    try {
+      const e = new AddonEngine({ ...opts, strictVersion: cfg.bridge === "auto" });
+      e.start();
+      return e;
+    } catch (err) {
+      if (cfg.bridge === "addon") throw err instanceof BridgeError ? err : new BridgeError(String(err?.message ?? err));
+      note = `addon not used: ${err?.message ?? err}`;
+    }
+  }
+  const e = startEngine({ ...opts, client: { ...opts.client, bridge: "stdio" } });
+  e.note = note;
+  return e;
+}
+
+/**
+ * The engine in this process: moltvault.node (crates/moltvault-node). Same request encoding
+ * and patch as the stdio bridge; the addon reads the encoded payload in place.
+ */
+export class AddonEngine {
+  /**
+   * @param {{cfg: object, args: string[], binary?: string, client?: object, strictVersion?: boolean}} opts
+   */
+  constructor(opts) {
+    this.cfg = opts.cfg;
+    this.binary = opts.binary ?? opts.cfg.binary;
+    this.args = opts.args;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 15000;
+    this.client = opts.client;
+    this.strictVersion = opts.strictVersion ?? false;
+    this.transport = "addon";
+    this.mod = null;
+    this.engine = null;
+    this.info = null;
+    this.note = null;
+    this.encoder = new Encoder();
+  }
+
+  /**
+   * Loads the addon, asks `moltvault serve --stdio` once for the engine's inputs (hello, then
+   * `inputs`: the vault dir and the gateway's literal secrets, which the addon must not read
+   * itself: the gateway's databases are open in this process under another SQLite), and builds
+   * the engine. Refuses an addon whose protocol, version or rule count differs from the binary's.
+   */
+  start() {
+    const cfg = this.cfg;
+    const file = addonPath(cfg);
+    const mod = loadAddon(file);
+    const req = [
+      JSON.stringify({ id: 1, op: "hello", protocol: PROTOCOL, client: { ...this.client, bridge: "addon" } }),
+      JSON.stringify({ id: 2, op: "inputs" }),
+      "",
+    ].join("\n");
+    let out;
+    try {
+      out = execFileSync(this.binary, this.args, { input: req, env: engineEnv(), timeout: this.startTimeoutMs, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 24 });
+    } catch (err) {
+      const tail = String(err?.stderr ?? "").trim().split("\n").slice(-3).join(" | ");
+      throw new BridgeError(`cannot run ${this.binary} for the addon's inputs (${err?.code ?? err?.status ?? err?.message ?? err})${tail ? `: ${tail}` : ""}`);
+    }
+    const lines = out.toString("utf8").split("\n");
+    const hello = parseHeader(lines[0] ?? "");
+    const inputs = parseHeader(lines[1] ?? "");
+    checkReply(hello, 1);
+    checkReply(inputs, 2);
+    if (hello.protocol !== PROTOCOL) {
+      throw new BridgeError(`moltvault serve speaks protocol ${hello.protocol}, the plugin ${PROTOCOL}: install matching versions`);
+    }
+    if (this.strictVersion && mod.version() !== hello.version) {
+      throw new BridgeError(`the addon is version ${mod.version()}, the installed moltvault ${hello.version}`);
+    }
+    try {
+      this.engine = new mod.Engine({ vaultDir: inputs.vaultDir, mode: cfg.mode, rulesFile: cfg.rulesFile || undefined, literals: inputs.literals ?? [] });
+      this.info = { ...hello, ...JSON.parse(this.engine.info()) };
+    } catch (err) {
+      this.engine = null;
+      throw new BridgeError(`the addon engine does not start (${err?.message ?? err})`);
+    }
+    if (this.info.rules !== hello.rules || this.info.literals !== hello.literals) {
+      this.engine = null;
+      throw new BridgeError(`the addon's engine (${this.info.rules} rules, ${this.info.literals} literals) differs from moltvault serve's (${hello.rules}, ${hello.literals})`);
+    }
+    this.mod = mod;
+    this.file = file;
+    return this.info;
+  }
+
+  stop() {
+    this.engine = null;
+  }
+
+  get alive() {
+    return this.engine !== null;
+  }
+
+  /** Header-only requests: `ping` is one call into the addon (the bench's "bridge alone"). */
+  call(req) {
+    if (!this.engine) throw new BridgeError("the addon engine is stopped");
+    if (req.op === "ping") return { ok: this.mod.protocol() === PROTOCOL };
+    if (req.op === "hello") return this.info;
+    throw new BridgeError(`the addon has no op ${req.op}`);
+  }
+
+  /**
+   * Redacts one message: `undefined` when it is clean, else `{value, findings}`. Runs on the
+   * caller's thread, so `timeoutMs` cannot interrupt it (the engine is linear in the message).
+   */
+  redact(message) {
+    if (!this.engine) throw new BridgeError("the addon engine is stopped");
+    const enc = this.encoder.encode(message);
+    let rep;
+    try {
+      rep = this.engine.patch(enc.buf.subarray(enc.start, enc.end), enc.head.skeleton, enc.head.strings);
+    } catch (err) {
+      throw new BridgeError(`moltvault.node: ${err?.message ?? err}`);
+    } finally {
+      this.encoder.shrink();
+    }
+    if (rep === null || rep === undefined) return undefined;
+    let value;
+    let header;
+    try {
+      header = JSON.parse(rep.head);
+      value = applyPatch(message, decodePatch(header.patch, rep.bytes, 0, rep.bytes.length));
+    } catch (err) {
+      throw new BridgeError(`the addon sent a patch the plugin cannot apply (${err?.message ?? err})`);
+    }
+    return { value, findings: header.findings ?? [] };
+  }
+}
+
+/** Starts the stdio engine with the best transport available (fifo, else worker). */
 export function startEngine(opts) {
   if (opts.transport !== "worker" && process.platform !== "win32") {
     const e = new FifoEngine(opts);

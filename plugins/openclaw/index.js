@@ -1,15 +1,16 @@
 // moltvault-redact: redacts secrets from every message the gateway persists, with moltvault's
-// Rust engine (`moltvault serve --stdio`), from the synchronous persistence hooks:
+// Rust engine (in process through moltvault.node, else `moltvault serve --stdio`), from the
+// synchronous persistence hooks:
 //   tool_result_persist   (every line since clawdbot 2026.1.x; tool results only)
 //   before_message_write  (openclaw 2026.2.17+; user, assistant and tool-result messages)
 // No SDK import (the import alias differs between gateway lines) and no JS copy of the rules.
 import { spawn } from "node:child_process";
-import { BridgeError, startEngine } from "./bridge.js";
+import { BridgeError, openEngine } from "./bridge.js";
 
 export const PLUGIN_ID = "moltvault-redact";
 export const WITHHELD = "[moltvault: content withheld, the redaction engine was unavailable]";
 
-const DEFAULTS = { mode: "all", failPolicy: "withhold", timeoutMs: 5000, sweep: true };
+const DEFAULTS = { mode: "all", failPolicy: "withhold", timeoutMs: 5000, sweep: true, bridge: "auto" };
 // After an engine failure, requests fail fast (fail policy) for this long before a restart.
 const RESTART_BACKOFF_MS = 30000;
 
@@ -17,6 +18,7 @@ const RESTART_BACKOFF_MS = 30000;
 export function serveArgs(cfg) {
   const args = ["serve", "--stdio", "--mode", cfg.mode];
   if (cfg.stateDir) args.unshift("--state-dir", cfg.stateDir);
+  if (cfg.vaultDir) args.unshift("--vault-dir", cfg.vaultDir);
   if (cfg.rulesFile) args.push("--rules", cfg.rulesFile);
   return args;
 }
@@ -26,6 +28,7 @@ export function resolveConfig(pluginConfig, env = process.env) {
   const cfg = { ...DEFAULTS, ...(pluginConfig ?? {}) };
   if (cfg.mode !== "tools" && cfg.mode !== "all") cfg.mode = DEFAULTS.mode;
   if (cfg.failPolicy !== "withhold" && cfg.failPolicy !== "passthrough") cfg.failPolicy = DEFAULTS.failPolicy;
+  if (!["auto", "addon", "stdio"].includes(cfg.bridge)) cfg.bridge = DEFAULTS.bridge;
   cfg.binary = cfg.binary || env.MOLTVAULT_BIN || "moltvault";
   return cfg;
 }
@@ -57,7 +60,7 @@ export function withhold(message) {
 
 /** The redactor the hooks call: engine lifecycle, fail policy and log-once live here. */
 export class Redactor {
-  constructor(cfg, logger, engineFactory = (c) => startEngine({ binary: c.binary, args: serveArgs(c), client: clientInfo(), transport: c.transport })) {
+  constructor(cfg, logger, engineFactory = (c) => openEngine({ cfg: c, binary: c.binary, args: serveArgs(c), client: clientInfo(), transport: c.transport })) {
     this.cfg = cfg;
     this.logger = logger;
     this.engineFactory = engineFactory;
@@ -77,8 +80,9 @@ export class Redactor {
     try {
       this.engine = this.engineFactory(this.cfg);
       const hello = this.engine.info;
-      if (this.loggedFailure) this.logger?.info?.(`${PLUGIN_ID}: moltvault serve is back (${hello.version})`);
-      else this.logger?.info?.(`${PLUGIN_ID}: moltvault serve ${hello.version} ready (mode ${this.cfg.mode}, ${hello.rules} rules, ${hello.literals} gateway secrets, ${this.engine.transport} bridge)`);
+      const what = this.engine.transport === "addon" ? "moltvault.node" : "moltvault serve";
+      if (this.loggedFailure) this.logger?.info?.(`${PLUGIN_ID}: ${what} is back (${hello.version})`);
+      else this.logger?.info?.(`${PLUGIN_ID}: ${what} ${hello.version} ready (mode ${this.cfg.mode}, ${hello.rules} rules, ${hello.literals} gateway secrets, ${this.engine.transport} bridge)${this.engine.note ? `; ${this.engine.note}` : ""}`);
       return this.engine;
     } catch (err) {
       this.engine?.stop();
@@ -113,7 +117,7 @@ export class Redactor {
     if (!this.loggedFailure) {
       this.loggedFailure = true;
       const what = this.cfg.failPolicy === "withhold" ? "withholding message text until it is back" : "persisting messages UNREDACTED (failPolicy passthrough)";
-      this.logger?.error?.(`${PLUGIN_ID}: redaction engine unavailable (${err instanceof BridgeError ? err.message : String(err)}); ${what}. Check plugins.entries.${PLUGIN_ID}.config.binary or run \`moltvault plugin status\`.`);
+      this.logger?.error?.(`${PLUGIN_ID}: redaction engine unavailable (${err instanceof BridgeError ? err.message : String(err?.message ?? err)}); ${what}. Check plugins.entries.${PLUGIN_ID}.config (binary, bridge) or run \`moltvault plugin status\`.`);
     }
     if (this.cfg.failPolicy === "passthrough") {
       this.stats.passedThrough++;

@@ -133,8 +133,10 @@ const CLAWDBOT_AFTER_FIX: [&str; 7] = [
     "secrets.log",
     "secrets.models_json",
 ];
-const OPENCLAW_JSONL_AFTER_FIX: [&str; 11] = [
+const OPENCLAW_JSONL_AFTER_FIX: [&str; 12] = [
     "backup.stale",
+    // A fake backup file: never verified (`moltvault backups verify` would record it).
+    "backup.unverified",
     "config.inline_secret",
     "config.redact_off",
     "fs.symlink.plugin_skills",
@@ -148,7 +150,11 @@ const OPENCLAW_JSONL_AFTER_FIX: [&str; 11] = [
     // Sessions without secrets were not rewritten, so they are still idle.
     "vault.idle_unsealed",
 ];
-const OPENCLAW_SQLITE_AFTER_FIX: [&str; 2] = ["config.inline_secret", "secrets.archive"];
+const OPENCLAW_SQLITE_AFTER_FIX: [&str; 3] = [
+    "backup.unverified",
+    "config.inline_secret",
+    "secrets.archive",
+];
 
 fn check_ids(v: &Value) -> BTreeSet<String> {
     v["findings"]
@@ -251,12 +257,28 @@ fn openclaw_sqlite_home() -> Home {
         0o600,
     );
     plant_in_agent_db(&t.path("agents/main/agent/openclaw-agent.sqlite"));
+    touch_agent_db(&t.path("agents/main/agent/openclaw-agent.sqlite"));
     let recent = h
         .vault
         .join("backups/moltvault-host-20261125T000000Z.tar.zst.age");
     fs::create_dir_all(recent.parent().unwrap()).unwrap();
     fs::write(&recent, "age-encryption.org/v1\n").unwrap();
     h
+}
+
+/// Moves every session's activity in the sample database to now, so the idle-session check
+/// does not depend on the day the tests run (the sample was recorded on 2026-11-25).
+pub fn touch_agent_db(db: &Path) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(&format!(
+        "UPDATE session_windows SET updated_at = {now}, transcript_updated_at = {now}; \
+         UPDATE transcript_events SET created_at = {now};"
+    ))
+    .unwrap();
 }
 
 /// Plants the fake key where a 2026.9.6 gateway keeps transcript text: a plain event, a zstd
@@ -459,6 +481,19 @@ fn fix_then_audit_leaves_only_what_needs_a_human() {
         fixed.contains("redacted  agents/main/agent/openclaw-agent.sqlite: 4 secret(s) in 4 row(s), one transaction"),
         "{fixed}"
     );
+    // No gateway runs: the database was rebuilt, and no byte of the key is left in its files.
+    assert!(fixed.contains("; old bytes vacuumed"), "{fixed}");
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(raw) =
+            fs::read(h.t.path(&format!("agents/main/agent/openclaw-agent.sqlite{suffix}")))
+        {
+            let key = fake_openai_key();
+            assert!(
+                !raw.windows(key.len()).any(|w| w == key.as_bytes()),
+                "key bytes left in openclaw-agent.sqlite{suffix}"
+            );
+        }
+    }
     let (code, v) = h.json(&[]);
     assert_eq!(code, 1);
     assert_eq!(check_ids(&v), ids(&OPENCLAW_SQLITE_AFTER_FIX));
@@ -776,6 +811,13 @@ fn json_report() {
               ]
             },
             {
+              "check": "backup.unverified",
+              "severity": "low",
+              "path": "[TMP]/home/.moltvault/backups/moltvault-host-20261125T000000Z.tar.zst.age",
+              "detail": "the newest backup `moltvault-host-20261125T000000Z.tar.zst.age` is not known to restore: it has never been verified end to end (decrypted, decompressed, every hash checked)",
+              "hint": "Run `moltvault backups verify` (it writes no plaintext and records the result); `moltvault backups prune` also verifies before deleting."
+            },
+            {
               "check": "fs.dir.perms",
               "severity": "low",
               "path": "[TMP]/home/.openclaw",
@@ -801,7 +843,7 @@ fn json_report() {
             }
           ],
           "summary": {
-            "low": 1,
+            "low": 2,
             "medium": 3,
             "high": 4
           },
@@ -854,4 +896,109 @@ fn redact_in_place_rewrites_the_agent_database() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+}
+
+#[test]
+fn idle_sqlite_sessions_are_reported_with_the_archive_hint() {
+    let h = openclaw_sqlite_home();
+    // Every session is idle for 0 days; none has been exported yet.
+    let (_, v) = h.json(&["--idle-days", "0"]);
+    let idle: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "vault.idle_unsealed")
+        .collect();
+    assert_eq!(idle.len(), 1, "{idle:#?}");
+    let f = idle[0];
+    assert!(
+        f["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("agents/main/agent/openclaw-agent.sqlite"),
+        "{f}"
+    );
+    assert_eq!(f["severity"], "low");
+    assert!(
+        f.get("fix").is_none(),
+        "archiving is never an automatic fix: {f}"
+    );
+    assert!(
+        f["hint"]
+            .as_str()
+            .unwrap()
+            .contains("moltvault archive --idle 0d"),
+        "{f}"
+    );
+    // The default (7 days): the sessions were just touched, nothing is idle.
+    let (_, v) = h.json(&[]);
+    assert!(!check_ids(&v).contains("vault.idle_unsealed"));
+    // `--fix` does not archive: the sessions are still in the database afterwards.
+    h.run(&["--fix", "--idle-days", "0"]);
+    let (_, v) = h.json(&["--idle-days", "0"]);
+    assert!(check_ids(&v).contains("vault.idle_unsealed"));
+}
+
+#[test]
+fn backups_verify_records_the_backup_and_the_audit_stops_reporting_it() {
+    let h = clawdbot_home();
+    let pass = h.t.root().join("pass.txt");
+    fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let mv = |args: &[&str]| {
+        Command::cargo_bin("moltvault")
+            .unwrap()
+            .env_clear()
+            .env("HOME", h.t.home())
+            .env("MOLTVAULT_DIR", &h.vault)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .arg("--state-dir")
+            .arg(h.state())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = mv(&["backup"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, v) = h.json(&[]);
+    let ids = check_ids(&v);
+    assert!(
+        ids.contains("backup.unverified") && !ids.contains("backup.none"),
+        "{ids:?}"
+    );
+
+    let out = mv(&[
+        "backups",
+        "verify",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marker = h.vault.join("backups/verified.json");
+    assert_eq!(mode(&marker), 0o600);
+    let m: Value = serde_json::from_str(&fs::read_to_string(&marker).unwrap()).unwrap();
+    let rec = &m["verified"][0];
+    let name = rec["name"].as_str().unwrap();
+    let file = h.vault.join("backups").join(name);
+    let bytes = fs::read(&file).unwrap();
+    assert_eq!(rec["size"], bytes.len() as u64);
+    use sha2::Digest as _;
+    assert_eq!(rec["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    assert!(rec["verified_at"].as_str().unwrap().ends_with('Z'), "{rec}");
+    let (_, v) = h.json(&[]);
+    assert!(!check_ids(&v).contains("backup.unverified"));
+    let status = String::from_utf8_lossy(&mv(&["status"]).stdout).into_owned();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("backup      last ") && l.contains(", verified 20")),
+        "{status}"
+    );
 }

@@ -154,6 +154,201 @@ fn install_copies_the_embedded_plugin_and_enables_it_in_the_config() {
     assert!(st["last_load"].is_null(), "no gateway has loaded it yet");
 }
 
+/// The addon `cargo build` leaves next to this binary, if it was built (`cargo test` does not
+/// build it; tests/e2e/plugin.sh does, and runs the JS tests with it).
+fn built_addon() -> Option<PathBuf> {
+    Some(bin().parent()?.join("libmoltvault_node.so")).filter(|p| p.is_file())
+}
+
+/// A moltvault binary in a directory of its own (a hard link, so no copy), where the test
+/// decides whether an addon sits next to it.
+fn lone_binary() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir_in(bin().parent().unwrap()).unwrap();
+    let b = dir.path().join("moltvault");
+    std::fs::hard_link(bin(), &b).unwrap();
+    (dir, b)
+}
+
+fn status_json(home: &Home) -> (Option<i32>, Value) {
+    let out = home
+        .cmd()
+        .args(["plugin", "status", "--json"])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn install_copies_the_addon_found_next_to_the_binary_and_status_names_the_bridge() {
+    let home = Home::new();
+    let (bin_dir, binary) = lone_binary();
+    let fake_addon = b"\x7fELF not really an addon\n";
+    std::fs::write(bin_dir.path().join("libmoltvault_node.so"), fake_addon).unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--binary"])
+        .arg(&binary)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bridge: addon (moltvault.node from"),
+        "{stderr}"
+    );
+    let dir = home.state().join("extensions/moltvault-redact");
+    assert_eq!(
+        std::fs::read(dir.join("moltvault.node")).unwrap(),
+        fake_addon
+    );
+    let cfg = home.config()["plugins"]["entries"]["moltvault-redact"]["config"].clone();
+    assert_eq!(cfg["bridge"], "auto");
+    assert_eq!(cfg["engineVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        cfg["vaultDir"],
+        home.dir.path().join(".moltvault").to_str().unwrap()
+    );
+    assert!(
+        cfg.get("addon").is_none(),
+        "a copy install loads moltvault.node beside index.js"
+    );
+    let (code, st) = status_json(&home);
+    assert_eq!(code, Some(0), "{st}");
+    assert_eq!(st["bridge"], "addon", "{st}");
+
+    // Without an addon next to the binary, the plugin is installed without one (and an old
+    // copy is removed): the stdio bridge.
+    std::fs::remove_file(bin_dir.path().join("libmoltvault_node.so")).unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--binary"])
+        .arg(&binary)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bridge: stdio (moltvault serve --stdio; no addon next to"),
+        "{stderr}"
+    );
+    assert!(!dir.join("moltvault.node").exists());
+    let (code, st) = status_json(&home);
+    assert_eq!(code, Some(0), "{st}");
+    assert_eq!(st["bridge"], "stdio");
+    assert!(
+        st["bridge_note"].as_str().unwrap().contains("no addon at"),
+        "{st}"
+    );
+
+    // `--bridge addon` insists on one.
+    let before = std::fs::read(home.state().join("openclaw.json")).unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--bridge", "addon", "--binary"])
+        .arg(&binary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cargo build -p moltvault-node"));
+    assert_eq!(
+        std::fs::read(home.state().join("openclaw.json")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn install_takes_the_addon_from_the_flag_or_the_environment() {
+    let home = Home::new();
+    let (bin_dir, binary) = lone_binary();
+    let a = bin_dir.path().join("elsewhere.so");
+    std::fs::write(&a, b"addon one").unwrap();
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--binary"])
+        .arg(&binary)
+        .arg("--addon")
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = home
+        .state()
+        .join("extensions/moltvault-redact/moltvault.node");
+    assert_eq!(std::fs::read(&node).unwrap(), b"addon one");
+
+    std::fs::write(&a, b"addon two").unwrap();
+    let out = home
+        .cmd()
+        .env("MOLTVAULT_ADDON", &a)
+        .args(["plugin", "install", "--binary"])
+        .arg(&binary)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&node).unwrap(), b"addon two");
+
+    // An explicit addon that does not exist is an error, and nothing changes.
+    let before = std::fs::read(home.state().join("openclaw.json")).unwrap();
+    let out = home
+        .cmd()
+        .args([
+            "plugin",
+            "install",
+            "--addon",
+            "/nonexistent/moltvault.node",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/moltvault.node"));
+    assert_eq!(
+        std::fs::read(home.state().join("openclaw.json")).unwrap(),
+        before
+    );
+
+    // A linked checkout is not written into: the config names the addon instead.
+    let out = home
+        .cmd()
+        .args(["plugin", "install", "--link"])
+        .arg(repo_plugin_dir())
+        .arg("--addon")
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!repo_plugin_dir().join("moltvault.node").exists());
+    assert_eq!(
+        home.config()["plugins"]["entries"]["moltvault-redact"]["config"]["addon"],
+        a.canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // Uninstall removes the copied addon with the rest.
+    assert!(
+        home.cmd()
+            .args(["plugin", "uninstall"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(!home.state().join("extensions/moltvault-redact").exists());
+}
+
 #[test]
 fn status_notices_stale_plugin_files() {
     let home = Home::new();
@@ -446,6 +641,26 @@ fn serve_negotiates_the_protocol_in_the_hello() {
         future["protocol"], 2,
         "the engine answers with the newest it speaks"
     );
+}
+
+#[test]
+fn serve_gives_the_addon_its_inputs_the_vault_dir_and_the_gateway_literals() {
+    let home = Home::new();
+    let mut serve = Serve::start(&home);
+    let hello = serve.call(json!({"id": 1, "op": "hello", "protocol": 2}));
+    let rep = serve.call(json!({"id": 2, "op": "inputs"}));
+    assert_eq!(rep["ok"], true);
+    assert_eq!(
+        rep["vaultDir"],
+        home.dir.path().join(".moltvault").to_str().unwrap()
+    );
+    let lits = rep["literals"].as_array().unwrap();
+    assert_eq!(lits.len() as u64, hello["literals"].as_u64().unwrap());
+    assert!(
+        lits.iter().any(|l| l["value"] == home.token.as_str()),
+        "the gateway token is one of the literals"
+    );
+    assert!(lits.iter().all(|l| l["id"].is_string()));
 }
 
 #[test]
@@ -790,6 +1005,7 @@ fn js_plugin_tests_pass_against_this_binary() {
         .env("MOLTVAULT_BIN", bin())
         .env("MOLTVAULT_TEST_STATE_DIR", home.state())
         .env("MOLTVAULT_TEST_GATEWAY_TOKEN", &home.token)
+        .envs(built_addon().map(|a| ("MOLTVAULT_TEST_ADDON", a)))
         .env("HOME", home.dir.path())
         .env("MOLTVAULT_DIR", home.dir.path().join(".moltvault"))
         .output()

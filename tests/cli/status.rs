@@ -147,7 +147,8 @@ fn clawdbot_status() {
           "backup": {
             "dir": "[TMP]/home/.moltvault/backups",
             "last": null,
-            "verified": null
+            "verified": null,
+            "verified_at": null
           },
           "plugin": {
             "installed": true,
@@ -195,9 +196,9 @@ fn openclaw_jsonl_status() {
         gateway     openclaw 2026.7.35 at [TMP]/home/.openclaw (JSONL store, not running)
         sessions    6 plain transcript file(s) (5 current), 0 sealed
         credentials plain (not locked)
-        backup      last 2026-11-25T00:00:00Z (moltvault-host-20261125T000000Z.tar.zst.age); verification not recorded: `moltvault backups verify`
+        backup      last 2026-11-25T00:00:00Z (moltvault-host-20261125T000000Z.tar.zst.age), unverified (run `moltvault backups verify`)
         plugin      installed, never loaded
-        findings    1 high, 4 medium, 1 low (quick audit, no content scan: `moltvault audit` for secrets in files)
+        findings    1 high, 4 medium, 2 low (quick audit, no content scan: `moltvault audit` for secrets in files)
         rotation    run `run-20261125` unfinished: `moltvault rotate --resume`
         "#);
     });
@@ -284,6 +285,19 @@ fn openclaw_jsonl_status() {
 fn openclaw_sqlite_status() {
     let h = Home::new(SampleLine::OpenClaw2026_9_6);
     furnish(&h);
+    // The sample's sessions were recorded on 2026-11-25: move their activity to now, so the
+    // quick audit's idle-session check does not depend on the day the tests run.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rusqlite::Connection::open(h.t.path("agents/main/agent/openclaw-agent.sqlite"))
+        .unwrap()
+        .execute_batch(&format!(
+            "UPDATE session_windows SET updated_at = {now}, transcript_updated_at = {now}; \
+             UPDATE transcript_events SET created_at = {now};"
+        ))
+        .unwrap();
     let out = stdout(&h.run(&[]));
     h.settings().bind(|| {
         insta::assert_snapshot!(out, @r#"
@@ -293,9 +307,9 @@ fn openclaw_sqlite_status() {
         gateway     openclaw 2026.9.6 at [TMP]/home/.openclaw (SQLite store, not running)
         sessions    1 plain transcript file(s) (0 current), 0 sealed; 2 in SQLite (2 current, 1 database(s))
         credentials plain (not locked)
-        backup      last 2026-11-25T00:00:00Z (moltvault-host-20261125T000000Z.tar.zst.age); verification not recorded: `moltvault backups verify`
+        backup      last 2026-11-25T00:00:00Z (moltvault-host-20261125T000000Z.tar.zst.age), unverified (run `moltvault backups verify`)
         plugin      installed, never loaded
-        findings    1 high, 2 medium, 1 low (quick audit, no content scan: `moltvault audit` for secrets in files)
+        findings    1 high, 2 medium, 2 low (quick audit, no content scan: `moltvault audit` for secrets in files)
         rotation    run `run-20261125` unfinished: `moltvault rotate --resume`
         "#);
     });

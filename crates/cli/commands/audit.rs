@@ -16,8 +16,9 @@ use crate::ui;
 /// Audits the gateway install: permissions of the state directory, transcripts and secret files,
 /// symlinks leading out of it, plaintext secrets left in transcripts, trajectory sidecars, logs,
 /// config backups and models.json (counts by rule, never a value), inline secrets in the config,
-/// the redaction plugin, log masking, network exposure without auth, backups, sealed sessions and
-/// unfinished rotations.
+/// the redaction plugin, log masking, network exposure without auth, backups (none recent, newest
+/// never verified), idle sessions not archived (JSONL files and SQLite rows) and unfinished
+/// rotations.
 ///
 /// `--fix` applies only safe, reversible fixes (permissions, redaction of inactive transcripts)
 /// and prints what it did; everything else gets a hint. Exits 1 when a finding at or above
@@ -36,7 +37,8 @@ pub struct AuditArgs {
     /// Report when the newest backup is older than this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
     pub backup_max_age: u64,
-    /// With a vault, report unsealed transcripts untouched for more than this many days.
+    /// With a vault, report sessions untouched for more than this many days that are not
+    /// archived (JSONL transcripts not sealed, SQLite sessions still in the agent database).
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
     pub idle_days: u64,
     /// Where the gateway writes its file logs (repeatable; files or directories). Default:
@@ -69,6 +71,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<Status> {
         log_paths,
         vault_dir,
         backup_dir: Some(crate::commands::backups::default_backup_dir(ctx)),
+        backup_marker: Some(moltvault_vault::backup::marker_path(&ctx.vault_dir)),
         backup_max_age: Duration::from_secs(args.backup_max_age * DAY),
         idle_after: Duration::from_secs(args.idle_days * DAY),
         now: SystemTime::now(),
@@ -230,13 +233,17 @@ fn render_fixes(out: &mut impl Write, base: &Path, fixes: &[FixOutcome]) -> std:
                 let n: u64 = secrets.values().sum();
                 writeln!(out, "  redacted  {path}: {n} secret(s)")?
             }
-            FixAction::RedactedDb { secrets, rows } => {
+            FixAction::RedactedDb {
+                secrets,
+                rows,
+                old_bytes,
+            } => {
                 let n: u64 = secrets.values().sum();
                 let r: usize = rows.values().sum();
                 let tables: Vec<String> = rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
                 writeln!(
                     out,
-                    "  redacted  {path}: {n} secret(s) in {r} row(s), one transaction ({})",
+                    "  redacted  {path}: {n} secret(s) in {r} row(s), one transaction ({}); old bytes {old_bytes}",
                     tables.join(", ")
                 )?
             }

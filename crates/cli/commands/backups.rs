@@ -150,7 +150,9 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<Status> {
     let mut reports = Vec::new();
     for (target, name) in &jobs {
         let bar = Bar::new("verifying", true);
-        let r = backup::verify(target.as_ref(), name, identity.as_age(), &bar);
+        // Read through a hashing wrapper, so the verified file's digest can be recorded.
+        let hashing = backup::HashingTarget::new(target.as_ref());
+        let r = backup::verify(&hashing, name, identity.as_age(), &bar);
         bar.0.finish_and_clear();
         let r = r?;
         if !a.json {
@@ -163,6 +165,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<Status> {
                 human_bytes(r.content_bytes)
             ));
         }
+        record_verified(ctx, &hashing, name, Some(r.files));
         reports.push(r);
     }
     if a.json {
@@ -191,8 +194,9 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<Status> {
         Some(reading_identity(ctx, &a.unlock)?)
     };
     let bar = Bar::new("verifying before pruning", true);
+    let hashing = backup::HashingTarget::new(target.as_ref());
     let r = backup::prune(
-        target.as_ref(),
+        &hashing,
         identity.as_ref().map(|i| i.as_age() as &dyn age::Identity),
         policy,
         a.dry_run,
@@ -200,6 +204,9 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<Status> {
     );
     bar.0.finish_and_clear();
     let r = r?;
+    if let Some(v) = &r.verified {
+        record_verified(ctx, &hashing, v, None);
+    }
     if a.json {
         ui::data(&serde_json::to_string_pretty(&r)?);
         return Ok(Status::Ok);
@@ -220,6 +227,32 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<Status> {
         r.deleted.len()
     ));
     Ok(Status::Ok)
+}
+
+/// Records a backup that was just verified in the vault's verified-backup marker
+/// (`<vault dir>/backups/verified.json`, read by `audit` and `status`). Without a vault dir
+/// (verifying with `--identity` on a new machine) nothing is recorded; a marker that cannot be
+/// written is a warning, not a failed verification.
+fn record_verified(
+    ctx: &Ctx,
+    hashing: &backup::HashingTarget<'_>,
+    name: &str,
+    files: Option<usize>,
+) {
+    if !ctx.vault_dir.is_dir() {
+        return;
+    }
+    let marker = backup::marker_path(&ctx.vault_dir);
+    match backup::record_from(hashing, name, files, &marker) {
+        Ok(Some(_)) => {}
+        Ok(None) => ui::warn(&format!(
+            "{name} verified, but it was not read to its end: not recorded as verified"
+        )),
+        Err(e) => ui::warn(&format!(
+            "{name} verified, but {} could not be updated: {e}",
+            marker.display()
+        )),
+    }
 }
 
 /// A target shared by several verify jobs.

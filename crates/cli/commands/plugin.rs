@@ -16,6 +16,17 @@ use crate::ui;
 /// The plugin id: manifest `id`, package.json `name` and the `plugins.entries` key.
 pub const PLUGIN_ID: &str = "moltvault-redact";
 
+/// The addon's name in the plugin directory (plugins/openclaw/bridge.js loads it from there).
+pub const ADDON_FILE: &str = "moltvault.node";
+
+/// The names a build leaves the addon under, next to the moltvault binary: cargo's cdylib name
+/// (`cargo build` puts it beside the binary in target/<profile>/), or the installed name.
+const ADDON_BUILD_NAMES: &[&str] = &[
+    "libmoltvault_node.so",
+    "libmoltvault_node.dylib",
+    ADDON_FILE,
+];
+
 /// The plugin's files, embedded so a copy install needs no source tree.
 pub const PLUGIN_FILES: &[(&str, &str)] = &[
     (
@@ -56,7 +67,9 @@ pub const PLUGIN_FILES: &[(&str, &str)] = &[
 ///
 /// The plugin hooks the gateway's synchronous persistence hooks (`tool_result_persist`, and
 /// `before_message_write` on openclaw 2026.2.17+) and redacts every message with this binary's
-/// engine (`moltvault serve --stdio`) before it reaches the transcript. See docs/plugin.md.
+/// engine before it reaches the transcript: in the gateway process through the Node addon
+/// (`moltvault.node`) when one is installed, else through `moltvault serve --stdio`. See
+/// docs/plugin.md.
 #[derive(Debug, clap::Args)]
 pub struct PluginArgs {
     #[command(subcommand)]
@@ -72,9 +85,11 @@ pub enum PluginCommand {
 }
 
 /// Installs the plugin into the gateway: copies the embedded files into
-/// `<state dir>/extensions/moltvault-redact/` (or links `--link DIR`), then enables it in the
-/// gateway config (`plugins.load.paths`, `plugins.entries.moltvault-redact`), keeping a backup
-/// of the config. Restart the gateway afterwards.
+/// `<state dir>/extensions/moltvault-redact/` (or links `--link DIR`), plus the Node addon as
+/// `moltvault.node` when one is found (`--addon`, `$MOLTVAULT_ADDON`, or
+/// `libmoltvault_node.so` next to the moltvault binary), then enables it in the gateway config
+/// (`plugins.load.paths`, `plugins.entries.moltvault-redact`), keeping a backup of the config.
+/// Without an addon the plugin uses `moltvault serve --stdio`. Restart the gateway afterwards.
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
     /// Load the plugin from this directory (a source checkout) instead of copying it.
@@ -95,6 +110,14 @@ pub struct InstallArgs {
     /// Do not sweep the session's side files (trajectory sidecars) after each turn.
     #[arg(long)]
     pub no_sweep: bool,
+    /// The Node addon to install (default: `$MOLTVAULT_ADDON`, else `libmoltvault_node.so` next
+    /// to the moltvault binary, if there is one).
+    #[arg(long, value_name = "PATH")]
+    pub addon: Option<PathBuf>,
+    /// How the plugin reaches the engine: `auto` (the addon when it loads and matches this
+    /// moltvault's version, else `serve --stdio`), `addon` or `stdio`.
+    #[arg(long, value_parser = ["auto", "addon", "stdio"], default_value = "auto")]
+    pub bridge: String,
 }
 
 /// Says whether the plugin is installed and current, whether its engine starts, and when a
@@ -142,6 +165,19 @@ fn config_path(gw: &Gateway) -> anyhow::Result<PathBuf> {
 fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
     let gw = ctx.gateway()?;
     let cfg_path = config_path(&gw)?;
+    let binary = match &args.binary {
+        Some(b) => {
+            std::fs::canonicalize(b).with_context(|| format!("cannot find {}", b.display()))?
+        }
+        None => std::env::current_exe().context("cannot locate the moltvault binary")?,
+    };
+    let addon = find_addon(args.addon.clone(), &binary)?;
+    if addon.is_none() && args.bridge == "addon" {
+        return Err(crate::report::user_error(
+            format!("--bridge addon, but no addon next to {}", binary.display()),
+            "Build it with `cargo build -p moltvault-node` (or `cargo build`), or pass --addon PATH.",
+        ));
+    }
     let dir = match &args.link {
         Some(d) => {
             let d =
@@ -156,23 +192,25 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
         }
         None => {
             let d = copy_dir(&gw);
-            write_plugin_files(&d)?;
+            write_plugin_files(&d, addon.as_deref())?;
             d
         }
     };
-    let binary = match args.binary {
-        Some(b) => {
-            std::fs::canonicalize(&b).with_context(|| format!("cannot find {}", b.display()))?
-        }
-        None => std::env::current_exe().context("cannot locate the moltvault binary")?,
-    };
+    let vault_dir = std::path::absolute(&ctx.vault_dir)
+        .with_context(|| format!("cannot resolve {}", ctx.vault_dir.display()))?;
     let mut plugin_cfg = json!({
         "mode": args.mode,
         "failPolicy": args.fail_policy,
         "binary": binary.to_string_lossy(),
         "stateDir": gw.state_dir.to_string_lossy(),
+        "vaultDir": vault_dir.to_string_lossy(),
         "sweep": !args.no_sweep,
+        "bridge": args.bridge,
     });
+    if let (Some(a), Some(_)) = (&addon, &args.link) {
+        // A linked checkout is not ours to write into: the plugin loads the build's addon.
+        plugin_cfg["addon"] = a.to_string_lossy().into();
+    }
     if let Some(r) = &args.rules {
         let r = std::fs::canonicalize(r).with_context(|| format!("cannot find {}", r.display()))?;
         plugin_cfg["rulesFile"] = r.to_string_lossy().into();
@@ -180,6 +218,9 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
     // The engine must start before the gateway depends on it.
     let hello = engine_hello(&binary, &gw.state_dir, args.rules.as_deref())
         .context("the redaction engine does not start; nothing was installed")?;
+    if let Some(v) = hello.get("version").and_then(Value::as_str) {
+        plugin_cfg["engineVersion"] = v.into();
+    }
 
     let merged = gwconfig::Config::load(&cfg_path)?.merged;
     let mut edits = vec![
@@ -213,6 +254,17 @@ fn install(ctx: &Ctx, args: InstallArgs) -> anyhow::Result<Status> {
         hello.get("literals").and_then(Value::as_u64).unwrap_or(0),
         args.mode
     ));
+    ui::note(&match (&addon, args.bridge.as_str()) {
+        (_, "stdio") => "  bridge: stdio (moltvault serve --stdio; --bridge stdio)".to_owned(),
+        (Some(a), _) => format!(
+            "  bridge: addon ({ADDON_FILE} from {}, in the gateway process)",
+            a.display()
+        ),
+        (None, _) => format!(
+            "  bridge: stdio (moltvault serve --stdio; no addon next to {})",
+            binary.display()
+        ),
+    });
     if let Some(b) = out.backup {
         ui::note(&format!(
             "  config: {} (previous copy: {})",
@@ -237,8 +289,28 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Writes the embedded plugin files into `dir` (0700 dir, 0644 files: the gateway reads them).
-fn write_plugin_files(dir: &Path) -> anyhow::Result<()> {
+/// The addon to install: `explicit` (`--addon`, which must exist), else `$MOLTVAULT_ADDON`, else
+/// a build of it next to the moltvault binary; `None` when there is none.
+fn find_addon(explicit: Option<PathBuf>, binary: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let explicit =
+        explicit.or_else(|| crate::env::var(crate::env::MOLTVAULT_ADDON).map(PathBuf::from));
+    if let Some(a) = explicit {
+        let a = std::fs::canonicalize(&a)
+            .with_context(|| format!("cannot find the addon {}", a.display()))?;
+        return Ok(Some(a));
+    }
+    let Some(bin_dir) = binary.parent() else {
+        return Ok(None);
+    };
+    Ok(ADDON_BUILD_NAMES
+        .iter()
+        .map(|n| bin_dir.join(n))
+        .find(|p| p.is_file()))
+}
+
+/// Writes the embedded plugin files into `dir` (0700 dir, 0644 files: the gateway reads them),
+/// and the addon as `moltvault.node` (an older one is removed when there is none now).
+fn write_plugin_files(dir: &Path, addon: Option<&Path>) -> anyhow::Result<()> {
     if dir.exists() && !dir.join("openclaw.plugin.json").is_file() {
         return Err(crate::report::user_error(
             format!("{} exists and is not a moltvault plugin", dir.display()),
@@ -253,6 +325,21 @@ fn write_plugin_files(dir: &Path) -> anyhow::Result<()> {
             keep_owner: false,
         };
         fsio::write_atomic(dir.join(name), text.as_bytes(), opts)?;
+    }
+    let target = dir.join(ADDON_FILE);
+    match addon {
+        Some(a) => {
+            let bytes = std::fs::read(a)
+                .with_context(|| format!("cannot read the addon {}", a.display()))?;
+            let opts = fsio::WriteOptions {
+                mode: 0o644,
+                replace: fsio::Replace::Allow,
+                keep_owner: false,
+            };
+            fsio::write_atomic(&target, &bytes, opts)?;
+        }
+        None if target.exists() => fsio::remove_durably(&target)?,
+        None => {}
     }
     Ok(())
 }
@@ -308,6 +395,10 @@ struct PluginStatus {
     files_current: Option<bool>,
     engine: Option<Value>,
     engine_error: Option<String>,
+    /// The bridge the gateway would use: `addon` or `stdio`.
+    bridge: &'static str,
+    /// Why (e.g. "no addon installed").
+    bridge_note: String,
     last_load: Option<Value>,
 }
 
@@ -348,6 +439,8 @@ fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<Status> {
         },
         None => (None, None),
     };
+    let (bridge, bridge_note) =
+        bridge_choice(entry_cfg.as_ref(), plugin_dir.as_deref(), engine.as_ref());
     let last_load = plugin_dir
         .as_ref()
         .and_then(|_| std::fs::read_to_string(load_record_path(&gw)).ok())
@@ -366,6 +459,8 @@ fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<Status> {
         files_current,
         engine,
         engine_error,
+        bridge,
+        bridge_note,
         last_load,
     };
     if args.json {
@@ -373,12 +468,61 @@ fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<Status> {
     } else {
         render_status(&st);
     }
-    let healthy = st.enabled && st.files_current == Some(true) && st.engine.is_some();
+    let healthy = st.enabled
+        && st.files_current == Some(true)
+        && st.engine.is_some()
+        && !st.bridge_note.starts_with("UNAVAILABLE");
     Ok(if healthy {
         Status::Ok
     } else {
         Status::Findings
     })
+}
+
+/// The bridge the plugin would pick with this config (plugins/openclaw/bridge.js, `openEngine`):
+/// the addon when it is installed, configured and (for `auto`) of the engine's version.
+fn bridge_choice(
+    cfg: Option<&Value>,
+    plugin_dir: Option<&Path>,
+    engine: Option<&Value>,
+) -> (&'static str, String) {
+    let get = |k: &str| cfg.and_then(|c| c.get(k)).and_then(Value::as_str);
+    let wanted = get("bridge").unwrap_or("auto");
+    if wanted == "stdio" {
+        return ("stdio", "moltvault serve --stdio, as configured".into());
+    }
+    let addon = get("addon")
+        .map(PathBuf::from)
+        .or_else(|| plugin_dir.map(|d| d.join(ADDON_FILE)));
+    let why_not = match &addon {
+        None => Some("no plugin directory".to_owned()),
+        Some(a) if !a.is_file() => Some(format!("no addon at {}", a.display())),
+        Some(_) if get("stateDir").is_none() || get("vaultDir").is_none() => {
+            Some("the config has no stateDir/vaultDir: run `moltvault plugin install`".into())
+        }
+        Some(_)
+            if wanted == "auto"
+                && get("engineVersion")
+                    != engine
+                        .and_then(|e| e.get("version"))
+                        .and_then(Value::as_str) =>
+        {
+            Some(
+                "the addon's version differs from the engine's: run `moltvault plugin install`"
+                    .into(),
+            )
+        }
+        Some(_) => None,
+    };
+    match (why_not, addon) {
+        (None, Some(a)) => ("addon", format!("{} in the gateway process", a.display())),
+        (Some(why), _) if wanted == "addon" => (
+            "addon",
+            format!("UNAVAILABLE ({why}): the plugin applies its fail policy"),
+        ),
+        (Some(why), _) => ("stdio", format!("moltvault serve --stdio; {why}")),
+        (None, None) => ("stdio", "moltvault serve --stdio".into()),
+    }
 }
 
 fn render_status(st: &PluginStatus) {
@@ -411,9 +555,13 @@ fn render_status(st: &PluginStatus) {
         (None, Some(e)) => ui::data(&format!("engine:         FAILS: {e}")),
         (None, None) => ui::data("engine:         not configured"),
     }
+    ui::data(&format!(
+        "bridge:         {} ({})",
+        st.bridge, st.bridge_note
+    ));
     match &st.last_load {
         Some(v) => ui::data(&format!(
-            "last loaded:    by pid {} at {} ({}; {})",
+            "last loaded:    by pid {} at {} ({}; {}; {} bridge)",
             v.get("pid").and_then(Value::as_i64).unwrap_or(0),
             v.get("at").and_then(Value::as_str).unwrap_or("?"),
             v.get("process").and_then(Value::as_str).unwrap_or("?"),
@@ -421,7 +569,8 @@ fn render_status(st: &PluginStatus) {
                 "running"
             } else {
                 "exited"
-            }
+            },
+            v.get("bridge").and_then(Value::as_str).unwrap_or("stdio")
         )),
         None => ui::data("last loaded:    never (restart the gateway after installing)"),
     }
@@ -429,7 +578,7 @@ fn render_status(st: &PluginStatus) {
 
 /// Where the engine records the last gateway process that loaded the plugin.
 pub fn load_record_path(gw: &Gateway) -> PathBuf {
-    gw.state_dir.join("moltvault").join("plugin-loaded.json")
+    moltvault_gateway::engine::load_record_path(&gw.state_dir)
 }
 
 fn manifest_id(dir: &Path) -> Option<String> {
@@ -470,7 +619,7 @@ fn uninstall(ctx: &Ctx, _args: UninstallArgs) -> anyhow::Result<Status> {
     }
     let dir = copy_dir(&gw);
     if manifest_id(&dir).as_deref() == Some(PLUGIN_ID) {
-        for (name, _) in PLUGIN_FILES {
+        for name in PLUGIN_FILES.iter().map(|(n, _)| *n).chain([ADDON_FILE]) {
             let p = dir.join(name);
             if p.exists() {
                 fsio::remove_durably(&p)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use moltvault_gateway::{Gateway, TranscriptFile, TranscriptKind};
 use moltvault_vault::Vault;
-use moltvault_vault::seal::{self, SealOptions};
+use moltvault_vault::seal::{self, BatchConfig, BatchStep, SealOptions};
 
 use crate::commands::Ctx;
 use crate::commands::key::{UnlockArgs, unlock};
@@ -197,8 +197,9 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
         ui::note(&format!("{} file(s) would be sealed", selected.len()));
         return Ok(Status::Ok);
     }
-    // Sealed in batches per directory: each sealed copy is written, verified and fsynced, the
-    // directory is fsynced once, and only then do the batch's plaintexts go.
+    // Sealed in batches per directory: every sealed copy is written and verified, the batch is
+    // made durable with one sync, linked, the directory fsynced once, and only then do the
+    // batch's plaintexts go.
     let dirs: BTreeSet<&Path> = selected.iter().filter_map(|f| f.path.parent()).collect();
     for d in dirs {
         seal::sweep_stale_temps(d);
@@ -206,11 +207,23 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
     let paths: Vec<PathBuf> = selected.iter().map(|f| f.path.clone()).collect();
     let bar = ui::progress(paths.len() as u64, "sealing", false);
     let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
-    seal::seal_files(
+    let failpoint = failpoint();
+    let crash = |step: BatchStep, _: &Path| -> std::io::Result<()> {
+        if failpoint.as_deref() == Some(step_name(step)) {
+            // Test-only crash injection (debug builds): die like a power cut would.
+            std::process::abort();
+        }
+        Ok(())
+    };
+    let cfg = BatchConfig {
+        hook: failpoint.is_some().then_some(&crash as seal::BatchHook<'_>),
+        ..BatchConfig::default()
+    };
+    seal::seal_files_with(
         &paths,
         vault.recipient(),
         &SealOptions::default(),
-        SEAL_WORKERS,
+        &cfg,
         &mut |_, r| {
             match r {
                 Ok(s) => {
@@ -275,10 +288,25 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
     }
 }
 
-/// Seal worker threads: the work is fsync-bound on small files (8 fsyncs in flight let the
-/// filesystem group them into fewer journal commits) and CPU-bound on large ones, where each
-/// seal also runs its own verifier thread.
-const SEAL_WORKERS: usize = 8;
+/// The seal crash point of `MOLTVAULT_FAILPOINT` (`before:<step>`; debug builds only).
+fn failpoint() -> Option<String> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let v = crate::env::var(crate::env::MOLTVAULT_FAILPOINT)?;
+    v.to_str()?.strip_prefix("before:").map(str::to_owned)
+}
+
+/// The failpoint name of a batch step.
+fn step_name(step: BatchStep) -> &'static str {
+    match step {
+        BatchStep::Sync => "sync",
+        BatchStep::Link => "link",
+        BatchStep::SyncDir => "sync-dir",
+        BatchStep::RemovePlain => "remove-plain",
+        _ => "other",
+    }
+}
 
 /// Runs `op` over the files on a small thread pool (the work is fsync-bound), after sweeping
 /// the temp files a killed run may have left; reports each file as it completes.

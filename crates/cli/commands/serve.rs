@@ -16,18 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use moltvault_redact::{
-    Finding, FingerprintKey, LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet,
-};
+use moltvault_gateway::engine::{Engine, EngineSource, Mode, PROTOCOL};
 
 use crate::commands::Ctx;
 use crate::report::Status;
-
-/// The newest plugin protocol this engine speaks; a hello that names no version gets 1.
-pub const PROTOCOL: u64 = 2;
-
-/// The skeleton key of a string reference in a `patch` request: `{"$mv": <index>}`.
-const REF_KEY: &str = "$mv";
 
 /// The largest request payload accepted (a bigger one ends the connection).
 const MAX_PAYLOAD: u64 = 1 << 30;
@@ -77,6 +69,15 @@ pub enum ModeArg {
     All,
 }
 
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Tools => Mode::Tools,
+            ModeArg::All => Mode::All,
+        }
+    }
+}
+
 pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
     // An explicit --state-dir must exist; otherwise a missing gateway only means no literals.
     let gateway = match ctx.gateway() {
@@ -84,26 +85,36 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
         Err(e) if ctx.state_dir.is_some() => return Err(e),
         Err(_) => None,
     };
-    let key = crate::commands::secrets::fingerprint_key(ctx)?;
-    let rules = load_rules(args.rules.as_deref())?;
-    let literals = match &gateway {
-        Some(gw) => literal_secrets(gw)?,
-        None => Vec::new(),
-    };
+    // One engine construction for both bridges (the addon calls the same function).
+    let source = EngineSource::load(gateway.as_ref(), &ctx.vault_dir, args.rules.as_deref())?;
     if args.stdio {
-        let engine = Engine::new(&rules, args.mode, key, literals)?;
-        let record = gateway.as_ref().map(super::plugin::load_record_path);
+        let engine = source.engine(args.mode.into())?;
+        let state_dir = gateway.as_ref().map(|gw| gw.state_dir.clone());
         let mut on_hello = |client: &Value| {
-            if let Some(path) = &record {
+            if let Some(dir) = &state_dir {
                 // Best effort: a status aid, never a reason to fail redaction.
-                let _ = write_load_record(path, client);
+                let _ =
+                    moltvault_gateway::engine::record_load(dir, client, env!("CARGO_PKG_VERSION"));
             }
+        };
+        // The addon bridge's engine inputs (docs/plugin.md, "The addon"): the key's dir and the
+        // gateway's literal secrets, read here so the gateway process never opens its own
+        // databases with a second SQLite. Sent only on the plugin's private pipe.
+        let vault_dir = std::path::absolute(&ctx.vault_dir).unwrap_or(ctx.vault_dir.clone());
+        let inputs = || {
+            use secrecy::ExposeSecret;
+            let literals: Vec<Value> = source
+                .literals()
+                .iter()
+                .map(|l| json!({"id": l.id, "value": l.value.expose_secret()}))
+                .collect();
+            json!({"vaultDir": vault_dir.to_string_lossy(), "literals": literals})
         };
         exit_with_parent();
         widen_pipes();
         // Big reads: a 1 MB message arrives as 1-2 MB through the pipe.
         let input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
-        serve_lines(&engine, input, crate::ui::stdout(), &mut on_hello)
+        serve_lines(&engine, input, crate::ui::stdout(), &mut on_hello, &inputs)
             .context("the plugin connection failed")?;
         return Ok(Status::Ok);
     }
@@ -115,8 +126,8 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
     })?;
     // Transcripts in the configured mode; sidecars (trajectory events are not transcript
     // entries) in `all` mode.
-    let transcripts = Engine::new(&rules, args.mode, key.clone(), clone_literals(&literals))?;
-    let sidecars = Engine::new(&rules, ModeArg::All, key, literals)?;
+    let transcripts = source.engine(args.mode.into())?;
+    let sidecars = source.engine(Mode::All)?;
     let opts = SweepOptions {
         state_dir: gateway.state_dir.clone(),
         agent: args.agent,
@@ -130,20 +141,6 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
         report.files, report.rows, report.redactions
     ));
     Ok(Status::Ok)
-}
-
-/// The gateway's own configured secrets (tokens, keys, current and in config backups), matched
-/// literally. Values shorter than 8 bytes are left to the rules: they would match ordinary text.
-fn literal_secrets(gw: &moltvault_gateway::Gateway) -> anyhow::Result<Vec<LiteralSecret>> {
-    use secrecy::ExposeSecret;
-    Ok(gw
-        .configured_secrets()?
-        .into_iter()
-        .filter_map(|s| {
-            let v = s.value?;
-            (v.expose_secret().len() >= 8).then(|| LiteralSecret::new(s.id, v))
-        })
-        .collect())
 }
 
 /// Exits when the process that started us is gone. The plugin's named pipes are opened
@@ -175,166 +172,6 @@ fn widen_pipes() {
     }
 }
 
-fn clone_literals(l: &[LiteralSecret]) -> Vec<LiteralSecret> {
-    l.iter()
-        .map(|x| LiteralSecret::new(x.id.clone(), x.value.clone()))
-        .collect()
-}
-
-fn load_rules(file: Option<&Path>) -> anyhow::Result<RuleSet> {
-    match file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the rules file {}", p.display()))?;
-            Ok(RuleSet::with_user_file(p, &text)?)
-        }
-        None => Ok(RuleSet::builtin()),
-    }
-}
-
-/// The redaction engine the protocol and the sweep use: moltvault-redact with the built-in
-/// rules, `--rules`, and the gateway's own configured secrets matched literally.
-#[derive(Debug)]
-pub struct Engine {
-    redactor: Redactor,
-    mode: ModeArg,
-    rules: usize,
-    literals: usize,
-}
-
-impl Engine {
-    /// Builds the engine.
-    ///
-    /// # Errors
-    /// Fails when a literal secret is too short to match safely.
-    pub fn new(
-        rules: &RuleSet,
-        mode: ModeArg,
-        key: FingerprintKey,
-        literals: Vec<LiteralSecret>,
-    ) -> anyhow::Result<Engine> {
-        let n_literals = literals.len();
-        let opts = RedactorOptions {
-            mode: match mode {
-                ModeArg::Tools => Mode::Tools,
-                ModeArg::All => Mode::All,
-            },
-            key,
-            literals,
-        };
-        Ok(Engine {
-            redactor: Redactor::new(rules, opts)?,
-            mode,
-            rules: rules.rules().len(),
-            literals: n_literals,
-        })
-    }
-
-    /// Redacts `value` in place; returns the findings as protocol objects (never the secret).
-    pub fn redact(&self, value: &mut Value) -> Vec<Value> {
-        self.redact_findings(value)
-            .iter()
-            .map(finding_json)
-            .collect()
-    }
-
-    /// Redacts `value` in place; returns the findings (never the secret).
-    pub fn redact_findings(&self, value: &mut Value) -> Vec<Finding> {
-        let mut findings: Vec<Finding> = Vec::new();
-        self.redactor.redact_value(value, &mut findings);
-        findings
-    }
-
-    /// Redacts `value` in place like [`Engine::redact_findings`], the biggest top-level member of
-    /// a big object on a second thread.
-    ///
-    /// A tool result holds its output twice (`content` and `details.aggregated`), so a
-    /// megabyte result takes half the time on two cores. The split is exact: the engine decides
-    /// what to redact from a string's path and from the `role` of the objects above it, and the
-    /// part walked on the second thread keeps both (`{"role": …, "<member>": …}`).
-    ///
-    /// # Errors
-    /// Fails when the second thread panicked (never silently: the message is then not redacted).
-    pub fn redact_findings_parallel(&self, value: &mut Value) -> Result<Vec<Finding>, String> {
-        let Value::Object(map) = value else {
-            return Ok(self.redact_findings(value));
-        };
-        let sizes: Vec<usize> = map.values().map(string_bytes).collect();
-        let total: usize = sizes.iter().sum();
-        let Some((big_i, &big)) = sizes.iter().enumerate().max_by_key(|(_, n)| **n) else {
-            return Ok(Vec::new());
-        };
-        if big < PARALLEL_MIN_BYTES || total - big < PARALLEL_MIN_BYTES {
-            return Ok(self.redact_findings(value));
-        }
-        let value_keys: Vec<String> = map.keys().cloned().collect();
-        let Some(key) = value_keys.get(big_i).cloned() else {
-            return Ok(self.redact_findings(value));
-        };
-        let mut part = serde_json::Map::new();
-        if key != "role"
-            && let Some(role) = map.get("role")
-        {
-            part.insert("role".into(), role.clone());
-        }
-        // Taking the member leaves `null` in its place (same position, nothing to redact).
-        part.insert(
-            key.clone(),
-            map.get_mut(&key).map(Value::take).unwrap_or_default(),
-        );
-        let mut part = Value::Object(part);
-        let (mut findings, theirs) = std::thread::scope(|s| {
-            let helper = s.spawn(|| self.redact_findings(&mut part));
-            let mine = self.redact_findings(value);
-            (mine, helper.join())
-        });
-        let theirs = theirs.map_err(|_| "the redaction engine failed".to_string())?;
-        if let (Value::Object(map), Value::Object(mut part)) = (value, part)
-            && let (Some(slot), Some(v)) = (map.get_mut(&key), part.remove(&key))
-        {
-            *slot = v;
-        }
-        // Only the member's own findings (the copied `role` is the main thread's), in document
-        // order: those of the members before it first.
-        let prefix = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
-        let mine = |f: &Finding| {
-            f.pointer == prefix
-                || f.pointer
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-        };
-        let before = findings
-            .iter()
-            .position(|f| top_member(&value_keys, &f.pointer) > Some(big_i))
-            .unwrap_or(findings.len());
-        findings.splice(before..before, theirs.into_iter().filter(mine));
-        Ok(findings)
-    }
-
-    /// Redacts one JSON value given as bytes (one line, no newline): `None` when it holds no
-    /// secret, else the redacted bytes and the findings. Unchanged bytes are kept as they are.
-    ///
-    /// # Errors
-    /// Fails only when the engine's writer fails (it writes to memory).
-    pub fn redact_raw(&self, json: &[u8]) -> anyhow::Result<Option<(Vec<u8>, Vec<Value>)>> {
-        let mut out = Vec::with_capacity(json.len() + 64);
-        let mut findings: Vec<Finding> = Vec::new();
-        self.redactor.redact_jsonl(json, &mut out, &mut findings)?;
-        if findings.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some((out, findings.iter().map(finding_json).collect())))
-    }
-
-    fn describe(&self) -> Value {
-        json!({
-            "mode": if self.mode == ModeArg::All { "all" } else { "tools" },
-            "rules": self.rules,
-            "literals": self.literals,
-        })
-    }
-}
-
 /// Answers protocol requests from `input` on `output` until `input` ends.
 ///
 /// # Errors
@@ -344,6 +181,7 @@ pub fn serve_lines(
     mut input: impl BufRead,
     mut output: impl Write,
     on_hello: &mut dyn FnMut(&Value),
+    inputs: &dyn Fn() -> Value,
 ) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(1 << 16);
     let mut payload = Vec::with_capacity(1 << 16);
@@ -410,7 +248,7 @@ pub fn serve_lines(
                 answer_raw(engine, id, &payload, &mut reply);
             } else {
                 let text = String::from_utf8_lossy(&line);
-                let rep = answer(engine, header, &text, on_hello);
+                let rep = answer(engine, header, &text, on_hello, inputs);
                 serde_json::to_writer(&mut reply, &rep).map_err(std::io::Error::other)?;
                 reply.push(b'\n');
             }
@@ -466,11 +304,7 @@ fn answer_framed(engine: &Engine, header: &Value, payload: &[u8], out: &mut Vec<
     match result {
         Ok((id, None)) => push_json(out, &json!({"id": id, "ok": true, "changed": false})),
         Ok((id, Some(p))) => {
-            let head = json!({
-                "id": id, "ok": true, "changed": true,
-                "findings": p.findings, "patch": p.entries, "len": p.bytes.len(),
-            });
-            push_json(out, &head);
+            push_json(out, &p.header(id));
             out.push(b'\n');
             out.extend_from_slice(&p.bytes);
             return;
@@ -481,16 +315,12 @@ fn answer_framed(engine: &Engine, header: &Value, payload: &[u8], out: &mut Vec<
     out.push(b'\n');
 }
 
-/// What a `patch` request changed: findings, `[pointer, byte length]` entries and the new texts.
-#[derive(Debug)]
-struct Patch {
-    findings: Vec<Value>,
-    entries: Vec<Value>,
-    bytes: Vec<u8>,
-}
-
-/// Rebuilds the message from its skeleton and strings, redacts it, and returns the patch.
-fn patch_request(engine: &Engine, header: &Value, payload: &[u8]) -> Result<Option<Patch>, String> {
+/// Reads the sizes of a `patch` request's header and lets the engine answer it.
+fn patch_request(
+    engine: &Engine,
+    header: &Value,
+    payload: &[u8],
+) -> Result<Option<moltvault_gateway::engine::Patch>, String> {
     let sk_len = header
         .get("skeleton")
         .and_then(Value::as_u64)
@@ -505,145 +335,9 @@ fn patch_request(engine: &Engine, header: &Value, payload: &[u8]) -> Result<Opti
             .ok_or("patch: a string length is not a number")?,
         Some(_) => return Err("patch: strings is not a list of lengths".into()),
     };
-    let total = lens
-        .iter()
-        .try_fold(sk_len, |a, &n| a.checked_add(n))
-        .ok_or("patch: the lengths overflow")?;
-    if total != payload.len() {
-        return Err(format!(
-            "patch: the lengths add up to {total} bytes, the payload has {}",
-            payload.len()
-        ));
-    }
-    let mut value: Value = serde_json::from_slice(&payload[..sk_len]).map_err(|e| {
-        format!(
-            "patch: the skeleton is not JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
-    let mut strings = Vec::with_capacity(lens.len());
-    let mut at = sk_len;
-    for (i, n) in lens.iter().enumerate() {
-        let s = std::str::from_utf8(&payload[at..at + n])
-            .map_err(|e| format!("patch: string {i} is not UTF-8 (byte {})", e.valid_up_to()))?;
-        strings.push(Strings::new(s));
-        at += n;
-    }
-    if !strings.is_empty() {
-        let mut uses = vec![0usize; strings.len()];
-        count_refs(&value, &mut uses)?;
-        for (s, n) in strings.iter_mut().zip(uses) {
-            s.uses = n;
-        }
-        resolve_refs(&mut value, &mut strings);
-    }
-    let findings = engine.redact_findings_parallel(&mut value)?;
-    if findings.is_empty() {
-        return Ok(None);
-    }
-    let mut patch = Patch {
-        findings: Vec::with_capacity(findings.len()),
-        entries: Vec::new(),
-        bytes: Vec::new(),
-    };
-    let mut seen = BTreeSet::new();
-    for f in findings {
-        if seen.insert(f.pointer.clone()) {
-            let Some(Value::String(s)) = value.pointer(&f.pointer) else {
-                return Err("patch: a finding does not point at a string".into());
-            };
-            patch.entries.push(json!([f.pointer, s.len()]));
-            patch.bytes.extend_from_slice(s.as_bytes());
-        }
-        patch.findings.push(finding_json(&f));
-    }
-    Ok(Some(patch))
-}
-
-/// The position among `keys` of the top-level member a JSON pointer starts with.
-fn top_member(keys: &[String], pointer: &str) -> Option<usize> {
-    let seg = pointer.strip_prefix('/')?.split('/').next()?;
-    let seg = seg.replace("~1", "/").replace("~0", "~");
-    keys.iter().position(|k| *k == seg)
-}
-
-/// Below this many bytes of strings on each side, a second thread costs more than it saves.
-const PARALLEL_MIN_BYTES: usize = 64 << 10;
-
-/// The bytes of all strings (and object keys) under `v`.
-fn string_bytes(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len(),
-        Value::Array(a) => a.iter().map(string_bytes).sum(),
-        Value::Object(m) => m.iter().map(|(k, x)| k.len() + string_bytes(x)).sum(),
-        _ => 0,
-    }
-}
-
-/// A long string of a `patch` request and how many references to it are left.
-struct Strings {
-    text: String,
-    uses: usize,
-}
-
-impl Strings {
-    fn new(s: &str) -> Strings {
-        Strings {
-            text: s.to_owned(),
-            uses: 0,
-        }
-    }
-}
-
-/// The index of a skeleton string reference `{"$mv": i}`.
-fn ref_index(v: &Value) -> Option<u64> {
-    match v {
-        Value::Object(m) if m.len() == 1 => m.get(REF_KEY).and_then(Value::as_u64),
-        _ => None,
-    }
-}
-
-fn count_refs(v: &Value, uses: &mut [usize]) -> Result<(), String> {
-    if let Some(i) = ref_index(v) {
-        let n = usize::try_from(i)
-            .ok()
-            .and_then(|i| uses.get_mut(i))
-            .ok_or_else(|| format!("patch: reference {i} names no string"))?;
-        *n += 1;
-        return Ok(());
-    }
-    match v {
-        Value::Object(m) => m.values().try_for_each(|x| count_refs(x, uses)),
-        Value::Array(a) => a.iter().try_for_each(|x| count_refs(x, uses)),
-        _ => Ok(()),
-    }
-}
-
-/// Puts the strings in place of their references (moved at the last use, copied before).
-fn resolve_refs(v: &mut Value, strings: &mut [Strings]) {
-    if let Some(i) = ref_index(v) {
-        // count_refs checked every index.
-        if let Some(s) = usize::try_from(i).ok().and_then(|i| strings.get_mut(i)) {
-            s.uses -= 1;
-            let text = if s.uses == 0 {
-                std::mem::take(&mut s.text)
-            } else {
-                s.text.clone()
-            };
-            *v = Value::String(text);
-        }
-        return;
-    }
-    match v {
-        Value::Object(m) => m.values_mut().for_each(|x| resolve_refs(x, strings)),
-        Value::Array(a) => a.iter_mut().for_each(|x| resolve_refs(x, strings)),
-        _ => {}
-    }
-}
-
-fn finding_json(f: &Finding) -> Value {
-    json!({"rule": f.rule_id, "pointer": f.pointer, "fp": f.fingerprint})
+    engine
+        .patch(sk_len, &lens, payload)
+        .map_err(|e| e.to_string())
 }
 
 fn answer(
@@ -651,6 +345,7 @@ fn answer(
     parsed: Option<Value>,
     line: &str,
     on_hello: &mut dyn FnMut(&Value),
+    inputs: &dyn Fn() -> Value,
 ) -> Value {
     let parsed = match parsed {
         Some(v) => Ok(v),
@@ -680,7 +375,7 @@ fn answer(
                 .and_then(Value::as_u64)
                 .unwrap_or(1)
                 .clamp(1, PROTOCOL);
-            let mut info = engine.describe();
+            let mut info = engine.info();
             if let Value::Object(m) = &mut info {
                 m.insert("id".into(), id);
                 m.insert("ok".into(), true.into());
@@ -692,6 +387,15 @@ fn answer(
             info
         }
         "ping" => json!({"id": id, "ok": true}),
+        // The addon bridge builds the same engine in the gateway process from these.
+        "inputs" => {
+            let mut v = inputs();
+            if let Value::Object(m) = &mut v {
+                m.insert("id".into(), id);
+                m.insert("ok".into(), true.into());
+            }
+            v
+        }
         "redact" => {
             let Some(mut value) = req.get_mut("value").map(Value::take) else {
                 return json!({"id": id, "ok": false, "error": "redact needs a value"});
@@ -706,32 +410,6 @@ fn answer(
         "patch" => json!({"id": id, "ok": false, "error": "patch needs a payload (len)"}),
         other => json!({"id": id, "ok": false, "error": format!("unknown op {other:?}")}),
     }
-}
-
-/// Records which gateway process loaded the plugin (for `moltvault plugin status`).
-fn write_load_record(path: &Path, client: &Value) -> anyhow::Result<()> {
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let rec = json!({
-        "pid": client.get("pid").and_then(Value::as_i64),
-        "process": client.get("process").and_then(Value::as_str),
-        "plugin": client.get("plugin").and_then(Value::as_str),
-        "hooks": client.get("hooks"),
-        "engine": env!("CARGO_PKG_VERSION"),
-        "at": now,
-    });
-    if let Some(dir) = path.parent() {
-        moltvault_vault::fsio::create_secret_dir_all(dir)?;
-    }
-    let mut text = serde_json::to_vec_pretty(&rec)?;
-    text.push(b'\n');
-    moltvault_vault::fsio::write_atomic(
-        path,
-        &text,
-        moltvault_vault::fsio::WriteOptions::secret_replace(),
-    )?;
-    Ok(())
 }
 
 /// What [`sweep`] covers and how long it waits.
@@ -860,7 +538,7 @@ fn redact_jsonl_file(engine: &Engine, path: &Path) -> anyhow::Result<usize> {
     let mut out = Vec::with_capacity(input.len());
     let mut findings = moltvault_redact::CountSink::default();
     engine
-        .redactor
+        .redactor()
         .redact_jsonl(input.as_slice(), &mut out, &mut findings)
         .with_context(|| format!("cannot redact {}", path.display()))?;
     if findings.0 > 0 {

@@ -116,22 +116,29 @@ fn gateway_json(gw: &Gateway) -> Value {
     })
 }
 
-/// The newest backup in the default backup directory. Backups are not marked once verified,
-/// so `verified` is unknown (null) unless a future backup format records it.
+/// The newest backup in the default backup directory, and whether `moltvault backups verify`
+/// (or `prune`) recorded it as verified in `<vault dir>/backups/verified.json`.
 fn backup_json(ctx: &Ctx) -> Value {
     let dir = crate::commands::backups::default_backup_dir(ctx);
     let target = moltvault_vault::backup::LocalDir::new(dir.clone());
     let last = moltvault_vault::backup::list_backups(&target)
         .ok()
         .and_then(|mut v| v.pop());
+    let marker = moltvault_vault::backup::marker_path(&ctx.vault_dir);
+    let records = moltvault_vault::backup::read_verified(&marker).unwrap_or_default();
+    let verified_at = last.as_ref().and_then(|b| {
+        moltvault_vault::backup::find_verified(&records, &b.name, b.size)
+            .map(|r| r.verified_at.clone())
+    });
     json!({
         "dir": dir,
-        "last": last.map(|b| json!({
+        "last": last.as_ref().map(|b| json!({
             "name": b.name,
             "time": b.time.format(&time::format_description::well_known::Rfc3339).ok(),
             "size": b.size,
         })),
-        "verified": Value::Null,
+        "verified": last.as_ref().map(|_| verified_at.is_some()),
+        "verified_at": verified_at,
     })
 }
 
@@ -170,6 +177,7 @@ fn findings_json(ctx: &Ctx, gw: &Gateway, has_vault: bool) -> Value {
         log_paths: Vec::new(),
         vault_dir: has_vault.then(|| ctx.vault_dir.clone()),
         backup_dir: Some(crate::commands::backups::default_backup_dir(ctx)),
+        backup_marker: Some(moltvault_vault::backup::marker_path(&ctx.vault_dir)),
         backup_max_age: Duration::from_secs(7 * DAY),
         idle_after: Duration::from_secs(7 * DAY),
         now: SystemTime::now(),
@@ -275,9 +283,13 @@ fn render(ctx: &Ctx, doc: &Value) {
     let b = &doc["backup"];
     match b["last"].as_object() {
         Some(last) => ui::data(&format!(
-            "backup      last {} ({}); verification not recorded: `moltvault backups verify`",
+            "backup      last {} ({}), {}",
             last.get("time").and_then(Value::as_str).unwrap_or("?"),
             last.get("name").and_then(Value::as_str).unwrap_or("?"),
+            match b["verified_at"].as_str() {
+                Some(at) => format!("verified {at}"),
+                None => "unverified (run `moltvault backups verify`)".to_string(),
+            }
         )),
         None => ui::data(&format!(
             "backup      none in {} (run `moltvault backup`)",

@@ -60,6 +60,7 @@ pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod discover;
+pub mod engine;
 mod error;
 pub mod relocate;
 pub mod running;

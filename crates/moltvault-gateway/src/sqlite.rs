@@ -74,6 +74,31 @@ pub struct RedactReport {
     pub changed: BTreeMap<String, usize>,
     /// Rows examined.
     pub scanned: usize,
+    /// FTS5 tables whose old index entries were removed in place (their `secure-delete`
+    /// option on for the transaction, or an `optimize` merge where that option is missing).
+    pub fts_scrubbed: Vec<String>,
+    /// The WAL checkpoint run after the commit (`None` when nothing changed).
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// The outcome of `PRAGMA wal_checkpoint(TRUNCATE)` after a redaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// The database is not in WAL mode: the redaction was written to the database file itself.
+    NotWal,
+    /// Every WAL frame was copied into the database and the WAL truncated to zero bytes: no old
+    /// page is left in the WAL, and the database pages holding the old bytes were overwritten.
+    Truncated,
+    /// Another connection (the gateway) held a read transaction or the write lock, so the WAL
+    /// could not be fully checkpointed; `remaining` frames are still only in the WAL. SQLite
+    /// (or the gateway) checkpoints them later; run the redaction again, or stop the gateway,
+    /// to finish.
+    Busy {
+        /// Frames in the WAL.
+        frames: i64,
+        /// Frames copied into the database.
+        checkpointed: i64,
+    },
 }
 
 impl RedactReport {
@@ -95,6 +120,67 @@ pub struct AgentDb {
 enum Col {
     Json,
     Text,
+}
+
+/// FTS5 tables whose index holds terms of the rewritten text: `session_transcript_fts`
+/// (updated directly) and `memory_index_chunks_fts` (kept in step by triggers).
+const FTS_TABLES: &[&str] = &["session_transcript_fts", "memory_index_chunks_fts"];
+
+/// An FTS5 table's `secure-delete` option, turned on for one redaction transaction and set
+/// back afterwards.
+struct FtsScrub {
+    table: &'static str,
+    /// The option's value before (`None`: never set, i.e. off).
+    before: Option<i64>,
+    /// Whether turning it on worked (SQLite ≥ 3.44); otherwise an `optimize` merge drops the
+    /// old entries instead.
+    on: bool,
+}
+
+impl FtsScrub {
+    fn begin(tx: &rusqlite::Transaction<'_>, table: &'static str) -> FtsScrub {
+        let before: Option<i64> = tx
+            .query_row(
+                &format!("SELECT v FROM \"{table}_config\" WHERE k = 'secure-delete'"),
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        let on = before == Some(1)
+            || tx
+                .execute(
+                    &format!(
+                        "INSERT INTO \"{table}\"(\"{table}\", rank) VALUES('secure-delete', 1)"
+                    ),
+                    [],
+                )
+                .is_ok();
+        FtsScrub { table, before, on }
+    }
+
+    /// Sets the option back; without it, merges the index when rows changed. Returns whether
+    /// old entries were removed.
+    fn finish(&self, tx: &rusqlite::Transaction<'_>, changed: bool, path: &Path) -> Result<bool> {
+        let t = self.table;
+        if self.on && self.before != Some(1) {
+            let v = self.before.unwrap_or(0);
+            tx.execute(
+                &format!("INSERT INTO \"{t}\"(\"{t}\", rank) VALUES('secure-delete', ?1)"),
+                [v],
+            )
+            .map_err(sql_err(path, "restoring the FTS secure-delete option"))?;
+        }
+        if changed && !self.on {
+            tx.execute(
+                &format!("INSERT INTO \"{t}\"(\"{t}\") VALUES('optimize')"),
+                [],
+            )
+            .map_err(sql_err(path, "merging the FTS index"))?;
+        }
+        Ok(changed)
+    }
 }
 
 /// Derived copies rewritten by [`AgentDb::redact`] besides `transcript_events` and the archives.
@@ -437,10 +523,22 @@ impl AgentDb {
                 .map_err(sql_err(&path, op))?
         };
         let has = |t: &str| present.iter().any(|p| p == t);
+        // Freed cells and pages are overwritten with zeros, so a rewritten row's old bytes do
+        // not stay in the page's free space or on the freelist (per connection; no lock).
+        self.conn
+            .pragma_update(None, "secure_delete", "ON")
+            .map_err(sql_err(&path, "turning on secure_delete"))?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(&path, "starting the redaction transaction"))?;
+        // FTS5 keeps deleted terms in old index segments until they merge; with its
+        // 'secure-delete' option a delete removes them from the segments in place.
+        let fts: Vec<FtsScrub> = FTS_TABLES
+            .iter()
+            .filter(|t| has(t))
+            .map(|t| FtsScrub::begin(&tx, t))
+            .collect();
 
         if has("transcript_events") {
             let n = redact_events(&tx, &path, &mut rw, &mut report)?;
@@ -471,9 +569,69 @@ impl AgentDb {
                 report.changed.insert(format!("{table}.archive_blob"), n);
             }
         }
+        for f in &fts {
+            let changed = f.table == "session_transcript_fts"
+                && report.changed.contains_key("session_transcript_fts.text")
+                || f.table == "memory_index_chunks_fts"
+                    && report.changed.contains_key("memory_index_chunks.text");
+            if f.finish(&tx, changed, &path)? {
+                report.fts_scrubbed.push(f.table.to_owned());
+            }
+        }
         tx.commit()
             .map_err(sql_err(&path, "committing the redaction"))?;
+        if report.total_changed() > 0 {
+            report.checkpoint = Some(self.checkpoint_truncate()?);
+        }
         Ok(report)
+    }
+
+    /// Runs `PRAGMA wal_checkpoint(TRUNCATE)`: copies every WAL frame into the database and
+    /// truncates the WAL, unless another connection is reading or writing (then
+    /// [`Checkpoint::Busy`]; it waits up to the busy timeout for writers, never for readers).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] when the pragma fails for another reason.
+    pub fn checkpoint_truncate(&self) -> Result<Checkpoint> {
+        let mode: String = self
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(sql_err(&self.path, "reading the journal mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok(Checkpoint::NotWal);
+        }
+        let (busy, frames, checkpointed): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sql_err(&self.path, "checkpointing the WAL"))?;
+        Ok(if busy == 0 && frames <= 0 {
+            Checkpoint::Truncated
+        } else {
+            Checkpoint::Busy {
+                frames,
+                checkpointed,
+            }
+        })
+    }
+
+    /// Rebuilds the database with `VACUUM` and truncates its WAL: every free page and every
+    /// page's unused space is dropped, so no byte of a deleted or rewritten row survives in
+    /// the file, whoever deleted it (the gateway's own updates leave old bytes behind that
+    /// [`AgentDb::redact`] cannot see). Needs the write lock for the whole rebuild and
+    /// temporary space the size of the database: run it only while the gateway is stopped.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] (e.g. busy: another connection is using the database).
+    pub fn vacuum(&self) -> Result<Checkpoint> {
+        self.conn
+            .pragma_update(None, "secure_delete", "ON")
+            .map_err(sql_err(&self.path, "turning on secure_delete"))?;
+        self.conn
+            .execute_batch("VACUUM")
+            .map_err(sql_err(&self.path, "vacuuming"))?;
+        self.checkpoint_truncate()
     }
 
     /// Runs `PRAGMA integrity_check` and the FTS5 `integrity-check` of the full-text indexes;

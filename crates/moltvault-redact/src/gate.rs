@@ -1,29 +1,132 @@
 //! Stage A: the raw-byte gate deciding which records (and which rules) need a closer look.
 //!
-//! Long keywords (≥ 4 bytes) go into one Aho-Corasick searcher (Teddy when there are at most
-//! 64 of them); 3-byte keywords are searched with `memmem` and confirmed by their rules'
-//! regexes on a window around the hit; contextual keywords (`token`, `password`…) count only
-//! when an assignment-shaped value follows. An escape detector (`\u00XX` of printable ASCII,
-//! `\/`) sends the record to every rule, since escapes could hide a keyword.
+//! Keywords are searched in three packed (Teddy) passes, each with at most 64 literals, each
+//! ordered so that literals with different fingerprints land in different Teddy buckets:
+//!
+//! - *rare* literals (vendor prefixes such as `ghp_`, `AKIA`, `PRIVATE KEY`, plus the escape
+//!   markers `\u00` and `:\/\/`), ≥ 4 bytes;
+//! - *contextual* keywords (`token`, `password`…), cut to 4-byte stems (`oken`, `assw`): they
+//!   are frequent, so fewer, shorter literals keep Teddy's buckets selective; a hit counts only
+//!   when an assignment-shaped value follows;
+//! - *short* (3-byte) anchors (`sk-`, `:AA`, `://`…), first screened by a byte check of their
+//!   surroundings (a word boundary, a digit, an `@` ahead) and then confirmed by their rules'
+//!   regexes on a window around the hit.
+//!
+//! An escape detector (`\u00XX` of printable ASCII, `:\/\/`) sends the record to every rule,
+//! since an escape could hide a keyword.
 
+use aho_corasick::packed::{Config, MatchKind as PackedKind, Searcher};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use memchr::memmem;
 
 use crate::rules::Rule;
 
+/// How a short anchor's surroundings are screened before its rules' regexes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quick {
+    /// No screen: always run the regexes.
+    None,
+    /// The anchor starts a word (in the text, or right after an escape such as `\n`).
+    WordStart,
+    /// A digit precedes the anchor (Telegram's `<bot id>:AA…`).
+    DigitBefore,
+    /// An `@` follows within the userinfo (`scheme://user:pass@host`).
+    AtAhead,
+}
+
 #[derive(Debug, Clone)]
 enum Pat {
-    Keyword { rules: Vec<usize>, context: bool },
-    Escape,
+    /// A keyword of these rules; contextual ones count only before an assignment, after at
+    /// most `run` more name bytes.
+    Keyword {
+        rules: Vec<usize>,
+        context: bool,
+        run: usize,
+    },
+    /// `\u00`: counts for printable ASCII.
+    Unicode,
+    /// An escaped `://` (`:\/\/`, or `:\\\/` one level deeper): URLs may hide behind it.
+    Slash,
+    /// A short anchor confirmed by the regexes of its rules.
+    Short { rules: Vec<usize>, quick: Quick },
+}
+
+/// One literal search over a record.
+#[derive(Debug, Clone)]
+enum Finder {
+    Packed(Searcher),
+    Ac(AhoCorasick),
+}
+
+#[derive(Debug, Clone)]
+struct Pass {
+    finder: Finder,
+    pats: Vec<Pat>,
+}
+
+impl Pass {
+    /// Builds a pass; literals whose first bytes share low nibbles are grouped, and the first
+    /// literal of each group comes first, so that Teddy gives each group its own bucket.
+    fn new(mut entries: Vec<(Vec<u8>, Pat)>) -> Option<Pass> {
+        if entries.is_empty() {
+            return None;
+        }
+        let n = entries.iter().map(|(k, _)| k.len()).min().unwrap_or(1).min(4);
+        let lonybs = |k: &[u8]| -> Vec<u8> { k[..n].iter().map(|b| b & 0xF).collect() };
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        let mut leaders = Vec::new();
+        let mut rest = Vec::new();
+        for e in entries.drain(..) {
+            let l = lonybs(&e.0);
+            if seen.contains(&l) {
+                rest.push(e);
+            } else {
+                seen.push(l);
+                leaders.push(e);
+            }
+        }
+        leaders.extend(rest);
+        let (lits, pats): (Vec<Vec<u8>>, Vec<Pat>) = leaders.into_iter().unzip();
+        let packed = Config::new()
+            .match_kind(PackedKind::LeftmostFirst)
+            .builder()
+            .extend(&lits)
+            .build();
+        let finder = match packed {
+            Some(s) => Finder::Packed(s),
+            // No Teddy on this CPU, or too many literals: a general automaton.
+            None => Finder::Ac(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(&lits)
+                    .ok()?,
+            ),
+        };
+        Some(Pass { finder, pats })
+    }
+
+    /// Calls `f(pattern, start, end)` for each hit, leftmost first, non-overlapping.
+    #[inline]
+    fn each(&self, hay: &[u8], mut f: impl FnMut(&Pat, usize, usize)) {
+        match &self.finder {
+            Finder::Packed(s) => {
+                for m in s.find_iter(hay) {
+                    f(&self.pats[m.pattern().as_usize()], m.start(), m.end());
+                }
+            }
+            Finder::Ac(ac) => {
+                for m in ac.find_iter(hay) {
+                    f(&self.pats[m.pattern().as_usize()], m.start(), m.end());
+                }
+            }
+        }
+    }
 }
 
 /// The prefilter built from a rule set and literal secrets.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate {
-    ac: AhoCorasick,
-    pats: Vec<Pat>,
-    short: Vec<(memmem::Finder<'static>, Vec<usize>)>,
-    slash: memmem::Finder<'static>,
+    passes: Vec<Pass>,
     always: Vec<usize>,
     /// Per rule: its matches contain one of its keywords (see [`keyword_inside`]).
     local: Vec<bool>,
@@ -60,56 +163,122 @@ impl Candidates {
     }
 }
 
-/// Escape markers in the Teddy searcher (≥ 4 bytes; `\/` has its own memmem finder since a
-/// 2-byte pattern would weaken Teddy's fingerprints for every record).
-const ESCAPES: &[&str] = &["\\u00"];
+/// Escape markers searched with the rare literals. `\/` matters only where it hides the
+/// `://` of a URL rule (no other keyword holds a `/`); a 2-byte `\/` literal would weaken
+/// Teddy's fingerprints for every record.
+const ESCAPES: &[(&str, bool)] = &[("\\u00", true), (":\\/\\/", false), (":\\\\\\/", false)];
+
+/// The 4-byte stem of a contextual keyword, when the cut-off tail is made of name bytes
+/// (`[A-Za-z0-9_.-]`, which the assignment check skips anyway).
+fn stem(k: &str) -> &str {
+    if k.len() > 4
+        && k.is_char_boundary(4)
+        && k.as_bytes()[4..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        &k[..4]
+    } else {
+        k
+    }
+}
+
+/// The screen of a short anchor of built-in rules (whose regexes were checked against it:
+/// each match starts at a word boundary, follows a digit, or holds an `@` after the anchor).
+fn quick_for(anchor: &str, owners: &[usize], rules: &[Rule]) -> Quick {
+    if !owners.iter().all(|&r| rules[r].file.starts_with("builtin:")) {
+        return Quick::None;
+    }
+    match anchor {
+        "sk-" | "hf_" | "SG." | "AQ." => Quick::WordStart,
+        ":AA" => Quick::DigitBefore,
+        "://" => Quick::AtAhead,
+        _ => Quick::None,
+    }
+}
 
 impl Gate {
     pub fn new(rules: &[Rule], literal_forms: &[Vec<u8>]) -> Gate {
-        let mut long: Vec<(String, Vec<usize>, bool)> = Vec::new();
+        // keyword → (rules, all owners contextual, longest cut-off tail)
+        let mut rare: Vec<(String, Vec<usize>, bool, usize)> = Vec::new();
+        let mut ctx: Vec<(String, Vec<usize>, bool, usize)> = Vec::new();
         let mut short: Vec<(String, Vec<usize>)> = Vec::new();
         let mut always = Vec::new();
+        let add = |list: &mut Vec<(String, Vec<usize>, bool, usize)>,
+                   k: &str,
+                   i: usize,
+                   context: bool,
+                   tail: usize| {
+            match list.iter_mut().find(|(kw, ..)| kw == k) {
+                Some((_, v, c, t)) => {
+                    if !v.contains(&i) {
+                        v.push(i);
+                    }
+                    *c &= context;
+                    *t = (*t).max(tail);
+                }
+                None => list.push((k.to_string(), vec![i], context, tail)),
+            }
+        };
         for (i, r) in rules.iter().enumerate() {
             if r.keywords.is_empty() {
                 always.push(i);
             }
             for k in &r.keywords {
-                if k.len() >= 4 {
-                    match long.iter_mut().find(|(kw, _, _)| kw == k) {
-                        Some((_, v, ctx)) => {
-                            v.push(i);
-                            *ctx &= r.context;
-                        }
-                        None => long.push((k.clone(), vec![i], r.context)),
-                    }
-                } else {
+                if k.len() < 4 {
                     match short.iter_mut().find(|(kw, _)| kw == k) {
                         Some((_, v)) => v.push(i),
                         None => short.push((k.clone(), vec![i])),
                     }
+                } else if r.context {
+                    let s = stem(k);
+                    add(&mut ctx, s, i, true, k.len() - s.len());
+                } else {
+                    add(&mut rare, k, i, false, 0);
                 }
             }
         }
-        let mut pats: Vec<Pat> = Vec::new();
-        let mut strings: Vec<String> = Vec::new();
-        for (k, rules, context) in long {
-            strings.push(k);
-            pats.push(Pat::Keyword { rules, context });
+        // A keyword some non-contextual rule also uses is searched as a rare literal, whole.
+        ctx.retain(|(k, v, ..)| {
+            if let Some(hit) = rare.iter_mut().find(|(kw, ..)| kw == k) {
+                hit.1.extend(v.iter().copied());
+                false
+            } else {
+                true
+            }
+        });
+        let keyword = |(k, rules, context, run): (String, Vec<usize>, bool, usize)| {
+            (k.into_bytes(), Pat::Keyword { rules, context, run })
+        };
+        let mut rare: Vec<(Vec<u8>, Pat)> = rare.into_iter().map(keyword).collect();
+        for (e, unicode) in ESCAPES {
+            let p = if *unicode { Pat::Unicode } else { Pat::Slash };
+            rare.push((e.as_bytes().to_vec(), p));
         }
-        for e in ESCAPES {
-            strings.push((*e).to_string());
-            pats.push(Pat::Escape);
-        }
-        // Building can only fail on absurd limits; the pattern set here is small.
-        #[allow(clippy::expect_used)]
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&strings)
-            .expect("gate automaton builds");
+        let ctx = ctx.into_iter().map(keyword).collect();
         let short = short
             .into_iter()
-            .map(|(k, v)| (memmem::Finder::new(k.as_bytes()).into_owned(), v))
+            .map(|(k, owners)| {
+                let quick = quick_for(&k, &owners, rules);
+                (
+                    k.into_bytes(),
+                    Pat::Short {
+                        rules: owners,
+                        quick,
+                    },
+                )
+            })
             .collect();
+        let mut passes = Vec::new();
+        for entries in [rare, ctx, short] {
+            // Teddy takes at most 64 literals: split larger sets.
+            let mut entries: Vec<(Vec<u8>, Pat)> = entries;
+            while !entries.is_empty() {
+                let tail = entries.split_off(entries.len().min(64));
+                passes.extend(Pass::new(entries));
+                entries = tail;
+            }
+        }
         let literals = if literal_forms.is_empty() {
             None
         } else {
@@ -119,10 +288,7 @@ impl Gate {
                 .ok()
         };
         Gate {
-            ac,
-            pats,
-            short,
-            slash: memmem::Finder::new(b"\\/").into_owned(),
+            passes,
             always,
             local: rules.iter().map(keyword_inside).collect(),
             n_rules: rules.len(),
@@ -144,78 +310,61 @@ impl Gate {
             c.any = true;
             c.spread = true;
         }
-        for m in self.ac.find_iter(hay) {
-            match &self.pats[m.pattern().as_usize()] {
-                Pat::Escape => {
-                    // `\u00XX` counts only for printable ASCII (2x..7x); `\/` always.
-                    if matches!(hay.get(m.end()), Some(b'2'..=b'7')) {
+        self.check_more(rules, hay, c);
+    }
+
+    /// Adds the candidates of another piece of the same record (hit offsets are then only
+    /// meaningful for the piece examined last).
+    pub fn check_more(&self, rules: &[Rule], hay: &[u8], c: &mut Candidates) {
+        for pass in &self.passes {
+            pass.each(hay, |pat, start, end| match pat {
+                Pat::Unicode => {
+                    // `\u00XX` counts only for printable ASCII (2x..7x).
+                    if matches!(hay.get(end), Some(b'2'..=b'7')) {
                         c.all = true;
                         c.any = true;
                         c.spread = true;
                     }
                 }
-                Pat::Keyword { rules, context } => {
-                    if *context && !assignment_follows(hay, m.end()) {
-                        continue;
+                Pat::Slash => {
+                    c.all = true;
+                    c.any = true;
+                    c.spread = true;
+                }
+                Pat::Keyword {
+                    rules,
+                    context,
+                    run,
+                } => {
+                    if *context && !assignment_follows(hay, end, 32 + run) {
+                        return;
                     }
                     for &r in rules {
                         c.rules[r] = true;
                         c.spread |= !self.local[r];
                     }
-                    c.hits.push(m.start());
+                    c.hits.push(start);
                     c.any = true;
                 }
-            }
-        }
-        if !c.all && self.slash.find(hay).is_some() {
-            c.all = true;
-            c.any = true;
-            c.spread = true;
-        }
-        for (finder, owners) in &self.short {
-            for pos in finder.find_iter(hay) {
-                let lo = pos.saturating_sub(160);
-                let hi = (pos + 1024).min(hay.len());
-                // Escapes (`\n` before a token) would defeat word boundaries: try the raw
-                // window and each decoded level (JSON inside JSON), as stage B does.
-                let mut level: std::borrow::Cow<'_, [u8]> =
-                    std::borrow::Cow::Borrowed(&hay[lo..hi]);
-                let mut hit = false;
-                for depth in 0..=crate::text::MAX_DEPTH {
-                    for &r in owners {
-                        if c.rules[r] {
-                            continue;
-                        }
-                        if rules[r]
-                            .regex
-                            .as_ref()
-                            .is_some_and(|re| re.is_match(&level))
-                        {
-                            c.rules[r] = true;
-                            c.spread |= !self.local[r];
-                            hit = true;
-                        }
+                Pat::Short { rules: owners, quick } => {
+                    if owners.iter().all(|&r| c.rules[r]) {
+                        // Every owner is already a candidate: the hit only marks its string.
+                        c.hits.push(start);
+                        return;
                     }
-                    if depth == crate::text::MAX_DEPTH || memchr::memchr(b'\\', &level).is_none() {
-                        break;
+                    if !screen(*quick, hay, start, end) {
+                        return;
                     }
-                    level = std::borrow::Cow::Owned(crate::text::unescape(&level).0);
+                    if confirm(rules, owners, hay, start, c, &self.local) {
+                        c.any = true;
+                    }
+                    // A hit marks its string once any owner is a candidate (a superset:
+                    // cheaper than confirming every position).
+                    if owners.iter().any(|&r| c.rules[r]) {
+                        c.hits.push(start);
+                    }
                 }
-                if hit {
-                    c.any = true;
-                }
-                // A hit marks its string once any owner is a candidate (a superset: cheaper
-                // than confirming every position).
-                if owners.iter().any(|&r| c.rules[r]) {
-                    c.hits.push(pos);
-                }
-                if owners.iter().all(|&r| c.rules[r]) {
-                    // Every owner is confirmed: the later hits only mark their strings.
-                    c.hits
-                        .extend(finder.find_iter(&hay[pos + 1..]).map(|p| pos + 1 + p));
-                    break;
-                }
-            }
+            });
         }
         if let Some(lit) = &self.literals
             && lit.is_match(hay)
@@ -226,6 +375,81 @@ impl Gate {
         }
         c.hits.sort_unstable();
     }
+}
+
+/// The byte screen of a short anchor at `start..end` (a superset of what its rules match, in
+/// the raw text and in every decoded level of it).
+fn screen(quick: Quick, hay: &[u8], start: usize, end: usize) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    match quick {
+        Quick::None => true,
+        Quick::WordStart => {
+            // `sk-or-v1-` (OpenRouter) needs no boundary.
+            if hay[start..].starts_with(b"sk-or-") {
+                return true;
+            }
+            match start.checked_sub(1).map(|i| hay[i]) {
+                None => true,
+                Some(b) if !word(b) => true,
+                // A letter after a backslash may be an escape (`\n`, `\t`, `\u00XX`…), which
+                // decodes to a non-word character.
+                Some(_) => hay[..start - 1].iter().rev().take(5).any(|&b| b == b'\\'),
+            }
+        }
+        Quick::DigitBefore => start > 0 && hay[start - 1].is_ascii_digit(),
+        Quick::AtAhead => {
+            // `[^\s/:@"'<>]{0,128}:[^\s/@"'<>]{1,256}@`: an `@` before any byte that ends
+            // the userinfo (raw escapes keep a `\`, which stops nothing: a superset).
+            let stop = (end + 128 + 1 + 256 + 1).min(hay.len());
+            for &b in &hay[end..stop] {
+                match b {
+                    b'@' => return true,
+                    b'/' | b'"' | b'\'' | b'<' | b'>' | b' ' | b'\t' | b'\n' | b'\r' | 0x0B
+                    | 0x0C => return false,
+                    _ => {}
+                }
+            }
+            false
+        }
+    }
+}
+
+/// Runs the regexes of a short anchor's owners on a window around the hit at `pos`, raw and
+/// at each decoded level (escapes such as `\n` before a token defeat word boundaries);
+/// marks the owners found. Returns whether any was.
+fn confirm(
+    rules: &[Rule],
+    owners: &[usize],
+    hay: &[u8],
+    pos: usize,
+    c: &mut Candidates,
+    local: &[bool],
+) -> bool {
+    let lo = pos.saturating_sub(160);
+    let hi = (pos + 1024).min(hay.len());
+    let mut level: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&hay[lo..hi]);
+    let mut hit = false;
+    for depth in 0..=crate::text::MAX_DEPTH {
+        for &r in owners {
+            if c.rules[r] {
+                continue;
+            }
+            if rules[r]
+                .regex
+                .as_ref()
+                .is_some_and(|re| re.is_match(&level))
+            {
+                c.rules[r] = true;
+                c.spread |= !local[r];
+                hit = true;
+            }
+        }
+        if depth == crate::text::MAX_DEPTH || memchr::memchr(b'\\', &level).is_none() {
+            break;
+        }
+        level = std::borrow::Cow::Owned(crate::text::unescape(&level).0);
+    }
+    hit
 }
 
 /// Whether every match of a rule contains one of its keywords, judged on its examples (each
@@ -253,10 +477,10 @@ fn keyword_inside(rule: &Rule) -> bool {
 }
 
 /// Whether an assignment-shaped, non-numeric value follows a contextual keyword ending at `at`:
-/// `[\w.-]{0,32}` then quotes/backslashes/spaces, `=` or `:`, then a value.
-fn assignment_follows(hay: &[u8], mut at: usize) -> bool {
+/// `[\w.-]{0,run}` then quotes/backslashes/spaces, `=` or `:`, then a value.
+fn assignment_follows(hay: &[u8], mut at: usize, run: usize) -> bool {
     let n = hay.len();
-    let stop = (at + 32).min(n);
+    let stop = (at + run).min(n);
     while at < stop && (hay[at].is_ascii_alphanumeric() || matches!(hay[at], b'_' | b'.' | b'-')) {
         at += 1;
     }
@@ -338,24 +562,25 @@ mod tests {
 
     #[test]
     fn assignment_shape() {
-        assert!(assignment_follows(b"TOKEN=sk-test", 5));
-        assert!(assignment_follows(br#"Token":"abc12345"#, 5));
-        assert!(assignment_follows(br#"Token\": \"abc12345"#, 5));
-        assert!(!assignment_follows(br#"Tokens":110,"#, 5));
-        assert!(!assignment_follows(br#"Token":null"#, 5));
-        assert!(!assignment_follows(b"token is here", 5));
-        assert!(assignment_follows(br#"token":"123abc"#, 5));
-        assert!(!assignment_follows(b"password_hint = stream(this)", 8));
-        assert!(!assignment_follows(b"token = value;", 5));
-        assert!(assignment_follows(b"token = value42;", 5));
-        assert!(!assignment_follows(b"token=<YOUR_TOKEN>", 5));
-        assert!(!assignment_follows(b"password: ********", 8));
+        assert!(assignment_follows(b"TOKEN=sk-test", 5, 32));
+        assert!(assignment_follows(br#"Token":"abc12345"#, 5, 32));
+        assert!(assignment_follows(br#"Token\": \"abc12345"#, 5, 32));
+        assert!(!assignment_follows(br#"Tokens":110,"#, 5, 32));
+        assert!(!assignment_follows(br#"Token":null"#, 5, 32));
+        assert!(!assignment_follows(b"token is here", 5, 32));
+        assert!(assignment_follows(br#"token":"123abc"#, 5, 32));
+        assert!(!assignment_follows(b"password_hint = stream(this)", 8, 32));
+        assert!(!assignment_follows(b"token = value;", 5, 32));
+        assert!(assignment_follows(b"token = value42;", 5, 32));
+        assert!(!assignment_follows(b"token=<YOUR_TOKEN>", 5, 32));
+        assert!(!assignment_follows(b"password: ********", 8, 32));
         assert!(!assignment_follows(
             br#"apiKey": process.env.ANTHROPIC_API_KEY"#,
-            6
+            6,
+            32
         ));
-        assert!(!assignment_follows(b"api_key=${OPENAI_API_KEY}", 7));
-        assert!(!assignment_follows(b"SECRET=$(cat /run/secret)", 6));
+        assert!(!assignment_follows(b"api_key=${OPENAI_API_KEY}", 7, 32));
+        assert!(!assignment_follows(b"SECRET=$(cat /run/secret)", 6, 32));
     }
 }
 

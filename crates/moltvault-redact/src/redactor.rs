@@ -520,10 +520,10 @@ impl Redactor {
         self.walk_value(value, &mut path, false, &mut cand, sink)
     }
 
-    fn walk_value(
+    fn walk_value<'v>(
         &self,
-        v: &mut Value,
-        path: &mut Vec<PathKey<'static>>,
+        v: &'v mut Value,
+        path: &mut Vec<PathKey<'v>>,
         in_tool: bool,
         cand: &mut Candidates,
         sink: &mut dyn FindingSink,
@@ -534,7 +534,7 @@ impl Redactor {
                     || matches!(map.get("role"), Some(Value::String(r)) if r == "toolResult" || r == "tool");
                 let mut n = 0;
                 for (k, x) in map.iter_mut() {
-                    path.push(PathKey::Key(Cow::Owned(k.as_bytes().to_vec())));
+                    path.push(PathKey::Key(Cow::Borrowed(k.as_bytes())));
                     n += self.walk_value(x, path, in_tool, cand, sink);
                     path.pop();
                 }
@@ -553,23 +553,26 @@ impl Redactor {
                 if !self.scope(path, in_tool) {
                     return 0;
                 }
-                // Gate on `"key":"value"` so that key rules see their key name too.
-                let key = match path.last() {
-                    Some(PathKey::Key(k)) => Some(k.clone()),
+                let key: Option<&[u8]> = match path.last() {
+                    Some(PathKey::Key(k)) => Some(k.as_ref()),
                     _ => None,
                 };
-                let mut probe = Vec::with_capacity(s.len() + 16);
-                if let Some(k) = &key {
+                // Gate the value where it is, then `"key":"` with the value's first bytes
+                // (enough for a keyword in the key and the assignment check after it).
+                self.gate.check(&self.rules, s.as_bytes(), cand);
+                if let Some(k) = key {
+                    let head = &s.as_bytes()[..s.len().min(KEY_PROBE_VALUE)];
+                    let mut probe = Vec::with_capacity(k.len() + head.len() + 4);
                     probe.push(b'"');
                     probe.extend_from_slice(k);
                     probe.extend_from_slice(b"\":\"");
+                    probe.extend_from_slice(head);
+                    self.gate.check_more(&self.rules, &probe, cand);
                 }
-                probe.extend_from_slice(s.as_bytes());
-                self.gate.check(&self.rules, &probe, cand);
                 if !cand.any {
                     return 0;
                 }
-                let key_hit = key.and_then(|k| self.key_rule(&k, s.as_bytes(), cand));
+                let key_hit = key.and_then(|k| self.key_rule(k, s.as_bytes(), cand));
                 let mut spans = self.text_spans(s.as_bytes(), 1, cand);
                 if let Some((rule, fp)) = key_hit {
                     spans.push(Span {
@@ -584,20 +587,28 @@ impl Redactor {
                     return 0;
                 }
                 let ptr = pointer(path);
-                let mut out = String::with_capacity(s.len());
-                let mut at = 0;
                 for sp in &spans {
                     self.emit(sink, sp, 1, &ptr);
-                    out.push_str(&String::from_utf8_lossy(&s.as_bytes()[at..sp.start]));
-                    out.push_str(&self.placeholder(sp));
-                    at = sp.end;
                 }
-                out.push_str(&String::from_utf8_lossy(&s.as_bytes()[at..]));
-                *s = out;
+                *s = self.splice(s, &spans);
                 spans.len()
             }
             _ => 0,
         }
+    }
+
+    /// `text` with each span replaced by its placeholder (spans sorted, disjoint).
+    fn splice(&self, text: &str, spans: &[Span]) -> String {
+        let mut out = String::with_capacity(text.len() + 32 * spans.len());
+        let b = text.as_bytes();
+        let mut at = 0;
+        for sp in spans {
+            push_bytes(&mut out, &b[at..sp.start]);
+            out.push_str(&self.placeholder(sp));
+            at = sp.end;
+        }
+        push_bytes(&mut out, &b[at..]);
+        out
     }
 
     /// Whether a record (a JSON document or a plain text, as raw bytes) passes the raw-byte gate:
@@ -622,21 +633,28 @@ impl Redactor {
             };
         }
         let spans = self.text_spans(input.as_bytes(), 0, &cand);
-        let mut out = String::with_capacity(input.len());
-        let mut at = 0;
         for sp in &spans {
             self.emit(&mut findings, sp, 1, "");
-            out.push_str(&String::from_utf8_lossy(&input.as_bytes()[at..sp.start]));
-            out.push_str(&self.placeholder(sp));
-            at = sp.end;
         }
-        out.push_str(&String::from_utf8_lossy(&input.as_bytes()[at..]));
+        let out = self.splice(input, &spans);
         Redacted {
             text: out,
             findings,
         }
     }
 }
+
+/// Appends bytes cut from a `str` at span bounds: as they are when they are whole UTF-8
+/// (the usual case), lossily when a span split a character.
+fn push_bytes(out: &mut String, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(t) => out.push_str(t),
+        Err(_) => out.push_str(&String::from_utf8_lossy(b)),
+    }
+}
+
+/// How many bytes of a value follow its key in the gate's `"key":"value` probe.
+const KEY_PROBE_VALUE: usize = 96;
 
 /// A decoded path step.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -218,40 +218,11 @@ impl AtomicFile {
     fn commit_inner(mut self, dir_sync: bool) -> Result<(), FsError> {
         let file = self.file.take().expect("file present until commit");
         let result = (|| {
-            if self.opts.keep_owner
-                && let Ok(meta) = fs::symlink_metadata(&self.dest)
-            {
-                let (uid, gid) = (meta.uid(), meta.gid());
-                let cur = file
-                    .metadata()
-                    .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
-                if cur.uid() != uid || cur.gid() != gid {
-                    rustix::fs::fchown(
-                        &file,
-                        Some(rustix::fs::Uid::from_raw(uid)),
-                        Some(rustix::fs::Gid::from_raw(gid)),
-                    )
-                    .map_err(|e| FsError::io("set owner of", &self.tmp, e.into()))?;
-                }
-            }
+            self.take_owner(&file)?;
             file.sync_all()
                 .map_err(|e| FsError::io("fsync", &self.tmp, e))?;
             drop(file);
-            check_dest(&self.dest, self.opts.replace)?;
-            if self.opts.replace == Replace::Never {
-                // link(2) fails if the destination appeared meanwhile: no silent overwrite.
-                fs::hard_link(&self.tmp, &self.dest).map_err(|e| {
-                    if e.kind() == io::ErrorKind::AlreadyExists {
-                        FsError::Exists(self.dest.clone())
-                    } else {
-                        FsError::io("create", &self.dest, e)
-                    }
-                })?;
-                fs::remove_file(&self.tmp).map_err(|e| FsError::io("remove", &self.tmp, e))?;
-            } else {
-                fs::rename(&self.tmp, &self.dest)
-                    .map_err(|e| FsError::io("rename", &self.dest, e))?;
-            }
+            self.place(false)?;
             if dir_sync {
                 sync_dir(parent_dir(&self.dest))
             } else {
@@ -263,6 +234,282 @@ impl AtomicFile {
         }
         result
     }
+
+    /// With `keep_owner`, gives the temp file the destination's owner (before it is synced).
+    fn take_owner(&self, file: &File) -> Result<(), FsError> {
+        if self.opts.keep_owner
+            && let Ok(meta) = fs::symlink_metadata(&self.dest)
+        {
+            let (uid, gid) = (meta.uid(), meta.gid());
+            let cur = file
+                .metadata()
+                .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
+            if cur.uid() != uid || cur.gid() != gid {
+                rustix::fs::fchown(
+                    file,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )
+                .map_err(|e| FsError::io("set owner of", &self.tmp, e.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the (already durable) temp file its final name. With `Replace::Never` the
+    /// destination is never overwritten: `renameat2(RENAME_NOREPLACE)` when `noreplace_rename`
+    /// (one directory operation; falls back where the filesystem lacks it), else `link(2)` +
+    /// `unlink(2)` of the temp name.
+    fn place(&self, noreplace_rename: bool) -> Result<(), FsError> {
+        check_dest(&self.dest, self.opts.replace)?;
+        if self.opts.replace == Replace::Never {
+            if noreplace_rename {
+                match rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &self.tmp,
+                    rustix::fs::CWD,
+                    &self.dest,
+                    rustix::fs::RenameFlags::NOREPLACE,
+                ) {
+                    Ok(()) => return Ok(()),
+                    Err(rustix::io::Errno::EXIST) => {
+                        return Err(FsError::Exists(self.dest.clone()));
+                    }
+                    // Not supported here (EINVAL/ENOSYS...): the portable way below.
+                    Err(_) => {}
+                }
+            }
+            // link(2) fails if the destination appeared meanwhile: no silent overwrite.
+            fs::hard_link(&self.tmp, &self.dest).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    FsError::Exists(self.dest.clone())
+                } else {
+                    FsError::io("create", &self.dest, e)
+                }
+            })?;
+            fs::remove_file(&self.tmp).map_err(|e| FsError::io("remove", &self.tmp, e))?;
+        } else {
+            fs::rename(&self.tmp, &self.dest).map_err(|e| FsError::io("rename", &self.dest, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A temp file of an [`AtomicFile`] whose content and metadata are durable (made so by
+/// [`SyncAnchor::sync`]), ready to take its final name without another fsync.
+///
+/// Dropped without [`SyncedFile::commit_without_dir_sync`] it leaves no trace, like an
+/// uncommitted [`AtomicFile`].
+#[derive(Debug)]
+pub struct SyncedFile(AtomicFile);
+
+impl SyncedFile {
+    /// The destination path.
+    pub fn dest(&self) -> &Path {
+        &self.0.dest
+    }
+
+    /// Links the durable temp file under its final name (never over an existing file with
+    /// `Replace::Never`). The name is durable only after the caller's [`sync_dir`] of the
+    /// destination's directory: nothing may depend on it before that (see
+    /// [`AtomicFile::commit_without_dir_sync`]).
+    ///
+    /// # Errors
+    /// Fails if the destination appeared ([`FsError::Exists`]) or the rename fails; the temp
+    /// file is then removed.
+    pub fn commit_without_dir_sync(mut self) -> Result<(), FsError> {
+        let file = self.0.file.take().expect("file present until commit");
+        drop(file);
+        let r = self.0.place(true);
+        if r.is_err() {
+            let _ = fs::remove_file(&self.0.tmp);
+        }
+        r
+    }
+}
+
+/// How [`SyncAnchor::sync`] makes a batch of temp files durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSync {
+    /// One `syncfs(2)` of the anchor's filesystem for all of them (files elsewhere are
+    /// fsynced). It also writes back unrelated dirty data of that filesystem, and it is used
+    /// only where the kernel reports writeback errors through it (Linux ≥ 5.8); elsewhere
+    /// this falls back to `Fsync`.
+    Syncfs,
+    /// `fsync(2)` of every file, from up to `threads` threads at once (concurrent fsyncs
+    /// share journal commits on ext4/xfs).
+    Fsync {
+        /// How many fsyncs may be in flight at once (at least 1).
+        threads: usize,
+    },
+}
+
+/// A filesystem, opened before a batch of files is written to it, through which
+/// [`SyncAnchor::sync`] makes the whole batch durable at once.
+///
+/// `syncfs(2)` reports a writeback error of the filesystem that happened after the
+/// descriptor it is called on was opened; opening the anchor before the batch's first write
+/// therefore makes every writeback error of the batch visible, exactly as the per-file fsyncs
+/// it replaces would.
+#[derive(Debug)]
+pub struct SyncAnchor {
+    dir: File,
+    path: PathBuf,
+    dev: u64,
+}
+
+impl SyncAnchor {
+    /// Opens the anchor on the directory `dir` (before the batch's files are written).
+    ///
+    /// # Errors
+    /// Fails if the directory cannot be opened.
+    pub fn open(dir: &Path) -> Result<Self, FsError> {
+        let f = File::open(dir).map_err(|e| FsError::io("open", dir, e))?;
+        let dev = f
+            .metadata()
+            .map_err(|e| FsError::io("inspect", dir, e))?
+            .dev();
+        Ok(SyncAnchor {
+            dir: f,
+            path: dir.to_path_buf(),
+            dev,
+        })
+    }
+
+    /// Makes every file of `files` durable (content and metadata, not yet its final name)
+    /// and returns them, in order, ready for [`SyncedFile::commit_without_dir_sync`]; a file
+    /// whose sync failed is returned as the error (its temp file removed).
+    ///
+    /// With [`BatchSync::Syncfs`] a failed `syncfs` fails every file of the anchor's
+    /// filesystem (it cannot tell which one's writeback failed).
+    pub fn sync(&self, files: Vec<AtomicFile>, how: BatchSync) -> Vec<Result<SyncedFile, FsError>> {
+        let use_syncfs = how == BatchSync::Syncfs && syncfs_reports_errors();
+        let threads = match how {
+            BatchSync::Fsync { threads } => threads.max(1),
+            BatchSync::Syncfs => 2,
+        };
+        // Owner changes are metadata the sync must cover: do them first.
+        let mut slots: Vec<Option<Result<SyncedFile, FsError>>> = Vec::with_capacity(files.len());
+        let mut on_anchor = Vec::new();
+        let mut to_fsync = Vec::new();
+        for f in files {
+            let i = slots.len();
+            let file = f.as_file();
+            match f.take_owner(file).and_then(|()| {
+                file.metadata()
+                    .map(|m| m.dev())
+                    .map_err(|e| FsError::io("inspect", &f.tmp, e))
+            }) {
+                Err(e) => slots.push(Some(Err(e))),
+                Ok(dev) => {
+                    if use_syncfs && dev == self.dev {
+                        on_anchor.push(i);
+                    } else {
+                        to_fsync.push(i);
+                    }
+                    slots.push(Some(Ok(SyncedFile(f))));
+                }
+            }
+        }
+        if !on_anchor.is_empty()
+            && let Err(e) = rustix::fs::syncfs(&self.dir)
+        {
+            for &i in &on_anchor {
+                slots[i] = Some(Err(FsError::io(
+                    "sync the filesystem of",
+                    &self.path,
+                    io::Error::from(e),
+                )));
+            }
+        }
+        // fsync the rest on a few threads.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let outcomes = std::sync::Mutex::new(Vec::new());
+        let work = || {
+            loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = to_fsync.get(k) else { break };
+                let r = match &slots[i] {
+                    Some(Ok(s)) => {
+                        s.0.as_file()
+                            .sync_all()
+                            .map_err(|e| FsError::io("fsync", &s.0.tmp, e))
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(e) = r {
+                    outcomes
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((i, e));
+                }
+            }
+        };
+        if !to_fsync.is_empty() {
+            std::thread::scope(|s| {
+                let helpers: Vec<_> = (1..threads.min(to_fsync.len()))
+                    .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, &work).ok())
+                    .collect();
+                work();
+                for h in helpers {
+                    let _ = h.join();
+                }
+            });
+        }
+        for (i, e) in outcomes
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            slots[i] = Some(Err(e));
+        }
+        slots
+            .into_iter()
+            .map(|s| s.expect("every slot filled"))
+            .collect()
+    }
+}
+
+/// Whether `syncfs(2)` returns writeback errors here: Linux ≥ 5.8 (before, it always
+/// succeeded), read once from `/proc/sys/kernel/osrelease`.
+pub fn syncfs_reports_errors() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        if !cfg!(target_os = "linux") {
+            return false;
+        }
+        let Ok(rel) = fs::read_to_string("/proc/sys/kernel/osrelease") else {
+            return false;
+        };
+        let mut it = rel
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+        (major, minor) >= (5, 8)
+    })
+}
+
+/// Asks the kernel to start writing back `len` bytes of `file` from `offset` now, without
+/// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on Linux, nothing elsewhere): a large
+/// file that will be fsynced then has less left to flush, and its writeback overlaps the work
+/// that produces it. Durability still comes only from the fsync.
+#[allow(unsafe_code)] // one FFI call that std and rustix do not wrap
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a descriptor we own; it reads no memory of ours.
+        let _ = unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 impl Write for AtomicFile {

@@ -34,6 +34,8 @@ use crate::error::{DecryptFailure, Error, Result};
 use crate::fsio::{self, AtomicFile, Replace, WriteOptions};
 use crate::keys::Identity;
 
+mod stream;
+
 /// The extended attribute in which a sealed file records its plaintext's permission bits
 /// (octal text); `unseal` restores them, and uses 0600 when it is absent (a file sealed by
 /// another tool, or copied without xattrs).
@@ -222,7 +224,7 @@ pub struct Sealed {
 /// [the module docs](self)). Only when the whole file verified is it fsynced, linked into
 /// place, the directory fsynced, and the plaintext removed. The sealed file is 0600 and
 /// records the plaintext's permission bits in the [`MODE_XATTR`] extended attribute, so
-/// [`unseal_file`] can restore them. [`seal_files`] seals many files with fewer fsyncs.
+/// [`unseal_file`] can restore them. [`seal_files`] seals many files with far fewer syncs.
 ///
 /// # Errors
 /// Refuses symlinks and non-regular files, files with a held `.lock`, files written within
@@ -235,7 +237,7 @@ pub fn seal_file(
     recipient: &age::x25519::Recipient,
     opts: &SealOptions,
 ) -> Result<Sealed> {
-    let staged = stage(plain, recipient, opts)?;
+    let staged = stage_with(plain, recipient, opts, None, false)?;
     let dir = dir_of(&staged.sealed);
     if let Err(e) = fsio::sync_dir(dir) {
         staged.roll_back();
@@ -244,18 +246,62 @@ pub fn seal_file(
     staged.remove_plain(opts.sync_removal)
 }
 
-/// Seals every file of `plains` like [`seal_file`], on `workers` threads, batching the
-/// directory fsyncs: per directory and batch, every sealed copy is written, verified, fsynced
-/// and linked; then the directory is fsynced once; only then are the plaintexts removed, and
-/// the directory fsynced once more (when `opts.sync_removal`).
-///
-/// `on_done` receives each file's index in `plains` and its result, once per file, from the
-/// calling thread, as batches complete.
-///
-/// Ordering argument: a plaintext is unlinked only after its sealed copy's content (fsync of
-/// the file) and name (fsync of the directory holding both) are durable, exactly as with
-/// [`seal_file`]; a crash before that leaves the plaintext, possibly beside a complete sealed
-/// copy (which `unseal` resolves), never a partial file under a final name.
+/// A step of a batch seal ([`seal_files_with`]), announced to [`BatchConfig::hook`] just
+/// before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchStep {
+    /// Every sealed copy of the batch is written and verified in its temp file; next they
+    /// are made durable (one `syncfs`, or fsyncs).
+    Sync,
+    /// The temp files are durable; next they take their final names.
+    Link,
+    /// The final names are in place; next the directory is fsynced.
+    SyncDir,
+    /// The sealed copies and their names are durable; next the plaintexts are removed.
+    RemovePlain,
+}
+
+/// The hook of [`BatchConfig`]: called with each [`BatchStep`] and the batch's directory.
+pub type BatchHook<'a> = &'a (dyn Fn(BatchStep, &Path) -> io::Result<()> + Sync);
+
+/// How [`seal_files_with`] works through its batches.
+#[derive(Clone, Copy)]
+pub struct BatchConfig<'a> {
+    /// Threads that encrypt and verify files in parallel (large files also use a verifier
+    /// thread each).
+    pub workers: usize,
+    /// How each batch's sealed copies are made durable.
+    pub sync: fsio::BatchSync,
+    /// Called before each step of every batch; an error aborts the batch at that step (every
+    /// file of it keeps its plaintext, and no sealed copy remains). Tests inject failures and
+    /// crashes with it.
+    pub hook: Option<BatchHook<'a>>,
+}
+
+impl std::fmt::Debug for BatchConfig<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchConfig")
+            .field("workers", &self.workers)
+            .field("sync", &self.sync)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Default for BatchConfig<'_> {
+    /// One worker per CPU (at most 4) and one `syncfs` per batch.
+    fn default() -> Self {
+        BatchConfig {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            sync: fsio::BatchSync::Syncfs,
+            hook: None,
+        }
+    }
+}
+
+/// Seals every file of `plains` like [`seal_file`], on `workers` threads, in batches: see
+/// [`seal_files_with`] (this is it with the default [`BatchConfig`] but `workers`).
 pub fn seal_files(
     plains: &[PathBuf],
     recipient: &age::x25519::Recipient,
@@ -263,48 +309,167 @@ pub fn seal_files(
     workers: usize,
     on_done: &mut dyn FnMut(usize, Result<Sealed>),
 ) {
-    /// Files staged before their directory is fsynced and their plaintexts removed: bounds
-    /// how much is redone after a crash and how late progress is reported.
+    let cfg = BatchConfig {
+        workers,
+        ..BatchConfig::default()
+    };
+    seal_files_with(plains, recipient, opts, &cfg, on_done);
+}
+
+/// Seals every file of `plains` like [`seal_file`], in batches of up to 256 files per
+/// directory, with one sync for the whole batch instead of one fsync per file.
+///
+/// For each batch:
+/// 1. every file is encrypted to a temp file beside it and verified (decrypted back and
+///    compared with the plaintext), on `cfg.workers` threads; nothing is synced yet;
+/// 2. all the temp files are made durable at once: one `syncfs(2)` of the filesystem
+///    ([`fsio::BatchSync::Syncfs`], through an [`fsio::SyncAnchor`] opened before step 1, so
+///    any writeback error of the batch is reported) or fsyncs from several threads;
+/// 3. each temp file takes its final name (`renameat2(RENAME_NOREPLACE)`: never over an
+///    existing file), then the directory is fsynced once;
+/// 4. only then are the plaintexts unlinked, and the directory fsynced once more (when
+///    `opts.sync_removal`).
+///
+/// Durability argument: a plaintext is unlinked only after its sealed copy's content (step
+/// 2) and name (step 3) are durable — the same guarantee as [`seal_file`]'s per-file fsync.
+/// A crash or an error before step 4 leaves every plaintext in place; what may also remain is
+/// a complete, verified sealed copy beside it (which `unseal` resolves) or a `.mvtmp-` temp
+/// file (removed by [`sweep_stale_temps`]), never a partial file under a final name. A
+/// failed step fails every file of the batch still in flight and removes their sealed copies.
+///
+/// `on_done` receives each file's index in `plains` and its result, once per file, from the
+/// calling thread, as batches complete.
+pub fn seal_files_with(
+    plains: &[PathBuf],
+    recipient: &age::x25519::Recipient,
+    opts: &SealOptions,
+    cfg: &BatchConfig<'_>,
+    on_done: &mut dyn FnMut(usize, Result<Sealed>),
+) {
+    /// Files staged before their batch is synced and their plaintexts removed: bounds the
+    /// open temp files, how much is redone after a crash and how late progress is reported.
     const BATCH: usize = 256;
     let mut by_dir: std::collections::BTreeMap<&Path, Vec<usize>> = Default::default();
     for (i, p) in plains.iter().enumerate() {
         by_dir.entry(dir_of(p)).or_default().push(i);
     }
-    let workers = workers.max(1);
     for (dir, idx) in by_dir {
         for batch in idx.chunks(BATCH) {
-            let staged = stage_parallel(plains, batch, recipient, opts, workers);
-            let dir_ok = if staged.iter().any(|(_, r)| r.is_ok()) {
-                fsio::sync_dir(dir)
-            } else {
-                Ok(())
-            };
-            let mut removed_any = false;
-            for (i, r) in staged {
-                let r = match (r, &dir_ok) {
-                    (Ok(s), Ok(())) => {
-                        let r = s.remove_plain(false);
-                        removed_any |= r.is_ok();
-                        r
-                    }
-                    (Ok(s), Err(e)) => {
-                        s.roll_back();
-                        Err(Error::Fs(fsio::FsError::io(
-                            "fsync directory",
-                            dir,
-                            io::Error::new(io_kind(e), e.to_string()),
-                        )))
-                    }
-                    (Err(e), _) => Err(e),
-                };
-                on_done(i, r);
+            seal_batch(dir, plains, batch, recipient, opts, cfg, on_done);
+        }
+    }
+}
+
+/// An error of a batch step, for each file it fails.
+fn step_error(op: &'static str, dir: &Path, e: &io::Error) -> Error {
+    Error::Fs(fsio::FsError::io(
+        op,
+        dir,
+        io::Error::new(e.kind(), e.to_string()),
+    ))
+}
+
+/// Seals one batch of files of one directory (steps 1–4 of [`seal_files_with`]).
+fn seal_batch(
+    dir: &Path,
+    plains: &[PathBuf],
+    batch: &[usize],
+    recipient: &age::x25519::Recipient,
+    opts: &SealOptions,
+    cfg: &BatchConfig<'_>,
+    on_done: &mut dyn FnMut(usize, Result<Sealed>),
+) {
+    let hook = |step: BatchStep| cfg.hook.map_or(Ok(()), |h| h(step, dir));
+    // Opened before the first temp file is written: its syncfs reports every later error.
+    let anchor = match fsio::SyncAnchor::open(dir) {
+        Ok(a) => a,
+        Err(e) => {
+            let e = io::Error::new(io_kind(&e), e.to_string());
+            for &i in batch {
+                on_done(i, Err(step_error("open", dir, &e)));
             }
-            if removed_any && opts.sync_removal {
-                // The removals are not needed for safety (the sealed copies are durable); a
-                // failure here only means a crash could bring identical plaintexts back.
-                let _ = fsio::sync_dir(dir);
+            return;
+        }
+    };
+    let mut results = stage_parallel(plains, batch, recipient, opts, cfg.workers.max(1));
+    // Fails every file still in flight (their temp files or sealed copies are removed).
+    let fail_all = |results: &mut Vec<(usize, Result<Staged>)>, op, e: &io::Error| {
+        for (_, r) in results.iter_mut() {
+            if let Ok(s) = std::mem::replace(r, Err(step_error(op, dir, e))) {
+                s.roll_back();
             }
         }
+    };
+    let in_flight = |results: &Vec<(usize, Result<Staged>)>| results.iter().any(|(_, r)| r.is_ok());
+
+    // 2. Make every temp file durable at once.
+    if in_flight(&results) {
+        match hook(BatchStep::Sync) {
+            Err(e) => fail_all(&mut results, "sync the sealed copies in", &e),
+            Ok(()) => {
+                let mut temps = Vec::new();
+                for (_, r) in results.iter_mut() {
+                    if let Ok(s) = r
+                        && let Temp::Written(f) = std::mem::replace(&mut s.temp, Temp::Gone)
+                    {
+                        temps.push(f);
+                    }
+                }
+                let mut synced = anchor.sync(temps, cfg.sync).into_iter();
+                for (_, r) in results.iter_mut() {
+                    if let Ok(s) = r {
+                        match synced.next() {
+                            Some(Ok(f)) => s.temp = Temp::Synced(f),
+                            Some(Err(e)) => *r = Err(e.into()),
+                            None => unreachable!("one sync result per temp file"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // 3. Final names, then one directory fsync.
+    if in_flight(&results) {
+        match hook(BatchStep::Link) {
+            Err(e) => fail_all(&mut results, "link the sealed copies in", &e),
+            Ok(()) => {
+                for (_, r) in results.iter_mut() {
+                    if let Ok(s) = r
+                        && let Temp::Synced(f) = std::mem::replace(&mut s.temp, Temp::Gone)
+                    {
+                        match f.commit_without_dir_sync() {
+                            Ok(()) => s.temp = Temp::Linked,
+                            Err(e) => *r = Err(e.into()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if in_flight(&results) {
+        let synced_dir = hook(BatchStep::SyncDir).and_then(|()| {
+            fsio::sync_dir(dir).map_err(|e| io::Error::new(io_kind(&e), e.to_string()))
+        });
+        if let Err(e) = synced_dir {
+            fail_all(&mut results, "fsync directory", &e);
+        }
+    }
+    if in_flight(&results)
+        && let Err(e) = hook(BatchStep::RemovePlain)
+    {
+        fail_all(&mut results, "remove the plaintexts in", &e);
+    }
+    // 4. Only now do the plaintexts go.
+    let mut removed_any = false;
+    for (i, r) in results {
+        let r = r.and_then(|s| s.remove_plain(false));
+        removed_any |= r.is_ok();
+        on_done(i, r);
+    }
+    if removed_any && opts.sync_removal {
+        // The removals are not needed for safety (the sealed copies are durable); a failure
+        // here only means a crash could bring identical plaintexts back.
+        let _ = fsio::sync_dir(dir);
     }
 }
 
@@ -315,7 +480,8 @@ fn io_kind(e: &fsio::FsError) -> io::ErrorKind {
     }
 }
 
-/// Stages the files `batch` (indexes into `plains`) on up to `workers` threads.
+/// Stages the files `batch` (indexes into `plains`) on up to `workers` threads, deferring
+/// their sync to the caller.
 fn stage_parallel(
     plains: &[PathBuf],
     batch: &[usize],
@@ -330,7 +496,7 @@ fn stage_parallel(
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             let Some(&i) = batch.get(k) else { break };
-            out.push((i, stage(&plains[i], recipient, opts)));
+            out.push((i, stage_with(&plains[i], recipient, opts, None, true)));
         }
         out
     };
@@ -351,17 +517,32 @@ fn stage_parallel(
     all
 }
 
-/// A sealed copy that is verified, fsynced and linked under its final name, whose directory
-/// entry is not yet known durable; the plaintext is still in place.
+/// Where a staged sealed copy is.
+#[derive(Debug)]
+enum Temp {
+    /// Written and verified in its temp file, not synced.
+    Written(AtomicFile),
+    /// Durable in its temp file, not yet under its final name.
+    Synced(fsio::SyncedFile),
+    /// Durable and linked under its final name (its directory entry perhaps not yet durable).
+    Linked,
+    /// Moved out while a step runs.
+    Gone,
+}
+
+/// A verified sealed copy of a plaintext that is still in place.
 struct Staged {
     plain: PathBuf,
     sealed: PathBuf,
     bytes: u64,
+    temp: Temp,
 }
 
 impl Staged {
-    /// Removes the plaintext; call only once the directory fsync after staging succeeded.
+    /// Removes the plaintext; call only once the sealed copy is linked and the directory
+    /// fsync after that succeeded.
     fn remove_plain(self, durably: bool) -> Result<Sealed> {
+        debug_assert!(matches!(self.temp, Temp::Linked));
         if durably {
             fsio::remove_durably(&self.plain)?;
         } else {
@@ -375,9 +556,12 @@ impl Staged {
         })
     }
 
-    /// Removes the sealed copy again (the plaintext stays the only copy).
+    /// Removes the sealed copy again (the plaintext stays the only copy); a temp file not
+    /// yet linked just goes with its handle.
     fn roll_back(self) {
-        let _ = fsio::remove_durably(&self.sealed);
+        if matches!(self.temp, Temp::Linked) {
+            let _ = fsio::remove_durably(&self.sealed);
+        }
     }
 }
 
@@ -394,11 +578,9 @@ fn dir_of(p: &Path) -> &Path {
 /// decrypting a few chunks).
 const PIPELINE_MIN: u64 = 256 * 1024;
 
-/// Writes, verifies, fsyncs and links the sealed copy of `plain` (everything but the directory
-/// fsync and the removal of the plaintext).
-fn stage(plain: &Path, recipient: &age::x25519::Recipient, opts: &SealOptions) -> Result<Staged> {
-    stage_with(plain, recipient, opts, None)
-}
+/// Ciphertext written to a temp file between two early-writeback requests
+/// ([`fsio::start_writeback`]): the final fsync then has little left to flush.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// A fault injected into the ciphertext stream by tests (it never happens otherwise).
 #[cfg_attr(not(test), allow(dead_code))]
@@ -410,15 +592,19 @@ enum Fault {
     FailWrite(u64),
 }
 
-/// [`stage`] with an optional injected fault.
+/// Writes and verifies the sealed copy of `plain` in a temp file; unless `defer_sync`, also
+/// fsyncs it and links it under its final name (everything but the directory fsync and the
+/// removal of the plaintext). `fault` is a test's injected fault.
 fn stage_with(
     plain: &Path,
     recipient: &age::x25519::Recipient,
     opts: &SealOptions,
     fault: Option<Fault>,
+    defer_sync: bool,
 ) -> Result<Staged> {
-    // One descriptor serves the writer (sequential reads) and the verifier (positioned reads),
-    // so both see the same file even if the path is replaced meanwhile.
+    use age_core::secrecy::ExposeSecret;
+    // One descriptor serves the writer and the verifier (positioned reads), so both see the
+    // same file even if the path is replaced meanwhile.
     let file = open_regular(plain)?;
     let meta = file.metadata().map_err(|e| io_err("inspect", plain, e))?;
     if opts.respect_lock {
@@ -442,13 +628,41 @@ fn stage_with(
     }
     let mode = meta.mode() & 0o777;
     let len = meta.len();
-    // The file key, kept (in memory only, zeroized on drop) so we can decrypt what we wrote
-    // without the vault's secret.
+    let changed = || Error::RecentlyWritten {
+        path: plain.to_path_buf(),
+        secs: 0,
+    };
+    // The header and payload nonce come from the age crate; it hands us the file key (kept in
+    // memory only, zeroized on drop) so we can encrypt the payload in place and decrypt what
+    // we wrote without the vault's secret.
     let file_key = std::sync::OnceLock::new();
     let capture = KeepFileKey {
         inner: recipient,
         key: &file_key,
     };
+    let mut header = Vec::with_capacity(256);
+    drop(
+        encrypt_to_many(&mut header, &[&capture]).map_err(|e| Error::Encrypt {
+            path: dest.clone(),
+            source: e,
+        })?,
+    );
+    let (Some(key), Some(nonce)) = (
+        file_key.get(),
+        header
+            .len()
+            .checked_sub(16)
+            .and_then(|at| <[u8; 16]>::try_from(&header[at..]).ok()),
+    ) else {
+        return Err(Error::Encrypt {
+            path: dest,
+            source: io::Error::other("the age encryptor wrapped no file key"),
+        });
+    };
+    let cipher = stream::payload_cipher(key.expose_secret(), &nonce);
+    if len >= PIPELINE_MIN {
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+    }
     let mut out = AtomicFile::create(&dest, WriteOptions::secret_new())?;
     let ct = out.reopen_read()?;
     let handoff = Handoff::default();
@@ -458,19 +672,17 @@ fn stage_with(
                 inner: out,
                 handoff: &handoff,
                 written: 0,
+                flushed: 0,
                 fault,
             };
-            let mut w = encrypt_to_many(&mut sink, &[&capture]).map_err(|e| Error::Encrypt {
-                path: dest.clone(),
-                source: e,
-            })?;
-            let n = copy_sized(&mut &file, &mut w, None, len as usize).map_err(|e| match e {
+            let werr = |e| Error::Fs(fsio::FsError::io("write", &dest, e));
+            sink.write_all(&header).map_err(werr)?;
+            stream::encrypt_file(&file, len, &cipher, &mut sink).map_err(|e| match e {
+                CopyError::Read(e) if e.kind() == io::ErrorKind::UnexpectedEof => changed(),
                 CopyError::Read(e) => io_err("read", plain, e),
-                CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &dest, e)),
+                CopyError::Write(e) => werr(e),
             })?;
-            w.finish()
-                .map_err(|e| Error::Fs(fsio::FsError::io("write", &dest, e)))?;
-            Ok(n)
+            Ok(len)
         })();
         match &r {
             Ok(_) => handoff.end(),
@@ -484,7 +696,7 @@ fn stage_with(
             pos: 0,
             handoff: &handoff,
         };
-        let r = verify_against(follow, &file, &KnownFileKey(&file_key), &dest, len);
+        let r = verify_copy(follow, &file, &file_key, &cipher, &dest, header.len(), len);
         if r.is_err() {
             handoff.fail(Side::Verifier);
         }
@@ -510,6 +722,7 @@ fn stage_with(
         };
         (w, v)
     };
+    drop(cipher);
     drop(file_key);
     let bytes = match (written, verified) {
         (Ok(n), Ok(m)) if n == m => n,
@@ -522,10 +735,7 @@ fn stage_with(
     // Nothing may have been appended meanwhile: the sealed copy must hold the whole file.
     let now = file.metadata().map_err(|e| io_err("inspect", plain, e))?;
     if now.len() != bytes || now.modified().ok() != meta.modified().ok() {
-        return Err(Error::RecentlyWritten {
-            path: plain.to_path_buf(),
-            secs: 0,
-        });
+        return Err(changed());
     }
     // The sealed file (0600) records the transcript's mode in an xattr and keeps its mtime, so
     // idle checks and `unseal` see the age of the conversation, not of the sealing.
@@ -538,67 +748,109 @@ fn stage_with(
     if let Ok(mtime) = meta.modified() {
         let _ = out.as_file().set_modified(mtime);
     }
-    out.commit_without_dir_sync()?;
+    let temp = if defer_sync {
+        Temp::Written(out)
+    } else {
+        out.commit_without_dir_sync()?;
+        Temp::Linked
+    };
     Ok(Staged {
         plain: plain.to_path_buf(),
         sealed: dest,
         bytes,
+        temp,
     })
 }
 
-/// Decrypts the age stream `ct` with `identity` and compares it, chunk by chunk, with the
-/// plaintext file read at the same offsets; returns the verified length.
-fn verify_against(
-    ct: impl Read,
+/// Verifies a sealed copy being written: reads the age file `ct` (a header and nonce of
+/// `hdr_len` bytes, then the payload)
+/// and checks it decrypts, chunk by chunk, to the plaintext file read at the same offsets,
+/// with exactly `len` bytes and nothing after the final chunk; returns `len`.
+///
+/// The age crate itself parses the header, authenticates its MAC with the file key and
+/// decrypts the first chunk (the whole payload of a file up to 64 KiB): an independent check
+/// of moltvault's in-place encryption on every file. The remaining chunks are authenticated
+/// and decrypted in place ([`stream::open_chunk`]), with no allocation per chunk.
+fn verify_copy(
+    mut ct: impl Read,
     plain: &File,
-    identity: &dyn age::Identity,
+    file_key: &std::sync::OnceLock<age_core::format::FileKey>,
+    cipher: &chacha20poly1305::ChaCha20Poly1305,
     dest: &Path,
-    size_hint: u64,
+    hdr_len: usize,
+    len: u64,
 ) -> Result<u64> {
     use std::os::unix::fs::FileExt;
+    use stream::{CHUNK, RUN, TAG};
     let decrypt_err = |e: age::DecryptError| Error::Decrypt {
         path: dest.to_path_buf(),
         kind: DecryptFailure::from_age(&e),
     };
-    let cap = (size_hint as usize)
-        .saturating_add(4096)
-        .clamp(16 * 1024, VERIFY_BUF);
-    // Our own output is binary age: skip the armor detection layer.
-    let dec =
-        age::Decryptor::new_buffered(BufReader::with_capacity(cap, ct)).map_err(decrypt_err)?;
+    let damaged = |e: &io::Error| Error::Decrypt {
+        path: dest.to_path_buf(),
+        kind: DecryptFailure::from_io(e),
+    };
+    let mismatch = || Error::VerifyMismatch {
+        path: dest.to_path_buf(),
+    };
+    let total = stream::chunks(len);
+    // 1. Header, nonce and first chunk, by the age crate.
+    let first = stream::chunk_len(len, 0);
+    let mut prefix = vec![0u8; hdr_len + first + TAG];
+    ct.read_exact(&mut prefix).map_err(|e| damaged(&e))?;
+    let dec = age::Decryptor::new_buffered(&prefix[..]).map_err(decrypt_err)?;
     let mut r = dec
-        .decrypt(std::iter::once(identity))
+        .decrypt(std::iter::once(
+            &KnownFileKey(file_key) as &dyn age::Identity
+        ))
         .map_err(decrypt_err)?;
-    let buf_len = (size_hint as usize)
-        .saturating_add(1)
-        .clamp(16 * 1024, VERIFY_BUF);
-    let mut got = vec![0u8; buf_len];
-    let mut want = vec![0u8; buf_len];
-    let mut pos = 0u64;
-    loop {
-        let k = match r.read(&mut got) {
-            Ok(0) => break,
-            Ok(k) => k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::Decrypt {
-                    path: dest.to_path_buf(),
-                    kind: DecryptFailure::from_io(&e),
-                });
-            }
-        };
-        match plain.read_exact_at(&mut want[..k], pos) {
-            Ok(()) if got[..k] == want[..k] => {}
-            // The plaintext is shorter or differs: never remove it.
-            _ => {
-                return Err(Error::VerifyMismatch {
-                    path: dest.to_path_buf(),
-                });
-            }
+    let run = RUN.min(total) as usize;
+    let mut got = vec![0u8; (run * stream::ENC_CHUNK).min(len as usize + TAG)];
+    let mut want = vec![0u8; (run * CHUNK).min(len as usize)];
+    r.read_exact(&mut got[..first]).map_err(|e| damaged(&e))?;
+    if total == 1 {
+        // Reading on authenticates the final-chunk flag and finds the end.
+        match r.read(&mut [0u8; 1]) {
+            Ok(0) => {}
+            Ok(_) => return Err(mismatch()),
+            Err(e) => return Err(damaged(&e)),
         }
-        pos += k as u64;
     }
-    Ok(pos)
+    if plain.read_exact_at(&mut want[..first], 0).is_err() || got[..first] != want[..first] {
+        return Err(mismatch());
+    }
+    // 2. The other chunks, in runs, authenticated and decrypted in place.
+    let mut idx = 1;
+    while idx < total {
+        let end = (idx + RUN).min(total);
+        let plain_len: usize = (idx..end).map(|i| stream::chunk_len(len, i)).sum();
+        let ct_len = plain_len + (end - idx) as usize * TAG;
+        ct.read_exact(&mut got[..ct_len]).map_err(|e| damaged(&e))?;
+        plain
+            .read_exact_at(&mut want[..plain_len], idx * CHUNK as u64)
+            .map_err(|_| mismatch())?;
+        let (mut c, mut p) = (0, 0);
+        for i in idx..end {
+            let n = stream::chunk_len(len, i);
+            let (data, tag) = got[c..c + n + TAG].split_at_mut(n);
+            stream::open_chunk(cipher, i, i + 1 == total, data, tag).map_err(|e| damaged(&e))?;
+            if *data != want[p..p + n] {
+                return Err(mismatch());
+            }
+            c += n + TAG;
+            p += n;
+        }
+        idx = end;
+    }
+    // 3. Nothing after the final chunk.
+    match ct.read(&mut [0u8; 1]) {
+        Ok(0) => Ok(len),
+        Ok(_) => Err(Error::Decrypt {
+            path: dest.to_path_buf(),
+            kind: DecryptFailure::Damaged,
+        }),
+        Err(e) => Err(damaged(&e)),
+    }
 }
 
 /// The vault recipient, keeping a copy of the file key it wraps (for [`KnownFileKey`]).
@@ -643,9 +895,6 @@ impl age::Identity for KnownFileKey<'_> {
         })))
     }
 }
-
-/// The verifier's read buffers (ciphertext and the two plaintext views): a few age chunks.
-const VERIFY_BUF: usize = 256 * 1024;
 
 /// Which side of a seal pipeline failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -726,14 +975,16 @@ impl Handoff {
 }
 
 /// The writer's end: counts what reaches the temp file and tells the verifier.
-struct Published<'a, W: Write> {
-    inner: W,
+struct Published<'a> {
+    inner: &'a mut AtomicFile,
     handoff: &'a Handoff,
     written: u64,
+    /// How far early writeback was requested ([`WRITEBACK_STEP`]).
+    flushed: u64,
     fault: Option<Fault>,
 }
 
-impl<W: Write> Write for Published<'_, W> {
+impl Write for Published<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let here = self.written..self.written + buf.len() as u64;
         let k = match self.fault {
@@ -750,6 +1001,14 @@ impl<W: Write> Write for Published<'_, W> {
             _ => self.inner.write(buf)?,
         };
         self.written += k as u64;
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            fsio::start_writeback(
+                self.inner.as_file(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
         self.handoff.publish(self.written)?;
         Ok(k)
     }
@@ -1331,7 +1590,13 @@ mod tests {
         assert!(body.len() as u64 > 4 * PIPELINE_MIN);
         // A flip in the header, early in the payload, in the middle, in the last chunk.
         for at in [60u64, 400, body.len() as u64 / 2, body.len() as u64 + 150] {
-            match stage_with(&p, &id.to_public(), &old_opts(), Some(Fault::Flip(at))) {
+            match stage_with(
+                &p,
+                &id.to_public(),
+                &old_opts(),
+                Some(Fault::Flip(at)),
+                false,
+            ) {
                 Err(Error::Decrypt { path, kind }) => {
                     assert_eq!(path, sealed_path(&p));
                     assert!(
@@ -1354,7 +1619,13 @@ mod tests {
         let (q, small) = transcript(small_dir.path(), "small.jsonl", 100);
         assert!((small.len() as u64) < PIPELINE_MIN);
         assert!(matches!(
-            stage_with(&q, &id.to_public(), &old_opts(), Some(Fault::Flip(300))),
+            stage_with(
+                &q,
+                &id.to_public(),
+                &old_opts(),
+                Some(Fault::Flip(300)),
+                false
+            ),
             Err(Error::Decrypt { .. })
         ));
         assert_untouched(small_dir.path(), &q, &small);
@@ -1373,6 +1644,7 @@ mod tests {
             &id.to_public(),
             &old_opts(),
             Some(Fault::FailWrite(body.len() as u64 / 3)),
+            false,
         ) {
             Err(Error::Fs(fsio::FsError::Io { op, path, source })) => {
                 assert_eq!(op, "write");
@@ -1389,33 +1661,194 @@ mod tests {
 
     #[test]
     fn verifier_refuses_a_plaintext_that_differs_from_what_was_encrypted() {
+        use age_core::secrecy::ExposeSecret;
         let dir = tempfile::tempdir().unwrap();
         let id = age::x25519::Identity::generate();
         let (p, body) = transcript(dir.path(), "v.jsonl", 20_000);
-        let mut w = encrypt_to_many(Vec::new(), &[&id.to_public() as &dyn age::Recipient]).unwrap();
-        w.write_all(&body).unwrap();
-        let ct = w.finish().unwrap();
+        let len = body.len() as u64;
+        let key = std::sync::OnceLock::new();
+        let capture = KeepFileKey {
+            inner: &id.to_public(),
+            key: &key,
+        };
+        let mut ct = Vec::new();
+        drop(encrypt_to_many(&mut ct, &[&capture]).unwrap());
+        let hdr_len = ct.len();
+        let nonce: [u8; 16] = ct[hdr_len - 16..].try_into().unwrap();
+        let cipher = stream::payload_cipher(key.get().unwrap().expose_secret(), &nonce);
+        stream::encrypt_file(&File::open(&p).unwrap(), len, &cipher, &mut ct)
+            .map_err(|_| ())
+            .unwrap();
         let dest = dir.path().join("v.jsonl.age");
-        let f = File::open(&p).unwrap();
-        assert_eq!(
-            verify_against(&ct[..], &f, &id, &dest, 0).unwrap(),
-            body.len() as u64
-        );
-        // Changed in the middle, then cut short: both refused.
-        let mut changed = body.clone();
-        changed[body.len() / 2] ^= 1;
-        fs::write(&p, &changed).unwrap();
-        let f = File::open(&p).unwrap();
+        let verify = |ct: &[u8]| {
+            let f = File::open(&p).unwrap();
+            verify_copy(ct, &f, &key, &cipher, &dest, hdr_len, len)
+        };
+        assert_eq!(verify(&ct).unwrap(), len);
+        // The stock age reader agrees.
+        let mut back = Vec::new();
+        decrypt_reader_with(&ct[..], &[&id as &dyn age::Identity])
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == body);
+        // Trailing bytes, a cut at the end, a flipped tag: damage.
+        let mut longer = ct.clone();
+        longer.push(0);
+        assert!(matches!(verify(&longer), Err(Error::Decrypt { .. })));
         assert!(matches!(
-            verify_against(&ct[..], &f, &id, &dest, 0),
-            Err(Error::VerifyMismatch { .. })
+            verify(&ct[..ct.len() - 1]),
+            Err(Error::Decrypt { .. })
         ));
+        let mut flipped = ct.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            verify(&flipped),
+            Err(Error::Decrypt {
+                kind: DecryptFailure::Damaged,
+                ..
+            })
+        ));
+        // The plaintext changed in the first chunk, in a later one, then was cut short.
+        for at in [100, body.len() / 2] {
+            let mut changed = body.clone();
+            changed[at] ^= 1;
+            fs::write(&p, &changed).unwrap();
+            assert!(
+                matches!(verify(&ct), Err(Error::VerifyMismatch { .. })),
+                "{at}"
+            );
+        }
         fs::write(&p, &body[..body.len() - 10]).unwrap();
-        let f = File::open(&p).unwrap();
-        assert!(matches!(
-            verify_against(&ct[..], &f, &id, &dest, 0),
-            Err(Error::VerifyMismatch { .. })
-        ));
+        assert!(matches!(verify(&ct), Err(Error::VerifyMismatch { .. })));
+    }
+
+    /// Builds `n` small transcripts in `dir`; returns their paths and bodies.
+    fn many(dir: &Path, n: usize) -> (Vec<PathBuf>, Vec<Vec<u8>>) {
+        (0..n)
+            .map(|i| transcript(dir, &format!("m{i:03}.jsonl"), 1 + i % 9))
+            .unzip()
+    }
+
+    /// Every file either sealed (and decrypting to its body, plaintext gone) or plain and
+    /// unchanged with no sealed copy; no temp file anywhere.
+    fn assert_whole(dir: &Path, plains: &[PathBuf], bodies: &[Vec<u8>], id: &Identity) {
+        for (p, body) in plains.iter().zip(bodies) {
+            let s = sealed_path(p);
+            match (p.exists(), s.exists()) {
+                (true, false) => assert_eq!(&fs::read(p).unwrap(), body),
+                (false, true) => {
+                    let mut out = Vec::new();
+                    open_sealed(&s, id).unwrap().read_to_end(&mut out).unwrap();
+                    assert_eq!(&out, body);
+                }
+                other => panic!("{}: plain/sealed = {other:?}", p.display()),
+            }
+        }
+        let temps: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".mvtmp-"))
+            .collect();
+        assert!(temps.is_empty(), "temp files left: {temps:?}");
+    }
+
+    #[test]
+    fn an_error_at_any_batch_step_keeps_every_plaintext_and_leaves_no_sealed_copy() {
+        let id = Identity::generate();
+        for strategy in [
+            fsio::BatchSync::Syncfs,
+            fsio::BatchSync::Fsync { threads: 3 },
+        ] {
+            for fail_at in [
+                BatchStep::Sync,
+                BatchStep::Link,
+                BatchStep::SyncDir,
+                BatchStep::RemovePlain,
+            ] {
+                let dir = tempfile::tempdir().unwrap();
+                let (plains, bodies) = many(dir.path(), 40);
+                let seen = std::sync::Mutex::new(Vec::new());
+                let hook = |step: BatchStep, d: &Path| {
+                    assert_eq!(d, dir.path());
+                    seen.lock().unwrap().push(step);
+                    // At the failing step the temp files exist (written, verified), and no
+                    // plaintext has gone.
+                    assert!(plains.iter().all(|p| p.exists()));
+                    if step == fail_at {
+                        Err(io::Error::from_raw_os_error(
+                            rustix::io::Errno::IO.raw_os_error(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                };
+                let cfg = BatchConfig {
+                    workers: 2,
+                    sync: strategy,
+                    hook: Some(&hook),
+                };
+                let mut n = 0;
+                seal_files_with(&plains, &id.to_public(), &old_opts(), &cfg, &mut |_, r| {
+                    n += 1;
+                    match r {
+                        Err(Error::Fs(fsio::FsError::Io { path, source, .. })) => {
+                            assert_eq!(path, dir.path());
+                            assert_eq!(source.raw_os_error(), None); // re-rendered per file
+                            assert_eq!(source.kind(), io::Error::from_raw_os_error(5).kind());
+                        }
+                        other => panic!("{fail_at:?}: {:?}", other.map(|s| s.sealed)),
+                    }
+                });
+                assert_eq!(n, plains.len(), "every file reported");
+                assert_eq!(seen.lock().unwrap().last(), Some(&fail_at));
+                assert_whole(dir.path(), &plains, &bodies, &id);
+                assert!(
+                    plains
+                        .iter()
+                        .all(|p| p.exists() && !sealed_path(p).exists()),
+                    "{fail_at:?}: all plain, nothing sealed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_link_fails_only_that_file_and_the_batch_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (plains, bodies) = many(dir.path(), 30);
+        // A sealed copy appears for file 7 between staging and linking: it must not be
+        // overwritten, that plaintext stays, and the others seal.
+        let intruder = sealed_path(&plains[7]);
+        let hook = |step: BatchStep, _: &Path| {
+            if step == BatchStep::Link {
+                fs::write(&intruder, b"someone else's").unwrap();
+            }
+            Ok(())
+        };
+        let cfg = BatchConfig {
+            workers: 2,
+            sync: fsio::BatchSync::Syncfs,
+            hook: Some(&hook),
+        };
+        let mut failed = Vec::new();
+        seal_files_with(&plains, &id.to_public(), &old_opts(), &cfg, &mut |i, r| {
+            if r.is_err() {
+                failed.push(i);
+                assert!(
+                    matches!(r, Err(Error::Fs(fsio::FsError::Exists(_)))),
+                    "{r:?}"
+                );
+            }
+        });
+        assert_eq!(failed, vec![7]);
+        assert_eq!(fs::read(&intruder).unwrap(), b"someone else's");
+        assert_eq!(fs::read(&plains[7]).unwrap(), bodies[7]);
+        fs::remove_file(&intruder).unwrap();
+        assert_whole(dir.path(), &plains, &bodies, &id);
+        assert_eq!(plains.iter().filter(|p| p.exists()).count(), 1);
     }
 
     #[test]

@@ -1,14 +1,22 @@
 // The plugin against the real engine: `MOLTVAULT_BIN=target/debug/moltvault node --test plugins/openclaw/test/`.
-// Run by tests/cli/plugin.rs (which passes the freshly built binary and a temp gateway state dir).
+// Run by tests/cli/plugin.rs (which passes the freshly built binary and a temp gateway state dir)
+// and by tests/e2e/plugin.sh. MOLTVAULT_TEST_ADDON (a build's libmoltvault_node.so) adds the
+// addon bridge to every bridge test; without it the addon tests are skipped.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
-import plugin, { PLUGIN_ID, Redactor, WITHHELD, resolveConfig, withhold } from "../index.js";
-import { startEngine } from "../bridge.js";
+
+globalThis.__nodeTest = test;
+import plugin, { PLUGIN_ID, Redactor, WITHHELD, resolveConfig, serveArgs, withhold } from "../index.js";
+import { AddonEngine, loadAddon, startEngine } from "../bridge.js";
 import { BIG, Encoder, REF_KEY, applyPatch, decodePatch } from "../codec.js";
 
 const BIN = process.env.MOLTVAULT_BIN;
 const STATE = process.env.MOLTVAULT_TEST_STATE_DIR;
 const TOKEN = process.env.MOLTVAULT_TEST_GATEWAY_TOKEN;
+const ADDON = process.env.MOLTVAULT_TEST_ADDON;
+const VAULT = process.env.MOLTVAULT_DIR;
+const needsAddon = { skip: ADDON ? false : "MOLTVAULT_TEST_ADDON is not set" };
 // A provider-format token assembled from fragments (no literal secret in the repo).
 const GH = "gh" + "p_" + "Zq8RfT2mWk9LxV4nBc7YhJ3sPd6Ga1Ue5Ko0";
 
@@ -131,7 +139,20 @@ test("the plugin id matches the manifests", async () => {
 
 const PLACEHOLDER = /\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]/;
 const engines = {};
+function addonConfig(extra = {}) {
+  return resolveConfig({ binary: BIN, stateDir: STATE, vaultDir: VAULT, addon: ADDON, bridge: "addon", sweep: false, ...extra });
+}
+function addonEngine(cfg, client = {}, strictVersion = false) {
+  return new AddonEngine({ cfg, args: serveArgs(cfg), client, strictVersion });
+}
 function engine(transport) {
+  if (transport === "addon") {
+    if (!engines.addon) {
+      engines.addon = addonEngine(addonConfig(), { pid: process.pid, process: "test" });
+      engines.addon.start();
+    }
+    return engines.addon;
+  }
   engines[transport] ??= startEngine({
     binary: BIN,
     args: ["--state-dir", STATE, "serve", "--stdio", "--mode", "all"],
@@ -201,7 +222,8 @@ test("decodePatch rejects a payload that does not add up", () => {
   assert.throws(() => decodePatch([["/a", -1]], buf, 0, 6), /malformed/);
 });
 
-for (const transport of ["fifo", "worker"]) {
+for (const transport of ["fifo", "worker", "addon"]) {
+  const test = (name, fn) => globalThis.__nodeTest(name, transport === "addon" ? needsAddon : {}, fn);
   test(`${transport}: a clean message costs no rewrite, short or long`, () => {
     const e = engine(transport);
     assert.equal(e.transport, transport);
@@ -320,4 +342,117 @@ test("an engine that speaks another protocol is refused (fail policy)", async ()
   assert.equal(r.redactMessage({ role: "user", content: `k ${GH}` }).content, WITHHELD);
   assert.match(logs[0], /protocol 1, the plugin 2/);
   fs.rmSync(dir, { recursive: true });
+});
+
+// ---- the addon bridge (moltvault.node, crates/moltvault-node) ----
+
+test("addon and stdio bridges redact identically (one engine, one key)", needsAddon, () => {
+  const long = filler(70_000) + ` apiKey: "${GH}" ` + filler(70_000, 9);
+  const msgs = [
+    toolResult(`GITHUB_TOKEN=${GH}\n${TOKEN}\nok`),
+    { role: "assistant", content: [{ type: "toolCall", id: "c1", name: "exec", arguments: { apiKey: GH, cmd: "ls" } }], stopReason: "toolUse" },
+    { role: "user", content: `token ${TOKEN} and ${GH}` },
+    { role: "toolResult", toolCallId: "c2", content: [{ type: "text", text: long }], details: { aggregated: long } },
+    { role: "user", content: "nothing to see" },
+  ];
+  for (const m of msgs) {
+    const a = engine("addon").redact(m, 5000);
+    const f = engine("fifo").redact(m, 5000);
+    assert.deepEqual(a?.value, f?.value);
+    assert.deepEqual(a?.findings, f?.findings);
+  }
+  assert.ok(!JSON.stringify(engine("addon").redact(msgs[0], 5000).value).includes(TOKEN), "the gateway's own token is a literal rule");
+});
+
+test("addon: mode tools leaves user text alone, exactly like serve --mode tools", needsAddon, () => {
+  const e = addonEngine(addonConfig({ mode: "tools" }));
+  e.start();
+  assert.equal(e.info.mode, "tools");
+  assert.equal(e.redact({ role: "user", content: `my key ${GH}` }), undefined);
+  assert.ok(e.redact(toolResult(`k=${GH}`)));
+});
+
+test("auto uses the addon when it loads, else the stdio bridge (and says why)", needsAddon, () => {
+  for (const [addon, want] of [[ADDON, "addon"], ["/nonexistent/moltvault.node", "fifo"]]) {
+    const { api, hooks, logs } = fakeApi({ binary: BIN, stateDir: STATE, addon, sweep: false });
+    plugin.register(api);
+    const out = hooks.tool_result_persist({ message: toolResult(`GITHUB_TOKEN=${GH}\n${TOKEN}`) }, {});
+    assert.ok(!JSON.stringify(out.message).includes(GH) && !JSON.stringify(out.message).includes(TOKEN));
+    const ready = logs.find(([lvl, m]) => lvl === "info" && m.includes("ready"));
+    assert.ok(ready && ready[1].includes(`${want} bridge`), JSON.stringify(logs));
+    if (want === "fifo") assert.match(ready[1], /addon not used: no addon at \/nonexistent/);
+  }
+});
+
+test("the addon is refused when the binary reports another version or another engine", needsAddon, async () => {
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mv-addon-"));
+  // A moltvault whose hello differs from the addon: first another version, then another rule set.
+  const real = JSON.parse(execFileSync(BIN, ["--state-dir", STATE, "serve", "--stdio"], { input: '{"id":1,"op":"hello","protocol":2}\n' }).toString());
+  const fake = (name, hello) => {
+    const f = path.join(dir, name);
+    const inputs = JSON.stringify({ id: 2, ok: true, vaultDir: VAULT, literals: [] });
+    fs.writeFileSync(f, `#!/bin/sh\nread l\necho '${JSON.stringify({ ...real, ...hello })}'\nread l\necho '${inputs}'\ncat >/dev/null\n`, { mode: 0o755 });
+    return f;
+  };
+  const other = fake("other-version", { version: "0.0.0-other", literals: 0 });
+  assert.throws(() => addonEngine(addonConfig({ binary: other }), {}, true).start(), /the addon is version .*, the installed moltvault 0\.0\.0-other/);
+  const rules = fake("other-rules", { rules: 1, literals: 0 });
+  assert.throws(() => addonEngine(addonConfig({ binary: rules }), {}, true).start(), /differs from moltvault serve's \(1, 0\)/);
+  // Through the plugin with bridge auto: the stdio bridge is used instead.
+  const { api, hooks, logs } = fakeApi({ binary: other, stateDir: STATE, addon: ADDON, sweep: false, timeoutMs: 1000 });
+  plugin.register(api);
+  hooks.before_message_write({ message: { role: "user", content: "hi" } }, {});
+  assert.ok(logs.some(([, m]) => /ready .*fifo bridge.*addon not used: the addon is version/.test(m)), JSON.stringify(logs));
+  fs.rmSync(dir, { recursive: true });
+});
+
+test("the addon records the gateway process that loaded it, with its bridge", needsAddon, async () => {
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  const e = addonEngine(addonConfig(), { pid: process.pid, process: "addon-test", plugin: "0.1.0" });
+  e.start();
+  const rec = JSON.parse(fs.readFileSync(path.join(STATE, "moltvault", "plugin-loaded.json"), "utf8"));
+  assert.equal(rec.pid, process.pid);
+  assert.equal(rec.process, "addon-test");
+  assert.equal(rec.bridge, "addon");
+  assert.equal(fs.statSync(path.join(STATE, "moltvault", "plugin-loaded.json")).mode & 0o777, 0o600);
+});
+
+test("bridge addon without a usable addon withholds and logs once", () => {
+  const { api, hooks, logs } = fakeApi({ binary: BIN, stateDir: STATE, vaultDir: VAULT, addon: "/nonexistent/moltvault.node", bridge: "addon", sweep: false });
+  plugin.register(api);
+  assert.equal(hooks.tool_result_persist({ message: toolResult(`k=${GH}`) }, {}).message.content[0].text, WITHHELD);
+  assert.equal(hooks.before_message_write({ message: { role: "user", content: GH } }, {}).message.content, WITHHELD);
+  const errors = logs.filter(([lvl]) => lvl === "error");
+  assert.equal(errors.length, 1, JSON.stringify(logs));
+  assert.match(errors[0][1], /no addon at \/nonexistent/);
+});
+
+test("a Rust panic in the addon is an exception: the fail policy applies and the process lives on", needsAddon, () => {
+  const mod = loadAddon(ADDON);
+  assert.throws(() => mod.panicForTest(), /panicked/);
+  const logs = [];
+  const r = new Redactor(addonConfig(), { info() {}, error: (m) => logs.push(m) });
+  assert.equal(r.redactMessage({ role: "user", content: "warm up" }), undefined);
+  assert.equal(r.engine.transport, "addon");
+  // The engine's next call panics inside Rust.
+  r.engine.engine.patch = () => mod.panicForTest();
+  const out = r.redactMessage(toolResult(`k=${GH}`));
+  assert.equal(out.content[0].text, WITHHELD);
+  assert.equal(out.toolCallId, "call_1");
+  assert.equal(logs.length, 1);
+  assert.match(logs[0], /panicked/);
+  assert.ok(!logs[0].includes(GH));
+  // After the back-off a fresh engine is opened.
+  r.downUntil = 0;
+  assert.match(r.redactMessage({ role: "user", content: `again ${GH}` }).content, PLACEHOLDER);
+});
+
+test("the addon refuses an unknown mode and a missing rules file with an error naming it", needsAddon, () => {
+  const mod = loadAddon(ADDON);
+  assert.throws(() => new mod.Engine({ vaultDir: VAULT, mode: "most", literals: [] }), /unknown mode "most"/);
+  assert.throws(() => new mod.Engine({ vaultDir: VAULT, mode: "all", rulesFile: "/nonexistent/rules.toml", literals: [] }), /\/nonexistent\/rules\.toml/);
 });

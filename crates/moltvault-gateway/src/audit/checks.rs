@@ -193,10 +193,17 @@ pub(crate) fn hygiene_findings(
     out: &mut Vec<Finding>,
 ) {
     if let Some(dir) = &opts.backup_dir {
-        backup_findings(dir, opts.now, opts.backup_max_age, out);
+        backup_findings(
+            dir,
+            opts.backup_marker.as_deref(),
+            opts.now,
+            opts.backup_max_age,
+            out,
+        );
     }
     if let Some(vault) = &opts.vault_dir {
         idle_findings(gateway, opts.now, opts.idle_after, out);
+        idle_sqlite_findings(gateway, opts.now, opts.idle_after, out);
         rotation_findings(vault, out);
     }
     for (path, why) in &tree.unreadable {
@@ -214,43 +221,76 @@ fn days(d: Duration) -> u64 {
     d.as_secs() / 86_400
 }
 
-fn backup_findings(dir: &Path, now: SystemTime, max_age: Duration, out: &mut Vec<Finding>) {
-    let newest = fs::read_dir(dir)
+/// The newest backup in `dir` (by modification time): its path, name, size and mtime.
+pub(crate) fn newest_backup(dir: &Path) -> Option<(PathBuf, String, u64, SystemTime)> {
+    fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with("moltvault-") && n.ends_with(".tar.zst.age")
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            if !(name.starts_with("moltvault-") && name.ends_with(".tar.zst.age")) {
+                return None;
+            }
+            let m = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((e.path(), name, m.len(), m.modified().ok()?))
         })
-        .filter_map(|e| e.metadata().ok().filter(|m| m.is_file()))
-        .filter_map(|m| m.modified().ok())
-        .max();
-    match newest {
-        None => out.push(Finding::new(
+        .max_by(|a, b| a.3.cmp(&b.3).then_with(|| a.1.cmp(&b.1)))
+}
+
+fn backup_findings(
+    dir: &Path,
+    marker: Option<&Path>,
+    now: SystemTime,
+    max_age: Duration,
+    out: &mut Vec<Finding>,
+) {
+    let Some((path, name, size, modified)) = newest_backup(dir) else {
+        out.push(Finding::new(
             "backup.none",
             Severity::Medium,
             dir,
             "no moltvault backup found (moltvault-*.tar.zst.age)",
             "Run `moltvault backup` (and schedule it: it needs no secret, so cron is fine).",
-        )),
-        Some(t) => {
-            let age = now.duration_since(t).unwrap_or_default();
-            if age > max_age {
-                out.push(Finding::new(
-                    "backup.stale",
-                    Severity::Medium,
-                    dir,
-                    format!(
-                        "the newest backup is {} days old (limit {} days)",
-                        days(age),
-                        days(max_age)
-                    ),
-                    "Run `moltvault backup`, and schedule it so it stays recent.",
-                ));
-            }
-        }
+        ));
+        return;
+    };
+    let age = now.duration_since(modified).unwrap_or_default();
+    if age > max_age {
+        out.push(Finding::new(
+            "backup.stale",
+            Severity::Medium,
+            dir,
+            format!(
+                "the newest backup is {} days old (limit {} days)",
+                days(age),
+                days(max_age)
+            ),
+            "Run `moltvault backup`, and schedule it so it stays recent.",
+        ));
+    }
+    let Some(marker) = marker else {
+        return;
+    };
+    let (verified, why) = match moltvault_vault::backup::read_verified(marker) {
+        Ok(all) => (
+            moltvault_vault::backup::find_verified(&all, &name, size).is_some(),
+            "it has never been verified end to end (decrypted, decompressed, every hash checked)"
+                .to_string(),
+        ),
+        Err(e) => (
+            false,
+            format!("its verification could not be looked up ({e})"),
+        ),
+    };
+    if !verified {
+        out.push(Finding::new(
+            "backup.unverified",
+            Severity::Low,
+            path,
+            format!("the newest backup `{name}` is not known to restore: {why}"),
+            "Run `moltvault backups verify` (it writes no plaintext and records the result); `moltvault backups prune` also verifies before deleting.",
+        ));
     }
 }
 
@@ -291,6 +331,55 @@ fn idle_findings(gateway: &Gateway, now: SystemTime, idle: Duration, out: &mut V
         );
         f.files = files;
         out.push(f);
+    }
+}
+
+/// SQLite sessions (OpenClaw ≥ 2026.8) idle for `idle`: what `moltvault archive --idle` would
+/// export and hand to the gateway's CLI for removal ([`crate::archive::plan`]). A session
+/// already exported that the gateway cannot remove (an agent's main session, an older
+/// generation of a key) is left out: archiving again would change nothing, and its content is
+/// covered by the plaintext-secret checks.
+fn idle_sqlite_findings(gw: &Gateway, now: SystemTime, idle: Duration, out: &mut Vec<Finding>) {
+    if gw.store != StoreKind::Sqlite {
+        return;
+    }
+    let opts = crate::archive::ArchiveOptions {
+        idle,
+        now,
+        include_current: false,
+    };
+    // A database that cannot be read is reported by the other checks.
+    let Ok(plan) = crate::archive::plan(gw, &opts) else {
+        return;
+    };
+    let mut by_db: BTreeMap<PathBuf, Vec<&crate::archive::SqliteCandidate>> = BTreeMap::new();
+    for c in &plan.sqlite {
+        let exported =
+            fs::symlink_metadata(moltvault_vault::seal::sealed_path(&c.export_path)).is_ok();
+        if exported && c.removable_key().is_err() {
+            continue;
+        }
+        by_db.entry(c.db.clone()).or_default().push(c);
+    }
+    for (db, sessions) in by_db {
+        let n = sessions.len();
+        let removable = sessions
+            .iter()
+            .filter(|c| c.removable_key().is_ok())
+            .count();
+        out.push(Finding::new(
+            "vault.idle_unsealed",
+            Severity::Low,
+            db,
+            format!(
+                "{n} session(s) untouched for more than {} days are still in plaintext in the agent database ({removable} removable through the gateway)",
+                days(idle)
+            ),
+            format!(
+                "Archive them with `moltvault archive --idle {}d` while the gateway runs (`openclaw` on PATH; `--dry-run` lists them): each is exported sealed, then removed with `openclaw sessions delete`; the agent's main session stays.",
+                days(idle)
+            ),
+        ));
     }
 }
 

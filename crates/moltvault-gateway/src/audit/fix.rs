@@ -57,6 +57,10 @@ pub enum FixAction {
         secrets: BTreeMap<String, u64>,
         /// Rows rewritten, by `table.column`.
         rows: BTreeMap<String, usize>,
+        /// What became of the old bytes: `vacuumed` (gateway stopped: the file was rebuilt),
+        /// `zeroed, WAL truncated`, `zeroed, no WAL`, or `zeroed, WAL busy (…)` when the
+        /// gateway was reading and part of the WAL still holds old pages.
+        old_bytes: String,
     },
     /// Left alone, with the reason.
     Skipped {
@@ -128,9 +132,10 @@ pub fn fix(
                     }
                     dbs_done.push(a.path.clone());
                 }
+                let stopped = is_db && !gateway.is_running();
                 let run = |r: &Redactor| {
                     if is_db {
-                        redact_db(r, &a.path)
+                        redact_db(r, &a.path, stopped)
                     } else {
                         redact_file(r, &a.path, opts.now)
                     }
@@ -307,8 +312,11 @@ fn is_agent_db(path: &Path) -> bool {
 
 /// Redacts an agent database in one immediate transaction (transcript events, zstd events,
 /// trajectory, FTS and every other derived copy), waiting up to the busy timeout for the
-/// gateway's own writes; the gateway's appends land before or after it, never inside.
-fn redact_db(redactor: &Redactor, path: &Path) -> io::Result<FixAction> {
+/// gateway's own writes; the gateway's appends land before or after it, never inside. The old
+/// bytes are zeroed as they are freed and the WAL is checkpointed; with the gateway stopped
+/// the database is also rebuilt (`VACUUM`), which drops what the gateway's own earlier
+/// deletes left in free space.
+fn redact_db(redactor: &Redactor, path: &Path, gateway_stopped: bool) -> io::Result<FixAction> {
     let meta = std::fs::symlink_metadata(path)?;
     if !meta.is_file() {
         return Ok(FixAction::Skipped {
@@ -333,10 +341,35 @@ fn redact_db(redactor: &Redactor, path: &Path) -> io::Result<FixAction> {
             reason: "no secret left to redact".into(),
         });
     }
+    let old_bytes = match gateway_stopped.then(|| db.vacuum()) {
+        Some(Ok(_)) => "vacuumed".to_string(),
+        vacuum => {
+            let mut s = describe_checkpoint(report.checkpoint);
+            if let Some(Err(e)) = vacuum {
+                s.push_str(&format!("; VACUUM failed: {e}"));
+            }
+            s
+        }
+    };
     Ok(FixAction::RedactedDb {
         secrets: counts,
         rows: report.changed,
+        old_bytes,
     })
+}
+
+fn describe_checkpoint(c: Option<crate::sqlite::Checkpoint>) -> String {
+    use crate::sqlite::Checkpoint;
+    match c {
+        Some(Checkpoint::Truncated) => "zeroed, WAL truncated".to_string(),
+        Some(Checkpoint::NotWal) | None => "zeroed, no WAL".to_string(),
+        Some(Checkpoint::Busy {
+            frames,
+            checkpointed,
+        }) => format!(
+            "zeroed, WAL busy ({checkpointed} of {frames} frames checkpointed: the gateway was reading; old pages stay in the WAL until its next checkpoint)"
+        ),
+    }
 }
 
 /// Appends notes to the JSONL note file (rewritten atomically, 0600).

@@ -190,9 +190,13 @@ pub struct AuditOptions {
     pub vault_dir: Option<PathBuf>,
     /// Where `moltvault backup` writes by default; `None` skips the backup check.
     pub backup_dir: Option<PathBuf>,
+    /// The verified-backup marker (`<vault dir>/backups/verified.json`, written by
+    /// `moltvault backups verify` and `prune`); `None` skips the `backup.unverified` check.
+    pub backup_marker: Option<PathBuf>,
     /// A backup older than this is reported.
     pub backup_max_age: Duration,
-    /// Transcripts untouched for this long should be sealed (with a vault).
+    /// Sessions untouched for this long should be archived (with a vault): JSONL transcripts
+    /// sealed, SQLite sessions exported and removed by `moltvault archive`.
     pub idle_after: Duration,
     /// The time the audit considers "now".
     pub now: SystemTime,
@@ -202,13 +206,14 @@ pub struct AuditOptions {
 }
 
 impl Default for AuditOptions {
-    /// No extra logs, no vault, no backup dir, 7-day backup age and idle limit, now, with the
-    /// content scan.
+    /// No extra logs, no vault, no backup dir or marker, 7-day backup age and idle limit, now,
+    /// with the content scan.
     fn default() -> Self {
         AuditOptions {
             log_paths: Vec::new(),
             vault_dir: None,
             backup_dir: None,
+            backup_marker: None,
             backup_max_age: Duration::from_secs(7 * 86_400),
             idle_after: Duration::from_secs(7 * 86_400),
             now: SystemTime::now(),

@@ -504,9 +504,26 @@ fn sqlite_transcripts_are_scanned_by_rule_and_fix_redacts_them_in_one_transactio
     .unwrap();
     let db_fixes: Vec<_> = out.iter().filter(|o| o.path == db).collect();
     assert_eq!(db_fixes.len(), 1, "one transaction per database: {out:#?}");
-    let FixAction::RedactedDb { secrets, rows } = &db_fixes[0].action else {
+    let FixAction::RedactedDb {
+        secrets,
+        rows,
+        old_bytes,
+    } = &db_fixes[0].action
+    else {
         panic!("{:#?}", db_fixes[0]);
     };
+    // No gateway runs here, so the database was also rebuilt: no old byte anywhere in its files.
+    assert_eq!(old_bytes, "vacuumed");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        if let Ok(raw) = fs::read(PathBuf::from(p)) {
+            assert!(
+                !raw.windows(key.len()).any(|w| w == key.as_bytes()),
+                "the key's bytes are left in the database file{suffix}"
+            );
+        }
+    }
     assert!(secrets.values().sum::<u64>() >= 4, "{secrets:?}");
     assert_eq!(rows["transcript_events.event_json"], 2);
     assert!(rows.contains_key("trajectory_runtime_events.event_json"));
@@ -542,4 +559,146 @@ fn sqlite_transcripts_are_scanned_by_rule_and_fix_redacts_them_in_one_transactio
     .unwrap();
     assert!(!text.contains(&key));
     assert!(text.contains("[REDACTED:"));
+}
+
+#[test]
+fn idle_sqlite_sessions_are_reported_with_the_archive_hint_and_no_fix() {
+    use moltvault_testutils::homes::{SampleLine, TestHome};
+    let h = TestHome::new(SampleLine::OpenClaw2026_9_6);
+    let vault = h.home().join(".moltvault");
+    fs::create_dir_all(&vault).unwrap();
+    let db = h.path("agents/main/agent/openclaw-agent.sqlite");
+    // A scratch key whose session is idle (the sample's rows are from 2026-11-25).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at) \
+         VALUES ('agent:main:scratch', '5c7a0000-0000-4000-8000-000000000001', '{}', 1795629600000)",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO session_windows (session_id, session_key, created_at, updated_at) \
+         VALUES ('5c7a0000-0000-4000-8000-000000000001', 'agent:main:scratch', 0, 1795629600000)",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO transcript_events (session_id, seq, event_json, created_at) \
+         VALUES ('5c7a0000-0000-4000-8000-000000000001', 0, '{\"type\":\"session\",\"version\":4,\"id\":\"5c7a0000-0000-4000-8000-000000000001\"}', 1795629600000)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let gw = Gateway::open(h.state_dir(), h.home()).unwrap();
+    let rules = moltvault_redact::RuleSet::builtin();
+    let at = |days: u64| AuditOptions {
+        vault_dir: Some(vault.clone()),
+        content_scan: false,
+        idle_after: Duration::from_secs(7 * 86_400),
+        now: SystemTime::UNIX_EPOCH
+            + Duration::from_millis(1_795_629_600_000)
+            + Duration::from_secs(days * 86_400),
+        ..AuditOptions::default()
+    };
+    let idle = |r: &AuditReport| -> Vec<Finding> {
+        r.findings
+            .iter()
+            .filter(|f| f.check == "vault.idle_unsealed")
+            .cloned()
+            .collect()
+    };
+    // Three days later: nothing is idle for 7 days yet.
+    assert!(idle(&audit(&gw, &at(3), &rules).unwrap()).is_empty());
+    // Ten days later: the sample's main session and the scratch session, in the database.
+    let r = audit(&gw, &at(10), &rules).unwrap();
+    let f = idle(&r);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].path, db);
+    assert_eq!(f[0].fix, None, "archiving is never an automatic fix");
+    assert!(
+        f[0].hint.contains("moltvault archive --idle 7d"),
+        "{}",
+        f[0].hint
+    );
+    assert!(f[0].detail.starts_with("2 session(s)"), "{}", f[0].detail);
+    assert!(f[0].detail.contains("1 removable"), "{}", f[0].detail);
+    // Once the main session is exported it is left out (the gateway cannot remove it); the
+    // scratch one stays until the gateway removes it.
+    let main_sid = "0800f919-15e3-4b0e-a722-ad7259e4e455";
+    write(
+        &h.path(&format!("agents/main/sessions/{main_sid}.jsonl.age")),
+        "age-encryption.org/v1\n",
+        0o600,
+    );
+    let f = idle(&audit(&gw, &at(10), &rules).unwrap());
+    assert_eq!(f.len(), 1);
+    assert!(f[0].detail.starts_with("1 session(s)"), "{}", f[0].detail);
+    // Without a vault the check is off.
+    let no_vault = AuditOptions {
+        vault_dir: None,
+        ..at(10)
+    };
+    assert!(idle(&audit(&gw, &no_vault, &rules).unwrap()).is_empty());
+}
+
+#[test]
+fn the_newest_backup_is_unverified_until_a_verification_is_recorded() {
+    let h = planted_home();
+    let gw = Gateway::open(&h.state, &h.home).unwrap();
+    let rules = moltvault_redact::RuleSet::builtin();
+    let marker = moltvault_vault::backup::marker_path(&h.vault);
+    let o = AuditOptions {
+        backup_marker: Some(marker.clone()),
+        content_scan: false,
+        ..opts(&h)
+    };
+    let has = |r: &AuditReport, c: &str| r.findings.iter().any(|f| f.check == c);
+    // No backup: `backup.none`, nothing to verify.
+    let r = audit(&gw, &o, &rules).unwrap();
+    assert!(has(&r, "backup.none") && !has(&r, "backup.unverified"));
+    let name = "moltvault-host-20261126T010000Z.tar.zst.age";
+    let b = h.backups.join(name);
+    write(&b, "age-encryption.org/v1\nnot really\n", 0o600);
+    let r = audit(&gw, &o, &rules).unwrap();
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.check == "backup.unverified")
+        .expect("unverified finding");
+    assert_eq!(f.severity, Severity::Low);
+    assert_eq!(f.path, b);
+    assert!(f.hint.contains("moltvault backups verify"));
+    assert!(!has(&r, "backup.none") && !has(&r, "backup.stale"));
+    let size = fs::metadata(&b).unwrap().len();
+    let record = |size: u64| moltvault_vault::backup::VerifiedBackup {
+        name: name.into(),
+        target: h.backups.display().to_string(),
+        size,
+        sha256: "00".repeat(32),
+        files: Some(1),
+        verified_at: "2026-11-26T01:05:00Z".into(),
+    };
+    // A record of another file with that name (another size) does not count.
+    moltvault_vault::backup::record_verified(&marker, record(size + 1)).unwrap();
+    assert!(has(&audit(&gw, &o, &rules).unwrap(), "backup.unverified"));
+    moltvault_vault::backup::record_verified(&marker, record(size)).unwrap();
+    assert!(!has(&audit(&gw, &o, &rules).unwrap(), "backup.unverified"));
+    // A newer, unverified backup is reported again.
+    let newer = h
+        .backups
+        .join("moltvault-host-20261126T020000Z.tar.zst.age");
+    write(&newer, "age-encryption.org/v1\n", 0o600);
+    age(&b, 1);
+    let r = audit(&gw, &o, &rules).unwrap();
+    let f = r.findings.iter().find(|f| f.check == "backup.unverified");
+    assert_eq!(f.map(|f| f.path.clone()), Some(newer));
+    // A marker that is not ours is a finding, not an error.
+    fs::write(&marker, "garbage").unwrap();
+    let r = audit(&gw, &o, &rules).unwrap();
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.check == "backup.unverified")
+        .unwrap();
+    assert!(f.detail.contains("could not be looked up"), "{}", f.detail);
 }

@@ -30,6 +30,7 @@ mod retention;
 #[cfg(feature = "s3")]
 mod s3;
 mod target;
+mod verified;
 mod writer;
 
 use std::path::PathBuf;
@@ -47,6 +48,10 @@ pub use retention::{BackupInfo, KeepPolicy, PruneReport, parse_backup_name, plan
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Target};
 pub use target::{BackupTarget, BackupUpload, LocalDir, list_backups};
+pub use verified::{
+    HashingTarget, MAX_RECORDS, VERIFIED_FILE, VerifiedBackup, find_verified, marker_path,
+    read_verified, record_from, record_verified, verify_and_record,
+};
 pub use writer::{BackupOptions, BackupSummary, backup_name, create, write_archive};
 
 /// The name of the manifest member, always the first in the archive.

@@ -1,0 +1,779 @@
+//! The redaction engine of the gateway plugin, shared by both of its bridges: the
+//! `moltvault serve --stdio` child and the in-process Node addon (`crates/moltvault-node`).
+//!
+//! [`plugin_engine`] builds it the one way both use: `moltvault-redact`'s built-in rules, plus an
+//! optional rules file, plus the gateway's own configured secrets matched literally, keyed with
+//! the fingerprint key of the moltvault dir (`<vault dir>/install.key`, created 0600 on first
+//! use). [`Engine::patch`] answers the plugin's protocol-2 `patch` request (a JSON skeleton of the
+//! message whose long strings follow it as raw UTF-8) with the pointers and new texts of the
+//! strings it changed; both bridges call it, so they redact identically.
+//!
+//! ```no_run
+//! use moltvault_gateway::engine::{plugin_engine, Mode};
+//! # fn main() -> Result<(), moltvault_gateway::engine::EngineError> {
+//! let gw = moltvault_gateway::discover(&moltvault_gateway::DiscoverOptions::new("/home/me"))?;
+//! let engine = plugin_engine(Some(&gw), "/home/me/.moltvault".as_ref(), None, Mode::All)?;
+//! let skeleton = br#"{"role":"toolResult","content":[{"type":"text","text":"no secret"}]}"#;
+//! assert!(engine.patch(skeleton.len(), &[], skeleton)?.is_none());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub use moltvault_redact::{Finding, LiteralSecret, Mode};
+use moltvault_redact::{FingerprintKey, Redactor, RedactorOptions, RuleSet};
+use serde_json::{Value, json};
+
+use crate::Gateway;
+
+/// The newest plugin protocol the engine speaks.
+pub const PROTOCOL: u64 = 2;
+
+/// The skeleton key of a string reference in a `patch` request: `{"$mv": <index>}`.
+pub const REF_KEY: &str = "$mv";
+
+/// Gateway secrets shorter than this are left to the rules: they would match ordinary text.
+pub const MIN_LITERAL_BYTES: usize = 8;
+
+/// Below this many bytes of strings on each side, a second thread costs more than it saves.
+const PARALLEL_MIN_BYTES: usize = 64 << 10;
+
+/// Errors of building or running the plugin engine. Messages never contain message text or a
+/// secret: protocol errors name positions and sizes only.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Reading the gateway (its config, credential files, databases) failed.
+    #[error(transparent)]
+    Gateway(#[from] crate::Error),
+    /// The extra rules file cannot be read.
+    #[error("cannot read the rules file {path}")]
+    RulesRead {
+        /// The rules file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The rules file does not parse, or the redactor cannot be built from the rules.
+    #[error(transparent)]
+    Redact(#[from] moltvault_redact::Error),
+    /// The fingerprint key of the moltvault dir cannot be read or created.
+    #[error("cannot load the fingerprint key in {dir}")]
+    Key {
+        /// The moltvault dir.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: moltvault_vault::Error,
+    },
+    /// Writing the load record failed.
+    #[error(transparent)]
+    Write(#[from] moltvault_vault::fsio::FsError),
+    /// A `patch` request is malformed (sizes, references, UTF-8, skeleton JSON).
+    #[error("{0}")]
+    Protocol(String),
+    /// A redaction thread panicked; the message is not redacted.
+    #[error("the redaction engine failed")]
+    Panicked,
+}
+
+/// What an engine is built from: the rule set, the fingerprint key and the gateway's literal
+/// secrets. Building several engines (one per mode) from one source loads each only once.
+pub struct EngineSource {
+    rules: RuleSet,
+    key: FingerprintKey,
+    literals: Vec<LiteralSecret>,
+}
+
+impl std::fmt::Debug for EngineSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSource")
+            .field("rules", &self.rules.rules().len())
+            .field("literals", &self.literals.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineSource {
+    /// Loads the built-in rules plus `rules_file`, the fingerprint key of `vault_dir` (created
+    /// 0600 in a 0700 dir on first use), and the configured secrets of `gateway` (none without
+    /// one).
+    ///
+    /// # Errors
+    /// Fails when the rules file cannot be read or parsed, the key cannot be loaded or created,
+    /// or the gateway's credential inventory cannot be read.
+    pub fn load(
+        gateway: Option<&Gateway>,
+        vault_dir: &Path,
+        rules_file: Option<&Path>,
+    ) -> Result<EngineSource, EngineError> {
+        let literals = match gateway {
+            Some(gw) => literal_secrets(gw)?,
+            None => Vec::new(),
+        };
+        EngineSource::with_literals(vault_dir, rules_file, literals)
+    }
+
+    /// Like [`EngineSource::load`], with the gateway's literal secrets already read (by
+    /// [`literal_secrets`], in another process).
+    ///
+    /// The Node addon runs inside the gateway process, whose own SQLite keeps the gateway's
+    /// databases open with POSIX locks. A second SQLite copy in that process (this crate's)
+    /// opening and closing those files would release the gateway's locks (a close drops every
+    /// lock the process holds on the file), so the addon gets the inventory from
+    /// `moltvault serve` instead of reading the databases itself.
+    ///
+    /// # Errors
+    /// Fails when the rules file cannot be read or parsed, or the key cannot be loaded or
+    /// created.
+    pub fn with_literals(
+        vault_dir: &Path,
+        rules_file: Option<&Path>,
+        literals: Vec<LiteralSecret>,
+    ) -> Result<EngineSource, EngineError> {
+        let key = moltvault_vault::install_key::load_or_create(vault_dir).map_err(|source| {
+            EngineError::Key {
+                dir: vault_dir.to_path_buf(),
+                source,
+            }
+        })?;
+        let key = FingerprintKey::from_bytes(*key.expose());
+        let rules = load_rules(rules_file)?;
+        Ok(EngineSource {
+            rules,
+            key,
+            literals,
+        })
+    }
+
+    /// The gateway's literal secrets this source holds (values stay [`secrecy`]-wrapped).
+    pub fn literals(&self) -> &[LiteralSecret] {
+        &self.literals
+    }
+
+    /// Builds an engine in `mode`.
+    ///
+    /// # Errors
+    /// Fails when a literal secret is too short to match safely.
+    pub fn engine(&self, mode: Mode) -> Result<Engine, EngineError> {
+        let literals = self
+            .literals
+            .iter()
+            .map(|x| LiteralSecret::new(x.id.clone(), x.value.clone()))
+            .collect();
+        Engine::new(&self.rules, mode, self.key.clone(), literals)
+    }
+}
+
+/// Builds the plugin's engine: [`EngineSource::load`], then [`EngineSource::engine`].
+///
+/// # Errors
+/// As [`EngineSource::load`] and [`EngineSource::engine`].
+pub fn plugin_engine(
+    gateway: Option<&Gateway>,
+    vault_dir: &Path,
+    rules_file: Option<&Path>,
+    mode: Mode,
+) -> Result<Engine, EngineError> {
+    EngineSource::load(gateway, vault_dir, rules_file)?.engine(mode)
+}
+
+/// The gateway's own configured secrets (tokens, keys, current and in config backups), matched
+/// literally; values shorter than [`MIN_LITERAL_BYTES`] are left out.
+///
+/// # Errors
+/// Fails when the gateway's credential inventory cannot be read.
+pub fn literal_secrets(gw: &Gateway) -> Result<Vec<LiteralSecret>, EngineError> {
+    use secrecy::ExposeSecret;
+    Ok(gw
+        .configured_secrets()?
+        .into_iter()
+        .filter_map(|s| {
+            let v = s.value?;
+            (v.expose_secret().len() >= MIN_LITERAL_BYTES).then(|| LiteralSecret::new(s.id, v))
+        })
+        .collect())
+}
+
+fn load_rules(file: Option<&Path>) -> Result<RuleSet, EngineError> {
+    match file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| EngineError::RulesRead {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            Ok(RuleSet::with_user_file(p, &text)?)
+        }
+        None => Ok(RuleSet::builtin()),
+    }
+}
+
+/// The redaction engine of the plugin and of its post-turn sweep: a `moltvault-redact`
+/// [`Redactor`] plus the counts the hello reports.
+#[derive(Debug)]
+pub struct Engine {
+    redactor: Redactor,
+    mode: Mode,
+    rules: usize,
+    literals: usize,
+}
+
+impl Engine {
+    /// Builds an engine from explicit parts (see [`plugin_engine`] for the plugin's).
+    ///
+    /// # Errors
+    /// Fails when a literal secret is too short to match safely.
+    pub fn new(
+        rules: &RuleSet,
+        mode: Mode,
+        key: FingerprintKey,
+        literals: Vec<LiteralSecret>,
+    ) -> Result<Engine, EngineError> {
+        let n_literals = literals.len();
+        let opts = RedactorOptions {
+            mode,
+            key,
+            literals,
+        };
+        Ok(Engine {
+            redactor: Redactor::new(rules, opts)?,
+            mode,
+            rules: rules.rules().len(),
+            literals: n_literals,
+        })
+    }
+
+    /// The underlying redactor (for file and row rewrites).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// What the hello reports: `{"mode", "rules", "literals"}` (counts, never values).
+    pub fn info(&self) -> Value {
+        json!({
+            "mode": if self.mode == Mode::All { "all" } else { "tools" },
+            "rules": self.rules,
+            "literals": self.literals,
+        })
+    }
+
+    /// Redacts `value` in place; returns the findings as protocol objects (never the secret).
+    pub fn redact(&self, value: &mut Value) -> Vec<Value> {
+        self.redact_findings(value)
+            .iter()
+            .map(finding_json)
+            .collect()
+    }
+
+    /// Redacts `value` in place; returns the findings (never the secret).
+    pub fn redact_findings(&self, value: &mut Value) -> Vec<Finding> {
+        let mut findings: Vec<Finding> = Vec::new();
+        self.redactor.redact_value(value, &mut findings);
+        findings
+    }
+
+    /// Redacts `value` in place like [`Engine::redact_findings`], the biggest top-level member of
+    /// a big object on a second thread.
+    ///
+    /// A tool result holds its output twice (`content` and `details.aggregated`), so a
+    /// megabyte result takes half the time on two cores. The split is exact: the engine decides
+    /// what to redact from a string's path and from the `role` of the objects above it, and the
+    /// part walked on the second thread keeps both (`{"role": …, "<member>": …}`).
+    ///
+    /// # Errors
+    /// Fails when the second thread panicked (never silently: the message is then not redacted).
+    pub fn redact_findings_parallel(&self, value: &mut Value) -> Result<Vec<Finding>, EngineError> {
+        let Value::Object(map) = value else {
+            return Ok(self.redact_findings(value));
+        };
+        let sizes: Vec<usize> = map.values().map(string_bytes).collect();
+        let total: usize = sizes.iter().sum();
+        let Some((big_i, &big)) = sizes.iter().enumerate().max_by_key(|(_, n)| **n) else {
+            return Ok(Vec::new());
+        };
+        if big < PARALLEL_MIN_BYTES || total - big < PARALLEL_MIN_BYTES {
+            return Ok(self.redact_findings(value));
+        }
+        let value_keys: Vec<String> = map.keys().cloned().collect();
+        let Some(key) = value_keys.get(big_i).cloned() else {
+            return Ok(self.redact_findings(value));
+        };
+        let mut part = serde_json::Map::new();
+        if key != "role"
+            && let Some(role) = map.get("role")
+        {
+            part.insert("role".into(), role.clone());
+        }
+        // Taking the member leaves `null` in its place (same position, nothing to redact).
+        part.insert(
+            key.clone(),
+            map.get_mut(&key).map(Value::take).unwrap_or_default(),
+        );
+        let mut part = Value::Object(part);
+        let (mut findings, theirs) = std::thread::scope(|s| {
+            let helper = s.spawn(|| self.redact_findings(&mut part));
+            let mine = self.redact_findings(value);
+            (mine, helper.join())
+        });
+        let theirs = theirs.map_err(|_| EngineError::Panicked)?;
+        if let (Value::Object(map), Value::Object(mut part)) = (value, part)
+            && let (Some(slot), Some(v)) = (map.get_mut(&key), part.remove(&key))
+        {
+            *slot = v;
+        }
+        // Only the member's own findings (the copied `role` is the main thread's), in document
+        // order: those of the members before it first.
+        let prefix = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+        let mine = |f: &Finding| {
+            f.pointer == prefix
+                || f.pointer
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        };
+        let before = findings
+            .iter()
+            .position(|f| top_member(&value_keys, &f.pointer) > Some(big_i))
+            .unwrap_or(findings.len());
+        findings.splice(before..before, theirs.into_iter().filter(mine));
+        Ok(findings)
+    }
+
+    /// Redacts one JSON value given as bytes (one line, no newline): `None` when it holds no
+    /// secret, else the redacted bytes and the findings. Unchanged bytes are kept as they are.
+    ///
+    /// # Errors
+    /// Fails only when the engine's writer fails (it writes to memory).
+    pub fn redact_raw(&self, json: &[u8]) -> Result<Option<RawRedaction>, EngineError> {
+        let mut out = Vec::with_capacity(json.len() + 64);
+        let mut findings: Vec<Finding> = Vec::new();
+        self.redactor.redact_jsonl(json, &mut out, &mut findings)?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((out, findings.iter().map(finding_json).collect())))
+    }
+
+    /// Answers a protocol-2 `patch` request: `payload` is the message's JSON skeleton
+    /// (`skeleton_len` bytes) followed by the strings its `{"$mv": i}` references name, `lens[i]`
+    /// bytes of UTF-8 each. Returns `None` when the message holds no secret, else the [`Patch`].
+    ///
+    /// # Errors
+    /// [`EngineError::Protocol`] when the sizes, the skeleton or a reference are malformed (the
+    /// error names positions and sizes, never text); [`EngineError::Panicked`] when a redaction
+    /// thread panicked.
+    pub fn patch(
+        &self,
+        skeleton_len: usize,
+        lens: &[usize],
+        payload: &[u8],
+    ) -> Result<Option<Patch>, EngineError> {
+        let bad = |s: String| EngineError::Protocol(s);
+        let total = lens
+            .iter()
+            .try_fold(skeleton_len, |a, &n| a.checked_add(n))
+            .ok_or_else(|| bad("patch: the lengths overflow".into()))?;
+        if total != payload.len() {
+            return Err(bad(format!(
+                "patch: the lengths add up to {total} bytes, the payload has {}",
+                payload.len()
+            )));
+        }
+        let mut value: Value = serde_json::from_slice(&payload[..skeleton_len]).map_err(|e| {
+            bad(format!(
+                "patch: the skeleton is not JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let mut strings = Vec::with_capacity(lens.len());
+        let mut at = skeleton_len;
+        for (i, n) in lens.iter().enumerate() {
+            let s = std::str::from_utf8(&payload[at..at + n]).map_err(|e| {
+                bad(format!(
+                    "patch: string {i} is not UTF-8 (byte {})",
+                    e.valid_up_to()
+                ))
+            })?;
+            strings.push(Strings {
+                text: s.to_owned(),
+                uses: 0,
+            });
+            at += n;
+        }
+        if !strings.is_empty() {
+            let mut uses = vec![0usize; strings.len()];
+            count_refs(&value, &mut uses).map_err(bad)?;
+            for (s, n) in strings.iter_mut().zip(uses) {
+                s.uses = n;
+            }
+            resolve_refs(&mut value, &mut strings);
+        }
+        let findings = self.redact_findings_parallel(&mut value)?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        let mut patch = Patch {
+            findings: Vec::with_capacity(findings.len()),
+            entries: Vec::new(),
+            bytes: Vec::new(),
+        };
+        let mut seen = BTreeSet::new();
+        for f in findings {
+            if seen.insert(f.pointer.clone()) {
+                let Some(Value::String(s)) = value.pointer(&f.pointer) else {
+                    return Err(bad("patch: a finding does not point at a string".into()));
+                };
+                patch.entries.push(json!([f.pointer, s.len()]));
+                patch.bytes.extend_from_slice(s.as_bytes());
+            }
+            patch.findings.push(finding_json(&f));
+        }
+        Ok(Some(patch))
+    }
+}
+
+/// A value redacted by [`Engine::redact_raw`]: its new JSON bytes and the findings as protocol
+/// objects.
+pub type RawRedaction = (Vec<u8>, Vec<Value>);
+
+/// What a `patch` request changed: the findings, one `[pointer, byte length]` entry per changed
+/// string, and the new texts back to back in entry order.
+#[derive(Debug)]
+pub struct Patch {
+    /// `{"rule", "pointer", "fp"}` per finding (never the secret).
+    pub findings: Vec<Value>,
+    /// `[RFC 6901 pointer, byte length of the new text]` per changed string.
+    pub entries: Vec<Value>,
+    /// The new texts, concatenated.
+    pub bytes: Vec<u8>,
+}
+
+impl Patch {
+    /// The reply header of a `changed` answer (`len` is the byte count of [`Patch::bytes`],
+    /// which follow the header).
+    pub fn header(&self, id: Value) -> Value {
+        json!({
+            "id": id, "ok": true, "changed": true,
+            "findings": self.findings, "patch": self.entries, "len": self.bytes.len(),
+        })
+    }
+}
+
+/// A finding as a protocol object: rule, pointer and fingerprint (never the secret).
+pub fn finding_json(f: &Finding) -> Value {
+    json!({"rule": f.rule_id, "pointer": f.pointer, "fp": f.fingerprint})
+}
+
+/// The position among `keys` of the top-level member a JSON pointer starts with.
+fn top_member(keys: &[String], pointer: &str) -> Option<usize> {
+    let seg = pointer.strip_prefix('/')?.split('/').next()?;
+    let seg = seg.replace("~1", "/").replace("~0", "~");
+    keys.iter().position(|k| *k == seg)
+}
+
+/// The bytes of all strings (and object keys) under `v`.
+fn string_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(string_bytes).sum(),
+        Value::Object(m) => m.iter().map(|(k, x)| k.len() + string_bytes(x)).sum(),
+        _ => 0,
+    }
+}
+
+/// A long string of a `patch` request and how many references to it are left.
+struct Strings {
+    text: String,
+    uses: usize,
+}
+
+/// The index of a skeleton string reference `{"$mv": i}`.
+fn ref_index(v: &Value) -> Option<u64> {
+    match v {
+        Value::Object(m) if m.len() == 1 => m.get(REF_KEY).and_then(Value::as_u64),
+        _ => None,
+    }
+}
+
+fn count_refs(v: &Value, uses: &mut [usize]) -> Result<(), String> {
+    if let Some(i) = ref_index(v) {
+        let n = usize::try_from(i)
+            .ok()
+            .and_then(|i| uses.get_mut(i))
+            .ok_or_else(|| format!("patch: reference {i} names no string"))?;
+        *n += 1;
+        return Ok(());
+    }
+    match v {
+        Value::Object(m) => m.values().try_for_each(|x| count_refs(x, uses)),
+        Value::Array(a) => a.iter().try_for_each(|x| count_refs(x, uses)),
+        _ => Ok(()),
+    }
+}
+
+/// Puts the strings in place of their references (moved at the last use, copied before).
+fn resolve_refs(v: &mut Value, strings: &mut [Strings]) {
+    if let Some(i) = ref_index(v) {
+        // count_refs checked every index.
+        if let Some(s) = usize::try_from(i).ok().and_then(|i| strings.get_mut(i)) {
+            s.uses -= 1;
+            let text = if s.uses == 0 {
+                std::mem::take(&mut s.text)
+            } else {
+                s.text.clone()
+            };
+            *v = Value::String(text);
+        }
+        return;
+    }
+    match v {
+        Value::Object(m) => m.values_mut().for_each(|x| resolve_refs(x, strings)),
+        Value::Array(a) => a.iter_mut().for_each(|x| resolve_refs(x, strings)),
+        _ => {}
+    }
+}
+
+/// Where the plugin records the last gateway process that loaded it:
+/// `<state dir>/moltvault/plugin-loaded.json`.
+pub fn load_record_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("moltvault").join("plugin-loaded.json")
+}
+
+/// Records which gateway process loaded the plugin (for `moltvault plugin status`), from the
+/// plugin's client description (`pid`, `process`, `plugin`, `hooks`, `bridge`; no argv, which
+/// may hold message text). Written atomically, 0600 in a 0700 dir.
+///
+/// # Errors
+/// Fails when the record cannot be written.
+pub fn record_load(
+    state_dir: &Path,
+    client: &Value,
+    engine_version: &str,
+) -> Result<(), EngineError> {
+    let path = load_record_path(state_dir);
+    let rec = json!({
+        "pid": client.get("pid").and_then(Value::as_i64),
+        "process": client.get("process").and_then(Value::as_str),
+        "plugin": client.get("plugin").and_then(Value::as_str),
+        "hooks": client.get("hooks"),
+        "bridge": client.get("bridge").and_then(Value::as_str),
+        "engine": engine_version,
+        "at": rfc3339_now(),
+    });
+    if let Some(dir) = path.parent() {
+        moltvault_vault::fsio::create_secret_dir_all(dir)?;
+    }
+    let mut text = serde_json::to_vec_pretty(&rec).unwrap_or_default();
+    text.push(b'\n');
+    moltvault_vault::fsio::write_atomic(
+        &path,
+        &text,
+        moltvault_vault::fsio::WriteOptions::secret_replace(),
+    )?;
+    Ok(())
+}
+
+/// The current UTC time as RFC 3339 (`2026-11-26T01:02:03Z`).
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (the civil-from-days algorithm of H. Hinnant).
+fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(mode: Mode) -> Engine {
+        let key = FingerprintKey::from_bytes([7u8; 32]);
+        Engine::new(&RuleSet::builtin(), mode, key, Vec::new()).unwrap()
+    }
+
+    fn gh() -> String {
+        // A provider-format token assembled from fragments (no literal secret in the repo).
+        ["gh", "p_", "Zq8RfT2mWk9LxV4nBc7YhJ3sPd6Ga1Ue5Ko0"].concat()
+    }
+
+    /// Encodes like the plugin's codec: long strings become references, sent once.
+    fn encode(skeleton: &Value, strings: &[&str]) -> (usize, Vec<usize>, Vec<u8>) {
+        let mut payload = serde_json::to_vec(skeleton).unwrap();
+        let sk = payload.len();
+        let lens = strings.iter().map(|s| s.len()).collect();
+        for s in strings {
+            payload.extend_from_slice(s.as_bytes());
+        }
+        (sk, lens, payload)
+    }
+
+    #[test]
+    fn patch_resolves_references_and_answers_with_the_changed_strings_only() {
+        let text = format!("{}\nGITHUB_TOKEN={}\n", "x".repeat(300), gh());
+        let sk = json!({
+            "role": "toolResult",
+            "toolCallId": "call_1",
+            "content": [{"type": "text", "text": {"$mv": 0}}],
+            "details": {"aggregated": {"$mv": 0}, "cwd": "/home/u"},
+        });
+        let (n, lens, payload) = encode(&sk, &[&text]);
+        let p = engine(Mode::All)
+            .patch(n, &lens, &payload)
+            .unwrap()
+            .unwrap();
+        let ptrs: Vec<&str> = p.entries.iter().map(|e| e[0].as_str().unwrap()).collect();
+        assert_eq!(ptrs, ["/content/0/text", "/details/aggregated"]);
+        let texts = String::from_utf8(p.bytes.clone()).unwrap();
+        assert!(!texts.contains(&gh()));
+        assert!(texts.contains("[REDACTED:"));
+        let h = p.header(json!(3));
+        assert_eq!(h["len"], p.bytes.len());
+        assert!(
+            !h.to_string().contains(&gh()),
+            "the header leaks the secret"
+        );
+    }
+
+    #[test]
+    fn patch_of_a_clean_message_is_none() {
+        let sk = json!({"role": "user", "content": "hello there"});
+        let (n, lens, payload) = encode(&sk, &[]);
+        assert!(
+            engine(Mode::All)
+                .patch(n, &lens, &payload)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn patch_honours_the_mode() {
+        let sk = json!({"role": "user", "content": format!("my key {}", gh())});
+        let (n, lens, payload) = encode(&sk, &[]);
+        assert!(
+            engine(Mode::Tools)
+                .patch(n, &lens, &payload)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            engine(Mode::All)
+                .patch(n, &lens, &payload)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn patch_rejects_bad_frames_without_echoing_them() {
+        let e = engine(Mode::All);
+        let secret = gh();
+        let bad_json = format!("{{\"a\": \"{secret}\"");
+        let err = e
+            .patch(bad_json.len(), &[], bad_json.as_bytes())
+            .unwrap_err();
+        assert!(!err.to_string().contains(&secret), "{err}");
+        assert!(matches!(
+            e.patch(5, &[], b"{}"),
+            Err(EngineError::Protocol(_))
+        ));
+        let sk = br#"{"a":{"$mv":1}}"#;
+        let mut payload = sk.to_vec();
+        payload.extend_from_slice(b"abc");
+        let err = e.patch(sk.len(), &[3], &payload).unwrap_err();
+        assert!(err.to_string().contains("reference 1"), "{err}");
+        let err = e.patch(sk.len(), &[usize::MAX], &payload).unwrap_err();
+        assert!(err.to_string().contains("overflow"), "{err}");
+    }
+
+    #[test]
+    fn the_two_thread_split_finds_what_one_thread_finds() {
+        let big = format!("{}{} tail", "word ".repeat(20_000), gh());
+        let msg = json!({
+            "role": "toolResult",
+            "content": [{"type": "text", "text": big}],
+            "details": {"aggregated": big},
+        });
+        let e = engine(Mode::All);
+        let (mut a, mut b) = (msg.clone(), msg);
+        let one = e.redact_findings(&mut a);
+        let two = e.redact_findings_parallel(&mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(one, two);
+        assert_eq!(two.len(), 2);
+    }
+
+    #[test]
+    fn engine_source_builds_the_fingerprint_key_once_and_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault");
+        let a = plugin_engine(None, &vault, None, Mode::All).unwrap();
+        let key = vault.join("install.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = plugin_engine(None, &vault, None, Mode::All).unwrap();
+        // Same key: same placeholders.
+        let mut x = json!({"role": "user", "content": gh()});
+        let mut y = x.clone();
+        a.redact(&mut x);
+        b.redact(&mut y);
+        assert_eq!(x, y);
+        assert_eq!(a.info()["literals"], 0);
+    }
+
+    #[test]
+    fn engine_source_reports_a_missing_rules_file_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let err = plugin_engine(None, dir.path(), Some(&missing), Mode::All).unwrap_err();
+        assert!(err.to_string().contains("nope.toml"), "{err}");
+    }
+
+    #[test]
+    fn load_records_are_written_0600_without_argv() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let client = json!({"pid": 42, "process": "openclaw-gateway", "bridge": "addon", "argv": ["secret"]});
+        record_load(dir.path(), &client, "0.1.0").unwrap();
+        let p = load_record_path(dir.path());
+        let rec: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(rec["pid"], 42);
+        assert_eq!(rec["bridge"], "addon");
+        assert!(rec.get("argv").is_none());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_654_923), "2026-11-26T01:02:03Z");
+    }
+}
