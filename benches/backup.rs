@@ -187,6 +187,7 @@ fn main() {
             .env("HOME", root.join("home"));
         c
     };
+    let load_before = loadavg();
     let mut rows: Vec<Row> = Vec::new();
     let mut record = |what: &str, times: Vec<f64>, bytes: Option<u64>, rss: Option<u64>| {
         rows.push(Row {
@@ -375,6 +376,21 @@ fn main() {
             fs::remove_dir_all(&to).unwrap();
         }
         record("gpg -d, tar xz (pipe)", t, None, None);
+        // The same, made durable like moltvault's restore (which syncs before its swap).
+        let mut t = Vec::new();
+        for i in 0..runs {
+            let to = root.join(format!("gpg-restored-sync-{i}"));
+            fs::create_dir_all(&to).unwrap();
+            let (d, _) = run(sh(&format!(
+                "{gpg} -d '{}' | tar xzf - -C '{}' && sync",
+                gpg_file.display(),
+                to.display()
+            ))
+            .stderr(Stdio::null()));
+            t.push(d.as_secs_f64());
+            fs::remove_dir_all(&to).unwrap();
+        }
+        record("gpg -d, tar xz, sync (pipe)", t, None, None);
     }
     if restic_ok {
         let mut t = Vec::new();
@@ -392,6 +408,8 @@ fn main() {
         record("restic restore", t, None, None);
     }
 
+    let bound = verify_bound(&mv_file, &key);
+    println!("\nload average before: {load_before}; after: {}", loadavg());
     println!(
         "\ninput: {:.1} MB in {} ({} runs, medians; {} cores)\n",
         input as f64 / MB,
@@ -459,5 +477,101 @@ fn main() {
         get("age -d, zstd -d, tar x (pipe)"),
     ) {
         println!("restore: moltvault / age+zstd+tar = {:.2}x time", a / b);
+    }
+    if let (Some(a), Some(b)) = (get("moltvault restore"), get("gpg -d, tar xz, sync (pipe)")) {
+        println!(
+            "restore: moltvault / gpg+tar+sync (both durable) = {:.2}x time",
+            a / b
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let archive_mb = bound.archive as f64 / MB;
+    let content_gb = bound.content as f64 / 1e9;
+    println!(
+        "\nverify's CPU floor, per stage, single thread, in this process on this archive \
+         ({archive_mb:.1} MB archive, {:.1} MB decompressed):",
+        bound.content as f64 / MB
+    );
+    println!(
+        "  age decrypt {:.0} MB/s of archive; zstd decode {:.0} MB/s of output; SHA-256 {:.0} MB/s",
+        archive_mb / bound.age,
+        bound.content as f64 / MB / bound.zstd,
+        bound.sha_mb_s
+    );
+    let cpu = bound.age + bound.zstd + content_gb * 1000.0 / bound.sha_mb_s;
+    println!(
+        "  = {cpu:.2} CPU-s per backup: at best {:.2} s on {cores} cores = {:.0} MB/s of archive \
+         (the single-threaded zstd decode alone caps it at {:.0} MB/s of archive)",
+        cpu / cores,
+        archive_mb / (cpu / cores),
+        archive_mb / bound.zstd
+    );
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Single-threaded cost of each stage of a verify, measured in process with the same crates.
+struct Bound {
+    archive: u64,
+    content: u64,
+    /// Seconds to decrypt the whole archive.
+    age: f64,
+    /// Seconds to decompress the whole stream.
+    zstd: f64,
+    /// SHA-256 throughput, MB/s.
+    sha_mb_s: f64,
+}
+
+fn verify_bound(file: &Path, key: &Path) -> Bound {
+    use sha2::Digest;
+    use std::io::Read;
+    use std::time::Instant;
+    let ct = fs::read(file).unwrap();
+    let id: age::x25519::Identity = fs::read_to_string(key)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let t = Instant::now();
+    let z = age::decrypt(&id, &ct).unwrap();
+    let age = t.elapsed().as_secs_f64();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut content = 0u64;
+    let mut d = zstd::stream::Decoder::new(&z[..]).unwrap();
+    let t = Instant::now();
+    loop {
+        let n = d.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        content += n as u64;
+    }
+    let zstd = t.elapsed().as_secs_f64();
+    // Up to 256 MB of the decompressed stream, to time SHA-256 on.
+    let mut sample = Vec::new();
+    zstd::stream::Decoder::new(&z[..])
+        .unwrap()
+        .take(256 << 20)
+        .read_to_end(&mut sample)
+        .unwrap();
+    let t = Instant::now();
+    let mut h = sha2::Sha256::new();
+    for c in sample.chunks(1 << 20) {
+        h.update(c);
+    }
+    std::hint::black_box(h.finalize());
+    let sha_mb_s = sample.len() as f64 / MB / t.elapsed().as_secs_f64();
+    Bound {
+        archive: ct.len() as u64,
+        content,
+        age,
+        zstd,
+        sha_mb_s,
     }
 }

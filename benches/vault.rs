@@ -11,6 +11,7 @@
 //!
 //! Default (< 1 min): a 64 MiB transcript, 16 × 4 MiB sessions, 2,000 small files, 3 runs each,
 //! medians. `MOLTVAULT_BENCH_FULL=1`: a 1 GB transcript, 64 × 16 MiB, 5,000 small files.
+//! `MOLTVAULT_BENCH_ONLY=big,grep,small,strategies` runs only those sections.
 //! `MOLTVAULT_BENCH_BASELINE_BIN=/path/to/older/moltvault` also measures an older build on the
 //! same data in the same run (before/after figures). `MOLTVAULT_BENCH_DIR` picks the
 //! filesystem (default `target/`). Run: `cargo bench --bench vault`.
@@ -154,12 +155,14 @@ struct Impl {
 
 fn main() {
     let full = std::env::var_os("MOLTVAULT_BENCH_FULL").is_some();
+    let only = std::env::var("MOLTVAULT_BENCH_ONLY").unwrap_or_default();
     let (big, sessions, session_size, small) = if full {
         (1_000_000_000usize, 64usize, 16usize << 20, 5000usize)
     } else {
         (64usize << 20, 16usize, 4usize << 20, 2000usize)
     };
     let runs = if full { 1 } else { 3 };
+    let want = |section: &str| only.is_empty() || only.split(',').any(|o| o == section);
     assert!(
         have("age"),
         "the bench compares against the `age` CLI: apt-get install age"
@@ -182,100 +185,103 @@ fn main() {
         std::env::var("MOLTVAULT_BENCH_DIR").unwrap_or_else(|_| "target".into())
     );
 
-    // 1 + 2: one large transcript, every implementation and age interleaved run by run.
-    let h = Home::new(&this);
-    let p = h.sessions().join("big.jsonl");
-    transcript(&p, big, &mut rng);
-    let size = fs::metadata(&p).unwrap().len();
-    let rec = h.rec();
-    let r = h.recipient();
-    let mut seal_t = vec![Vec::new(); impls.len()];
-    let mut unseal_t = vec![Vec::new(); impls.len()];
-    let mut rss = vec![0u64; impls.len()];
-    let (mut age_e, mut age_d) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        for (k, im) in impls.iter().enumerate() {
-            let (a, ra) = run(h.cmd_of(&im.bin).args(["seal", "big"]));
-            let (b, rb) = run(h
-                .cmd_of(&im.bin)
-                .args(["unseal", "big", "--identity"])
-                .arg(&rec));
-            rss[k] = rss[k].max(ra).max(rb);
-            seal_t[k].push(a);
-            unseal_t[k].push(b);
+    if want("big") {
+        // 1 + 2: one large transcript, every implementation and age interleaved run by run.
+        let h = Home::new(&this);
+        let p = h.sessions().join("big.jsonl");
+        transcript(&p, big, &mut rng);
+        let size = fs::metadata(&p).unwrap().len();
+        let rec = h.rec();
+        let r = h.recipient();
+        let mut seal_t = vec![Vec::new(); impls.len()];
+        let mut unseal_t = vec![Vec::new(); impls.len()];
+        let mut rss = vec![0u64; impls.len()];
+        let (mut age_e, mut age_d) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for (k, im) in impls.iter().enumerate() {
+                let (a, ra) = run(h.cmd_of(&im.bin).args(["seal", "big"]));
+                let (b, rb) = run(h
+                    .cmd_of(&im.bin)
+                    .args(["unseal", "big", "--identity"])
+                    .arg(&rec));
+                rss[k] = rss[k].max(ra).max(rb);
+                seal_t[k].push(a);
+                unseal_t[k].push(b);
+            }
+            age_e.push(
+                run(&mut sh(&format!(
+                    "age -e -r {r} -o '{p}.age' '{p}' && sync -f '{p}.age' && rm '{p}'",
+                    p = p.display()
+                )))
+                .0,
+            );
+            age_d.push(
+                run(&mut sh(&format!(
+                    "age -d -i '{k}' -o '{p}' '{p}.age' && sync -f '{p}' && rm '{p}.age'",
+                    k = rec.display(),
+                    p = p.display()
+                )))
+                .0,
+            );
+            // `age -d` wrote the plaintext just now: make it idle again for the next seal.
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3 * 86_400))
+                .unwrap();
         }
-        age_e.push(
-            run(&mut sh(&format!(
-                "age -e -r {r} -o '{p}.age' '{p}' && sync -f '{p}.age' && rm '{p}'",
-                p = p.display()
-            )))
-            .0,
-        );
-        age_d.push(
-            run(&mut sh(&format!(
-                "age -d -i '{k}' -o '{p}' '{p}.age' && sync -f '{p}' && rm '{p}.age'",
-                k = rec.display(),
-                p = p.display()
-            )))
-            .0,
-        );
-        // `age -d` wrote the plaintext just now: make it idle again for the next seal.
-        fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(SystemTime::now() - Duration::from_secs(3 * 86_400))
-            .unwrap();
-    }
-    let (ae, ad) = (median(age_e), median(age_d));
-    let mib = size as f64 / (1u64 << 20) as f64;
-    println!(
-        "seal+unseal of a {mib:.0} MiB transcript ({size} bytes); MB/s = 2 x size / (seal + unseal)"
-    );
-    println!(
-        "  age CLI     encrypt {:.3}s  decrypt {:.3}s  total {:.3}s  {:.0} MB/s",
-        ae.as_secs_f64(),
-        ad.as_secs_f64(),
-        (ae + ad).as_secs_f64(),
-        mb_per_s(2 * size, ae + ad)
-    );
-    for (k, im) in impls.iter().enumerate() {
-        let (s, u) = (median(seal_t[k].clone()), median(unseal_t[k].clone()));
+        let (ae, ad) = (median(age_e), median(age_d));
+        let mib = size as f64 / (1u64 << 20) as f64;
         println!(
-            "  {:<10}  seal    {:.3}s  unseal  {:.3}s  total {:.3}s  {:.0} MB/s  ratio vs age {:.2} (target >= 0.9)  peak RSS {:.1} MB (target < 32)",
-            im.name,
-            s.as_secs_f64(),
-            u.as_secs_f64(),
-            (s + u).as_secs_f64(),
-            mb_per_s(2 * size, s + u),
-            (ae + ad).as_secs_f64() / (s + u).as_secs_f64(),
-            rss[k] as f64 / 1024.0
+            "seal+unseal of a {mib:.0} MiB transcript ({size} bytes); MB/s = 2 x size / (seal + unseal)"
         );
+        println!(
+            "  age CLI     encrypt {:.3}s  decrypt {:.3}s  total {:.3}s  {:.0} MB/s",
+            ae.as_secs_f64(),
+            ad.as_secs_f64(),
+            (ae + ad).as_secs_f64(),
+            mb_per_s(2 * size, ae + ad)
+        );
+        for (k, im) in impls.iter().enumerate() {
+            let (s, u) = (median(seal_t[k].clone()), median(unseal_t[k].clone()));
+            println!(
+                "  {:<10}  seal    {:.3}s  unseal  {:.3}s  total {:.3}s  {:.0} MB/s  ratio vs age {:.2} (target >= 0.9)  peak RSS {:.1} MB (target < 32)",
+                im.name,
+                s.as_secs_f64(),
+                u.as_secs_f64(),
+                (s + u).as_secs_f64(),
+                mb_per_s(2 * size, s + u),
+                (ae + ad).as_secs_f64() / (s + u).as_secs_f64(),
+                rss[k] as f64 / 1024.0
+            );
+        }
+        drop(h);
     }
-    drop(h);
 
-    // 3: grep over sealed sessions.
-    let h = Home::new(&this);
-    for i in 0..sessions {
-        transcript(
-            &h.sessions().join(format!("s{i:03}.jsonl")),
-            session_size,
-            &mut rng,
-        );
-    }
-    run(h.cmd().args(["seal", "--all-idle"]));
-    let total = (sessions * session_size) as u64;
-    let mut mg = Vec::new();
-    let mut ag = Vec::new();
-    for _ in 0..runs {
-        mg.push(
-            run(h
-                .cmd()
-                .args(["grep", "-c", "needle needle", "--identity"])
-                .arg(h.rec()))
-            .0,
-        );
-        ag.push(
+    if want("grep") {
+        // 3: grep over sealed sessions.
+        let h = Home::new(&this);
+        for i in 0..sessions {
+            transcript(
+                &h.sessions().join(format!("s{i:03}.jsonl")),
+                session_size,
+                &mut rng,
+            );
+        }
+        run(h.cmd().args(["seal", "--all-idle"]));
+        let total = (sessions * session_size) as u64;
+        let mut mg = Vec::new();
+        let mut ag = Vec::new();
+        for _ in 0..runs {
+            mg.push(
+                run(h
+                    .cmd()
+                    .args(["grep", "-c", "needle needle", "--identity"])
+                    .arg(h.rec()))
+                .0,
+            );
+            ag.push(
             run(&mut sh(&format!(
                 "for f in '{}'/*.age; do age -d -i '{}' \"$f\" | grep -c 'needle needle' || true; done",
                 h.sessions().display(),
@@ -283,46 +289,51 @@ fn main() {
             )))
             .0,
         );
-    }
-    let (mg, ag) = (median(mg), median(ag));
-    println!(
-        "grep over {sessions} sealed sessions ({:.0} MB): moltvault {:.2}s, age -d | grep -c {:.2}s, moltvault/age {:.2} (target <= 1.5)",
-        total as f64 / 1e6,
-        mg.as_secs_f64(),
-        ag.as_secs_f64(),
-        mg.as_secs_f64() / ag.as_secs_f64()
-    );
-    drop(h);
-
-    // 4: thousands of small files (a fresh home per run and implementation, same corpus seed).
-    let mut rates = vec![Vec::new(); impls.len()];
-    for run_no in 0..runs {
-        for (k, im) in impls.iter().enumerate() {
-            let h = Home::new(&this);
-            let mut rng = Rng::new(0x5eed + run_no as u64);
-            for i in 0..small {
-                transcript(
-                    &h.sessions().join(format!("m{i:05}.jsonl")),
-                    1500 + rng.below(3000) as usize,
-                    &mut rng,
-                );
-            }
-            let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
-            assert_eq!(h.count_sealed(), small);
-            rates[k].push(small as f64 / d.as_secs_f64());
         }
-    }
-    for (k, im) in impls.iter().enumerate() {
+        let (mg, ag) = (median(mg), median(ag));
         println!(
-            "seal --all-idle of {small} small transcripts (1.5-4.5 KB), {:<10} {:.0} files/s (target >= 2000)",
-            im.name,
-            median(rates[k].clone())
+            "grep over {sessions} sealed sessions ({:.0} MB): moltvault {:.2}s, age -d | grep -c {:.2}s, moltvault/age {:.2} (target <= 1.5)",
+            total as f64 / 1e6,
+            mg.as_secs_f64(),
+            ag.as_secs_f64(),
+            mg.as_secs_f64() / ag.as_secs_f64()
         );
+        drop(h);
+    }
+
+    if want("small") {
+        // 4: thousands of small files (a fresh home per run and implementation, same corpus seed).
+        let mut rates = vec![Vec::new(); impls.len()];
+        for run_no in 0..runs {
+            for (k, im) in impls.iter().enumerate() {
+                let h = Home::new(&this);
+                let mut rng = Rng::new(0x5eed + run_no as u64);
+                for i in 0..small {
+                    transcript(
+                        &h.sessions().join(format!("m{i:05}.jsonl")),
+                        1500 + rng.below(3000) as usize,
+                        &mut rng,
+                    );
+                }
+                let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
+                assert_eq!(h.count_sealed(), small);
+                rates[k].push(small as f64 / d.as_secs_f64());
+            }
+        }
+        for (k, im) in impls.iter().enumerate() {
+            println!(
+                "seal --all-idle of {small} small transcripts (1.5-4.5 KB), {:<10} {:.0} files/s (target >= 2000)",
+                im.name,
+                median(rates[k].clone())
+            );
+        }
     }
 
     // 5: the batch strategies side by side, through the library (no process start or gateway
     // discovery): which sync and how many workers.
-    strategies(&this, small, runs);
+    if want("strategies") {
+        strategies(&this, small, runs);
+    }
 }
 
 /// Seals `small` fresh small transcripts with each strategy, interleaved run by run, and
@@ -333,39 +344,43 @@ fn strategies(this: &Path, small: usize, runs: usize) {
     let h = Home::new(this);
     let vault = moltvault_vault::Vault::open(&h.dir.path().join(".moltvault")).unwrap();
     let recipient = vault.recipient().clone();
+    let cfg = |workers, batch, sync| {
+        Some(BatchConfig {
+            workers,
+            batch,
+            sync,
+            hook: None,
+        })
+    };
     let variants: Vec<(&str, Option<BatchConfig<'static>>)> = vec![
         ("seal_file one by one (fsync each)", None),
         (
-            "batch, 1 worker, fsync x1",
-            Some(BatchConfig {
-                workers: 1,
-                sync: BatchSync::Fsync { threads: 1 },
-                hook: None,
-            }),
+            "batch 256, 1 worker, fsync x1",
+            cfg(1, 256, BatchSync::Fsync { threads: 1 }),
         ),
         (
-            "batch, 2 workers, fsync x8 threads",
-            Some(BatchConfig {
-                workers: 2,
-                sync: BatchSync::Fsync { threads: 8 },
-                hook: None,
-            }),
+            "batch 256, 4 workers, fsync x8",
+            cfg(4, 256, BatchSync::Fsync { threads: 8 }),
         ),
         (
-            "batch, 1 worker, syncfs",
-            Some(BatchConfig {
-                workers: 1,
-                sync: BatchSync::Syncfs,
-                hook: None,
-            }),
+            "batch 256, 1 worker, syncfs",
+            cfg(1, 256, BatchSync::Syncfs),
         ),
         (
-            "batch, 2 workers, syncfs",
-            Some(BatchConfig {
-                workers: 2,
-                sync: BatchSync::Syncfs,
-                hook: None,
-            }),
+            "batch 256, 2 workers, syncfs",
+            cfg(2, 256, BatchSync::Syncfs),
+        ),
+        (
+            "batch 256, 4 workers, syncfs",
+            cfg(4, 256, BatchSync::Syncfs),
+        ),
+        (
+            "batch 256, 8 workers, syncfs",
+            cfg(8, 256, BatchSync::Syncfs),
+        ),
+        (
+            "batch 1024, 4 workers, syncfs",
+            cfg(4, 1024, BatchSync::Syncfs),
         ),
     ];
     let opts = SealOptions {

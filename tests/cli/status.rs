@@ -245,7 +245,8 @@ fn openclaw_jsonl_status() {
               "time": "2026-11-25T00:00:00Z",
               "size": 22
             },
-            "verified": null
+            "verified": false,
+            "verified_at": null
           },
           "plugin": {
             "installed": true,
@@ -256,15 +257,16 @@ fn openclaw_jsonl_status() {
           },
           "findings": {
             "content_scan": false,
-            "total": 6,
+            "total": 7,
             "by_severity": {
               "critical": 0,
               "high": 1,
               "info": 0,
-              "low": 1,
+              "low": 2,
               "medium": 4
             },
             "checks": [
+              "backup.unverified",
               "config.inline_secret",
               "fs.dir.perms",
               "fs.secret_file.perms",
@@ -356,7 +358,8 @@ fn openclaw_sqlite_status() {
               "time": "2026-11-25T00:00:00Z",
               "size": 22
             },
-            "verified": null
+            "verified": false,
+            "verified_at": null
           },
           "plugin": {
             "installed": true,
@@ -367,15 +370,16 @@ fn openclaw_sqlite_status() {
           },
           "findings": {
             "content_scan": false,
-            "total": 4,
+            "total": 5,
             "by_severity": {
               "critical": 0,
               "high": 1,
               "info": 0,
-              "low": 1,
+              "low": 2,
               "medium": 2
             },
             "checks": [
+              "backup.unverified",
               "config.inline_secret",
               "fs.dir.perms",
               "rotation.unfinished"

@@ -133,6 +133,22 @@ assert not missing, (missing, keys)
 PY
 log "sessions: $S1 ($K1), $S2 ($K2), $S0 ($K0, $E0 events)"
 
+# audit_idle <out>: the agent database's `vault.idle_unsealed` finding with --idle-days 0
+# (exit 1 just means findings at or above high exist: the e2e home has some by design).
+audit_idle() {
+  "${ENVV[@]}" "$MV" audit --json --idle-days 0 --log-dir "$W/logs/none" >"$1" 2>"$1.err" || [ $? = 1 ] ||
+    { cat "$1.err"; fail "moltvault audit failed"; }
+}
+audit_idle "$W/logs/audit-before.json"
+python3 - "$W/logs/audit-before.json" <<'PY' || fail "audit does not report the idle SQLite sessions"
+import json, sys
+f = [f for f in json.load(open(sys.argv[1]))["findings"]
+     if f["check"] == "vault.idle_unsealed" and f["path"].endswith("openclaw-agent.sqlite")]
+assert len(f) == 1, f
+assert f[0]["detail"].startswith("3 session(s)") and "2 removable" in f[0]["detail"], f[0]["detail"]
+assert "moltvault archive --idle 0d" in f[0]["hint"] and "fix" not in f[0], f[0]
+PY
+
 log "moltvault archive --idle 0s"
 "${ENVV[@]}" "$MV" archive --idle 0s >"$W/logs/archive.out" 2>"$W/logs/archive.err" ||
   { cat "$W/logs/archive.out" "$W/logs/archive.err"; tail -20 "$W/logs/gateway.log"; fail "moltvault archive failed"; }
@@ -181,6 +197,15 @@ for s in "$S1" "$S2"; do
   if ls "$SESS" | grep -q "^$s\.jsonl\.deleted\..*\.zst$"; then fail "a plaintext deleted-session archive of $s remains"; fi
 done
 if grep -rqF -e "$M1" -e "$M2" "$SESS"; then fail "a marker is in plaintext under sessions/"; fi
+
+# Nothing left for `archive` to do in the database: the main session is exported and kept.
+audit_idle "$W/logs/audit-after.json"
+python3 - "$W/logs/audit-after.json" <<'PY' || fail "audit still reports idle SQLite sessions after archiving"
+import json, sys
+f = [f for f in json.load(open(sys.argv[1]))["findings"]
+     if f["check"] == "vault.idle_unsealed" and f["path"].endswith("openclaw-agent.sqlite")]
+assert not f, f
+PY
 
 # The gateway still works.
 log "a new turn after archiving"

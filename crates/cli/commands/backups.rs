@@ -16,7 +16,9 @@ use crate::{env, ui};
 ///
 /// `verify` decrypts, decompresses and checks every hash of a backup without writing any
 /// plaintext. `prune` applies a retention policy; it deletes nothing until a backup newer than
-/// every one it deletes has been verified end to end.
+/// every one it deletes has been verified end to end. Both record each backup that verified
+/// (name, size, SHA-256 of the file, time) in `<vault dir>/verified-backups.json`, which
+/// `audit` and `status` read.
 #[derive(Debug, clap::Args)]
 pub struct BackupsArgs {
     #[command(subcommand)]
@@ -48,7 +50,8 @@ struct ListArgs {
     json: bool,
 }
 
-/// Decrypts, decompresses and checks every hash of backups, writing no plaintext.
+/// Decrypts, decompresses and checks every hash of backups, writing no plaintext; records each
+/// one that verified in `<vault dir>/verified-backups.json`.
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
     /// Backup names or files (default: the newest backup).
@@ -230,7 +233,7 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<Status> {
 }
 
 /// Records a backup that was just verified in the vault's verified-backup marker
-/// (`<vault dir>/backups/verified.json`, read by `audit` and `status`). Without a vault dir
+/// (`<vault dir>/verified-backups.json`, read by `audit` and `status`). Without a vault dir
 /// (verifying with `--identity` on a new machine) nothing is recorded; a marker that cannot be
 /// written is a warning, not a failed verification.
 fn record_verified(

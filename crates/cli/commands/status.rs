@@ -16,8 +16,8 @@ use crate::ui;
 
 /// Shows, on one screen: the gateway (line, version, store, state dir, running?), the vault
 /// (recipient, unlock methods), sessions (plain, sealed, in SQLite), locked credential files,
-/// the last backup, the plugin (installed, loaded), open audit findings by severity and any
-/// unfinished rotation.
+/// the last backup (verified when, or unverified), the plugin (installed, loaded), open audit
+/// findings by severity and any unfinished rotation.
 ///
 /// The findings come from a quick audit without the content scan (permissions, config,
 /// plugin, backups, idle sessions, rotation); run `moltvault audit` for plaintext secrets.
@@ -117,7 +117,7 @@ fn gateway_json(gw: &Gateway) -> Value {
 }
 
 /// The newest backup in the default backup directory, and whether `moltvault backups verify`
-/// (or `prune`) recorded it as verified in `<vault dir>/backups/verified.json`.
+/// (or `prune`) recorded it as verified in `<vault dir>/verified-backups.json`.
 fn backup_json(ctx: &Ctx) -> Value {
     let dir = crate::commands::backups::default_backup_dir(ctx);
     let target = moltvault_vault::backup::LocalDir::new(dir.clone());

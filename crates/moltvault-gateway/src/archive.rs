@@ -249,12 +249,15 @@ impl Write for Hashing<'_> {
     }
 }
 
-/// Writes one session of an agent database as JSONL, one event per line in `seq` order,
-/// exactly as the gateway stored each event (zstd events decoded): the entry schema of the
-/// JSONL era, header first.
+/// Writes one session of an agent database as JSONL, one event per line in `seq` order: the
+/// entry schema of the JSONL era, header first. Each line is the event exactly as the gateway
+/// stored it — the `event_json` bytes verbatim, or the decompressed `event_zstd` frame — after
+/// checking that it is one JSON document; an event stored across several lines (not something
+/// the gateway writes) is re-serialised compactly so the export stays one event per line.
 ///
 /// # Errors
-/// Database errors, a row that does not decode ([`Error::BadRow`]), or writing to `out`.
+/// Database errors, a row that does not decode or is not JSON ([`Error::BadRow`]), or writing
+/// to `out`.
 pub fn export_session(db: &Path, session_id: &str, out: &mut dyn Write) -> Result<Exported> {
     let adb = AgentDb::open_read_only(db)?;
     let mut w = Hashing {
@@ -263,8 +266,21 @@ pub fn export_session(db: &Path, session_id: &str, out: &mut dyn Write) -> Resul
         bytes: 0,
     };
     let mut events = 0u64;
-    adb.for_each_event(Some(session_id), |ev| {
-        let line = serde_json::to_string(&ev.value).map_err(|e| Error::json(db, &e))?;
+    adb.for_each_event_text(Some(session_id), |sid, seq, text| {
+        let bad = || Error::BadRow {
+            path: db.to_path_buf(),
+            table: "transcript_events",
+            what: format!("event {seq} of session {sid}"),
+        };
+        let compact;
+        let line = if text.contains(['\n', '\r']) {
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+            compact = serde_json::to_string(&v).map_err(|e| Error::json(db, &e))?;
+            compact.as_str()
+        } else {
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|_| bad())?;
+            text
+        };
         w.write_all(line.as_bytes())
             .and_then(|()| w.write_all(b"\n"))
             .map_err(|e| Error::io(db, e))?;
@@ -340,6 +356,60 @@ mod tests {
             .collect();
         assert_eq!(ours, theirs);
         assert_eq!(ours[0]["type"], "session");
+    }
+
+    /// A `navigation_json` the 2026.9.6 schema's CHECK accepts (required on zstd rows).
+    const NAV: &str = r#"{"version":1,"report":{"kind":"canonical"},"navigation":{},"reset":{},"model":{},"modelBytes":1,"modelWithoutCheckpointBytes":1,"withoutCustomDataBytes":1}"#;
+
+    #[test]
+    fn export_writes_the_stored_event_bytes_verbatim() {
+        let h = TestHome::new(SampleLine::OpenClaw2026_9_6);
+        let db = h.path("agents/main/agent/openclaw-agent.sqlite");
+        let sid = "0800f919-15e3-4b0e-a722-ad7259e4e455";
+        // Spacing, an escaped character and a number format that re-serialising would change.
+        let odd = r#"{"type":"custom", "id":"e9000000-0000-4000-8000-000000000001","parentId":null,"data":{"n":1.50,"s":"caf\u00e9 \/"}}"#;
+        let big = format!(
+            r#"{{"type":"message","id":"e9000000-0000-4000-8000-000000000002","message":{{"role":"toolResult","content":[{{"type":"text","text":"{}"}}],"x":1e3}}}}"#,
+            "z".repeat(5000)
+        );
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 500, ?2, 0)",
+            rusqlite::params![sid, odd],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, event_utf8_bytes, navigation_json) VALUES (?1, 501, NULL, 0, ?2, ?3, ?4)",
+            rusqlite::params![sid, zstd::bulk::compress(big.as_bytes(), 3).unwrap(), big.len() as i64, NAV],
+        )
+        .unwrap();
+        // A multi-line event (not written by the gateway) is kept on one line.
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 502, ?2, 0)",
+            rusqlite::params![sid, "{\"type\":\"custom\",\n \"id\":\"e3\"}"],
+        )
+        .unwrap();
+        drop(conn);
+        let mut buf = Vec::new();
+        let e = export_session(&db, sid, &mut buf).unwrap();
+        assert_eq!(e.events, 13);
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 13);
+        assert_eq!(lines[10], odd);
+        assert_eq!(lines[11], big);
+        assert_eq!(lines[12], r#"{"type":"custom","id":"e3"}"#);
+        assert_eq!(e.sha256, <[u8; 32]>::from(Sha256::digest(text.as_bytes())));
+
+        // A stored event that is not JSON is an error, not a silently broken export.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 503, 'not json', 0)",
+            [sid],
+        )
+        .unwrap();
+        let err = export_session(&db, sid, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::BadRow { .. }), "{err:?}");
     }
 
     #[test]

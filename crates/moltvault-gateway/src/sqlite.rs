@@ -21,6 +21,13 @@
 //! stale so the gateway re-indexes it) and `transcript_events.navigation_json` byte counters.
 //! Archive rows get a new `archive_sha256`, computed over the stored blob (the gateway's exact
 //! definition of that hash is not documented).
+//!
+//! A redaction leaves no old bytes in the database's files: the redacting connection runs with
+//! `PRAGMA secure_delete=ON` (freed cells and pages are zeroed), the FTS5 tables' own
+//! `secure-delete` option is on for the transaction (deleted terms leave the index segments in
+//! place) and set back afterwards, and the WAL is checkpointed with `TRUNCATE` after the commit
+//! ([`RedactReport::checkpoint`] says whether the gateway's readers let it finish).
+//! [`AgentDb::vacuum`] (gateway stopped) also drops what the gateway's own deletes left behind.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -434,6 +441,28 @@ impl AgentDb {
         session_id: Option<&str>,
         mut f: impl FnMut(TranscriptEvent) -> Result<()>,
     ) -> Result<()> {
+        self.for_each_event_text(session_id, |sid, seq, text| {
+            let value = serde_json::from_str(text).map_err(|_| bad_event(&self.path, sid, seq))?;
+            f(TranscriptEvent {
+                session_id: sid.to_owned(),
+                seq,
+                value,
+            })
+        })
+    }
+
+    /// Calls `f(session_id, seq, text)` with every transcript event (of one session, or of
+    /// all), in order, as the gateway stored it: the `event_json` text byte for byte, or the
+    /// decompressed `event_zstd` frame. Nothing is parsed.
+    ///
+    /// # Errors
+    /// Errors of the query, a zstd row that does not decode ([`Error::BadRow`]), or returned by
+    /// `f`.
+    pub fn for_each_event_text(
+        &self,
+        session_id: Option<&str>,
+        mut f: impl FnMut(&str, i64, &str) -> Result<()>,
+    ) -> Result<()> {
         let op = "reading events";
         let sql = match session_id {
             Some(_) => {
@@ -458,13 +487,7 @@ impl AgentDb {
             let zst: Option<Vec<u8>> = r.get(3).map_err(sql_err(&self.path, op))?;
             let len: Option<i64> = r.get(4).map_err(sql_err(&self.path, op))?;
             let text = decode_event(&self.path, &sid, seq, json, zst, len)?;
-            let value =
-                serde_json::from_str(&text).map_err(|_| bad_event(&self.path, &sid, seq))?;
-            f(TranscriptEvent {
-                session_id: sid,
-                seq,
-                value,
-            })?;
+            f(&sid, seq, &text)?;
         }
         Ok(())
     }

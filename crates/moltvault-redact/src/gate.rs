@@ -71,7 +71,12 @@ impl Pass {
         if entries.is_empty() {
             return None;
         }
-        let n = entries.iter().map(|(k, _)| k.len()).min().unwrap_or(1).min(4);
+        let n = entries
+            .iter()
+            .map(|(k, _)| k.len())
+            .min()
+            .unwrap_or(1)
+            .min(4);
         let lonybs = |k: &[u8]| -> Vec<u8> { k[..n].iter().map(|b| b & 0xF).collect() };
         let mut seen: Vec<Vec<u8>> = Vec::new();
         let mut leaders = Vec::new();
@@ -186,7 +191,10 @@ fn stem(k: &str) -> &str {
 /// The screen of a short anchor of built-in rules (whose regexes were checked against it:
 /// each match starts at a word boundary, follows a digit, or holds an `@` after the anchor).
 fn quick_for(anchor: &str, owners: &[usize], rules: &[Rule]) -> Quick {
-    if !owners.iter().all(|&r| rules[r].file.starts_with("builtin:")) {
+    if !owners
+        .iter()
+        .all(|&r| rules[r].file.starts_with("builtin:"))
+    {
         return Quick::None;
     }
     match anchor {
@@ -248,7 +256,14 @@ impl Gate {
             }
         });
         let keyword = |(k, rules, context, run): (String, Vec<usize>, bool, usize)| {
-            (k.into_bytes(), Pat::Keyword { rules, context, run })
+            (
+                k.into_bytes(),
+                Pat::Keyword {
+                    rules,
+                    context,
+                    run,
+                },
+            )
         };
         let mut rare: Vec<(Vec<u8>, Pat)> = rare.into_iter().map(keyword).collect();
         for (e, unicode) in ESCAPES {
@@ -346,7 +361,10 @@ impl Gate {
                     c.hits.push(start);
                     c.any = true;
                 }
-                Pat::Short { rules: owners, quick } => {
+                Pat::Short {
+                    rules: owners,
+                    quick,
+                } => {
                     if owners.iter().all(|&r| c.rules[r]) {
                         // Every owner is already a candidate: the hit only marks its string.
                         c.hits.push(start);

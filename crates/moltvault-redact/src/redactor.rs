@@ -600,14 +600,13 @@ impl Redactor {
     /// `text` with each span replaced by its placeholder (spans sorted, disjoint).
     fn splice(&self, text: &str, spans: &[Span]) -> String {
         let mut out = String::with_capacity(text.len() + 32 * spans.len());
-        let b = text.as_bytes();
         let mut at = 0;
         for sp in spans {
-            push_bytes(&mut out, &b[at..sp.start]);
+            push_piece(&mut out, text, at, sp.start);
             out.push_str(&self.placeholder(sp));
             at = sp.end;
         }
-        push_bytes(&mut out, &b[at..]);
+        push_piece(&mut out, text, at, text.len());
         out
     }
 
@@ -644,12 +643,12 @@ impl Redactor {
     }
 }
 
-/// Appends bytes cut from a `str` at span bounds: as they are when they are whole UTF-8
-/// (the usual case), lossily when a span split a character.
-fn push_bytes(out: &mut String, b: &[u8]) {
-    match std::str::from_utf8(b) {
-        Ok(t) => out.push_str(t),
-        Err(_) => out.push_str(&String::from_utf8_lossy(b)),
+/// Appends `text[a..b]`: as it is when both ends are character boundaries (the usual case),
+/// lossily when a span split a character.
+fn push_piece(out: &mut String, text: &str, a: usize, b: usize) {
+    match text.get(a..b) {
+        Some(t) => out.push_str(t),
+        None => out.push_str(&String::from_utf8_lossy(&text.as_bytes()[a..b])),
     }
 }
 

@@ -352,6 +352,35 @@ fn idle_sqlite_findings(gw: &Gateway, now: SystemTime, idle: Duration, out: &mut
     let Ok(plan) = crate::archive::plan(gw, &opts) else {
         return;
     };
+    // Deleted-session archives (`.jsonl.deleted.*.zst`) the gateway left in `sessions/`: plain
+    // JSONL that `archive` seals in place.
+    let mut by_dir: BTreeMap<PathBuf, Vec<Affected>> = BTreeMap::new();
+    for f in &plan.files {
+        let dir = f.file.path.parent().unwrap_or(&f.file.path).to_path_buf();
+        by_dir.entry(dir).or_default().push(Affected {
+            path: f.file.path.clone(),
+            mode: None,
+            secrets: BTreeMap::new(),
+        });
+    }
+    for (dir, files) in by_dir {
+        let mut f = Finding::new(
+            "vault.idle_unsealed",
+            Severity::Low,
+            dir,
+            format!(
+                "{} deleted-session archive(s) untouched for more than {} days are not sealed",
+                files.len(),
+                days(idle)
+            ),
+            format!(
+                "Seal them with `moltvault archive --idle {}d` (the gateway never reopens them).",
+                days(idle)
+            ),
+        );
+        f.files = files;
+        out.push(f);
+    }
     let mut by_db: BTreeMap<PathBuf, Vec<&crate::archive::SqliteCandidate>> = BTreeMap::new();
     for c in &plan.sqlite {
         let exported =

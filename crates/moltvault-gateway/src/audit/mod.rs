@@ -190,7 +190,7 @@ pub struct AuditOptions {
     pub vault_dir: Option<PathBuf>,
     /// Where `moltvault backup` writes by default; `None` skips the backup check.
     pub backup_dir: Option<PathBuf>,
-    /// The verified-backup marker (`<vault dir>/backups/verified.json`, written by
+    /// The verified-backup marker (`<vault dir>/verified-backups.json`, written by
     /// `moltvault backups verify` and `prune`); `None` skips the `backup.unverified` check.
     pub backup_marker: Option<PathBuf>,
     /// A backup older than this is reported.

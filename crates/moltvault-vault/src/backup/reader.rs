@@ -656,34 +656,6 @@ pub fn read_archive(
     limits: Limits,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, BackupError> {
-    let corrupt = |reason: &str, e: io::Error| {
-        if has_in_chain::<CapExceeded>(&e) {
-            return BackupError::Unsafe {
-                backup: name.to_string(),
-                entry: String::new(),
-                reason: "the archive expands beyond what its manifest announces (zip-bomb guard)"
-                    .into(),
-            };
-        }
-        let layer = find_in_chain::<Tagged>(&e).map(|t| t.layer);
-        let reason = match layer {
-            Some(Layer::Age) => {
-                "its encrypted data is truncated or was modified (age authentication failed)"
-            }
-            Some(Layer::Zstd) => "its compressed data is invalid (zstd)",
-            None => reason,
-        };
-        BackupError::Corrupt {
-            backup: name.to_string(),
-            reason: reason.to_string(),
-            source: Some(e),
-        }
-    };
-    let unsafe_entry = |entry: &str, reason: &str| BackupError::Unsafe {
-        backup: name.to_string(),
-        entry: entry.to_string(),
-        reason: reason.to_string(),
-    };
     let input = Counting {
         inner: input,
         progress,
@@ -694,15 +666,127 @@ pub fn read_archive(
             source,
         }
     })?;
-    let plain = dec
-        .decrypt(std::iter::once(identity))
-        .map_err(|source| BackupError::Decrypt {
-            backup: name.to_string(),
-            source,
-        })?;
-    let plain = TagErrors {
-        inner: plain,
-        layer: Layer::Age,
+    let mut plain =
+        dec.decrypt(std::iter::once(identity))
+            .map_err(|source| BackupError::Decrypt {
+                backup: name.to_string(),
+                source,
+            })?;
+    // Opened before anything is written into staging: `syncfs` on it then reports every
+    // writeback error of the restore (see `sync_tree`).
+    let anchor = match staging {
+        Some(st) => Some(fs::File::open(st).map_err(|e| BackupError::io("open", st, e))?),
+        None => None,
+    };
+
+    // Three threads: this one reads and decrypts (age), a second decompresses (zstd) and
+    // checks the tar structure against the manifest, a third hashes (and, restoring, writes)
+    // the content. Decrypted data reaches the second in order through a bounded channel; an
+    // error of this one is passed along in its place, after the data before it.
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(QUEUED_PLAIN);
+        let (recycle_tx, recycle) = mpsc::channel::<Vec<u8>>();
+        let parser = s.spawn(move || {
+            let plain = TagErrors {
+                inner: ChannelReader {
+                    rx,
+                    recycle: recycle_tx,
+                    cur: Vec::new(),
+                    pos: 0,
+                    end: 0,
+                },
+                layer: Layer::Age,
+            };
+            parse_stream(plain, name, staging, anchor, only, limits)
+        });
+        loop {
+            let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; PLAIN_CHUNK]);
+            let (n, err) = fill_until_error(&mut plain, &mut buf);
+            if n > 0 && tx.send(Ok((buf, n))).is_err() {
+                break; // the parser stopped: its result says why
+            }
+            match err {
+                Some(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+                None if n == 0 => break,
+                None => {}
+            }
+        }
+        drop(tx);
+        parser
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Decrypted bytes per message to the parsing thread.
+const PLAIN_CHUNK: usize = 256 << 10;
+/// Messages queued to the parsing thread.
+const QUEUED_PLAIN: usize = 8;
+
+/// Reads until `buf` is full, the stream ends or fails; returns the bytes read and the error.
+fn fill_until_error(r: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (n, None)
+}
+
+/// The decrypted stream, as sent by the decrypting thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    recycle: mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.end {
+            match self.rx.recv() {
+                Ok(Ok((b, n))) => {
+                    let done = std::mem::replace(&mut self.cur, b);
+                    if !done.is_empty() {
+                        let _ = self.recycle.send(done);
+                    }
+                    self.pos = 0;
+                    self.end = n;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The sender is gone after the end of the stream (or after sending its error).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.end - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decompresses and checks the decrypted stream (see [`read_archive`]).
+fn parse_stream(
+    plain: impl Read,
+    name: &str,
+    staging: Option<&Path>,
+    anchor: Option<fs::File>,
+    only: Option<&globset::GlobSet>,
+    limits: Limits,
+) -> Result<VerifyReport, BackupError> {
+    let corrupt = |reason: &str, e: io::Error| corrupt_error(name, reason, e);
+    let unsafe_entry = |entry: &str, reason: &str| BackupError::Unsafe {
+        backup: name.to_string(),
+        entry: entry.to_string(),
+        reason: reason.to_string(),
     };
     let z = zstd::stream::Decoder::new(plain)
         .map_err(|e| corrupt("not a zstd stream inside the age encryption", e))?;
@@ -949,11 +1033,36 @@ pub fn read_archive(
 
     // 5. Only now, with everything verified: symlinks, then modes and times (deepest first),
     // then the whole staging tree is made durable at once.
-    if let Some(st) = staging {
-        finish_staging(st, &manifest, &links, only.is_none())?;
+    if let (Some(st), Some(anchor)) = (staging, anchor) {
+        finish_staging(st, &anchor, &manifest, &links, only.is_none())?;
     }
     report.manifest = Some(manifest);
     Ok(report)
+}
+
+/// Classifies a stream error: the zip-bomb guard, a damaged age or zstd layer, or `reason`.
+fn corrupt_error(name: &str, reason: &str, e: io::Error) -> BackupError {
+    if has_in_chain::<CapExceeded>(&e) {
+        return BackupError::Unsafe {
+            backup: name.to_string(),
+            entry: String::new(),
+            reason: "the archive expands beyond what its manifest announces (zip-bomb guard)"
+                .into(),
+        };
+    }
+    let layer = find_in_chain::<Tagged>(&e).map(|t| t.layer);
+    let reason = match layer {
+        Some(Layer::Age) => {
+            "its encrypted data is truncated or was modified (age authentication failed)"
+        }
+        Some(Layer::Zstd) => "its compressed data is invalid (zstd)",
+        None => reason,
+    };
+    BackupError::Corrupt {
+        backup: name.to_string(),
+        reason: reason.to_string(),
+        source: Some(e),
+    }
 }
 
 /// Bytes of file content per message to the hashing thread.
@@ -1080,9 +1189,15 @@ fn sink(
                         entry: c.rel,
                     });
                 }
-                if let (Some((f, p)), Some(t)) = (&c.out, c.mtime) {
-                    f.set_modified(unix_time(t))
-                        .map_err(|e| BackupError::io("set the time of", p.as_path(), e))?;
+                if let Some((f, p)) = &c.out {
+                    if let Some(t) = c.mtime {
+                        f.set_modified(unix_time(t))
+                            .map_err(|e| BackupError::io("set the time of", p.as_path(), e))?;
+                    }
+                    // Start writing it to disk now, while the rest is decoded: the final
+                    // `syncfs` then has little left to wait for. Durability still comes from
+                    // that sync, before the swap.
+                    fsio::start_writeback(f, 0, 0);
                 }
             }
         }
@@ -1104,6 +1219,7 @@ fn unix_time(t: i64) -> SystemTime {
 /// not on disk.
 fn finish_staging(
     st: &Path,
+    anchor: &fs::File,
     manifest: &Manifest,
     links: &[(String, String)],
     whole: bool,
@@ -1149,7 +1265,7 @@ fn finish_staging(
         fs::set_permissions(st, fs::Permissions::from_mode(root_mode))
             .map_err(|e| BackupError::io("set the mode of", st, e))?;
     }
-    sync_tree(st)
+    sync_tree(st, anchor)
 }
 
 /// Sets the mtime of `p` itself (never a symlink's target), leaving its atime alone.
@@ -1171,10 +1287,29 @@ fn set_mtime_nofollow(p: &Path, t: i64) -> Result<(), BackupError> {
 
 /// Makes everything written under `dir` durable: one `syncfs(2)` of its filesystem (data and
 /// metadata of every file, directory and link in the tree, in one journal commit), instead of
-/// an fsync per file.
-fn sync_tree(dir: &Path) -> Result<(), BackupError> {
-    let d = fs::File::open(dir).map_err(|e| BackupError::io("open", dir, e))?;
-    rustix::fs::syncfs(&d).map_err(|e| BackupError::io("sync the filesystem of", dir, e.into()))
+/// an fsync per file. `anchor` was opened on `dir` before the first write, so `syncfs` reports
+/// any writeback error since (Linux ≥ 5.8; older kernels get an fsync of every file and
+/// directory instead, since their `syncfs` reports nothing).
+fn sync_tree(dir: &Path, anchor: &fs::File) -> Result<(), BackupError> {
+    if fsio::syncfs_reports_errors() {
+        return rustix::fs::syncfs(anchor)
+            .map_err(|e| BackupError::io("sync the filesystem of", dir, e.into()));
+    }
+    fsync_tree(dir)
+}
+
+fn fsync_tree(p: &Path) -> Result<(), BackupError> {
+    let m = fs::symlink_metadata(p).map_err(|e| BackupError::io("inspect", p, e))?;
+    if m.is_dir() {
+        for e in fs::read_dir(p).map_err(|e| BackupError::io("list", p, e))? {
+            fsync_tree(&e.map_err(|e| BackupError::io("list", p, e))?.path())?;
+        }
+    } else if !m.is_file() {
+        return Ok(());
+    }
+    fs::File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| BackupError::io("fsync", p, e))
 }
 
 /// Creates `rel`'s directories under `root` one component at a time, refusing anything that

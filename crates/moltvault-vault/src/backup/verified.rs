@@ -2,7 +2,7 @@
 //!
 //! [`verify_and_record`] runs [`super::verify`] (decrypt, decompress, every hash) through a
 //! target wrapper that hashes the backup file's bytes as they are read, then records the backup
-//! in a small JSON file in moltvault's own directory (`<vault dir>/backups/verified.json`,
+//! in a small JSON file in moltvault's own directory (`<vault dir>/verified-backups.json`,
 //! [`marker_path`]): name, target, size, SHA-256 of the whole encrypted file, files checked
 //! and the time. The file is written atomically through the write funnel, 0600 in a 0700
 //! directory, and keeps the newest [`MAX_RECORDS`] records. It holds no secret: only names,
@@ -37,8 +37,9 @@ use super::target::{BackupTarget, BackupUpload};
 use super::{BackupError, Progress};
 use crate::fsio::{self, WriteOptions};
 
-/// The marker's file name, in the `backups` directory of moltvault's own directory.
-pub const VERIFIED_FILE: &str = "verified.json";
+/// The marker's file name, in moltvault's own directory (beside, not inside, the default
+/// backup directory, which holds only backups and may be a mount or a synced folder).
+pub const VERIFIED_FILE: &str = "verified-backups.json";
 
 /// How many records the marker keeps (the newest).
 pub const MAX_RECORDS: usize = 256;
@@ -71,9 +72,9 @@ struct MarkerFile {
     verified: Vec<VerifiedBackup>,
 }
 
-/// Where the marker lives for a vault directory: `<vault dir>/backups/verified.json`.
+/// Where the marker lives for a vault directory: `<vault dir>/verified-backups.json`.
 pub fn marker_path(vault_dir: &Path) -> PathBuf {
-    vault_dir.join("backups").join(VERIFIED_FILE)
+    vault_dir.join(VERIFIED_FILE)
 }
 
 /// Reads the marker; a missing file means no backup was ever verified (an empty list).
