@@ -206,7 +206,8 @@ export class AddonEngine {
     let header;
     try {
       header = JSON.parse(rep.head);
-      value = applyPatch(message, decodePatch(header.patch, rep.bytes, 0, rep.bytes.length));
+      if (!Array.isArray(header.patch) || header.patch.length !== rep.texts.length) throw new TypeError("the patch and its texts differ in length");
+      value = applyPatch(message, header.patch.map((e, i) => [e[0], rep.texts[i]]));
     } catch (err) {
       throw new BridgeError(`the addon sent a patch the plugin cannot apply (${err?.message ?? err})`);
     }

@@ -3,14 +3,14 @@
 //! Keywords are searched in three packed (Teddy) passes, each with at most 64 literals, each
 //! ordered so that literals with different fingerprints land in different Teddy buckets:
 //!
-//! - *rare* literals (vendor prefixes such as `ghp_`, `AKIA`, `PRIVATE KEY`, plus the escape
-//!   markers `\u00` and `:\/\/`), ≥ 4 bytes;
+//! - *rare* literals (vendor prefixes such as `ghp_`, `AKIA`, `PRIVATE KEY`), ≥ 4 bytes, at
+//!   most 32 for the built-in rules (slim Teddy, 32 bytes per step);
 //! - *contextual* keywords (`token`, `password`…), cut to 4-byte stems (`oken`, `assw`): they
 //!   are frequent, so fewer, shorter literals keep Teddy's buckets selective; a hit counts only
 //!   when an assignment-shaped value follows;
-//! - *short* (3-byte) anchors (`sk-`, `:AA`, `://`…), first screened by a byte check of their
-//!   surroundings (a word boundary, a digit, an `@` ahead) and then confirmed by their rules'
-//!   regexes on a window around the hit.
+//! - *short* (3-byte) anchors (`sk-`, `xox`, `:AA`, `://`…) and the escape markers,
+//!   anchors first screened by a byte check of their surroundings (a word boundary, a digit,
+//!   an `@` ahead) and then confirmed by their rules' regexes on a window around the hit.
 //!
 //! An escape detector (`\u00XX` of printable ASCII, `:\/\/`) sends the record to every rule,
 //! since an escape could hide a keyword.
@@ -198,7 +198,7 @@ fn quick_for(anchor: &str, owners: &[usize], rules: &[Rule]) -> Quick {
         return Quick::None;
     }
     match anchor {
-        "sk-" | "hf_" | "SG." | "AQ." => Quick::WordStart,
+        "sk-" | "hf_" | "SG." | "AQ." | "xox" => Quick::WordStart,
         ":AA" => Quick::DigitBefore,
         "://" => Quick::AtAhead,
         _ => Quick::None,
@@ -265,13 +265,9 @@ impl Gate {
                 },
             )
         };
-        let mut rare: Vec<(Vec<u8>, Pat)> = rare.into_iter().map(keyword).collect();
-        for (e, unicode) in ESCAPES {
-            let p = if *unicode { Pat::Unicode } else { Pat::Slash };
-            rare.push((e.as_bytes().to_vec(), p));
-        }
+        let rare = rare.into_iter().map(keyword).collect();
         let ctx = ctx.into_iter().map(keyword).collect();
-        let short = short
+        let mut short: Vec<(Vec<u8>, Pat)> = short
             .into_iter()
             .map(|(k, owners)| {
                 let quick = quick_for(&k, &owners, rules);
@@ -284,6 +280,12 @@ impl Gate {
                 )
             })
             .collect();
+        // The escape markers ride with the short anchors (whose fingerprints are 3 bytes
+        // anyway), which keeps the rare pass within slim Teddy's 32 literals.
+        for (e, unicode) in ESCAPES {
+            let p = if *unicode { Pat::Unicode } else { Pat::Slash };
+            short.push((e.as_bytes().to_vec(), p));
+        }
         let mut passes = Vec::new();
         for entries in [rare, ctx, short] {
             // Teddy takes at most 64 literals: split larger sets.

@@ -8,6 +8,13 @@
 //! the file later. (Up to 0.1, seal added a second stanza for a throwaway recipient instead;
 //! such files open the same way.)
 //!
+//! The payload is encrypted in place (module `stream`): each 64 KiB chunk is read from the
+//! plaintext straight into the slot its ciphertext occupies, encrypted there, and runs of 16
+//! chunks go to the temp file in one write — no per-chunk copy or allocation. The header and
+//! payload nonce come from the age crate, and the age crate itself re-parses the header,
+//! authenticates its MAC and decrypts the first chunk of every sealed file, an independent
+//! check of the in-place encoder on each seal.
+//!
 //! Verification is pipelined: while one thread encrypts the plaintext into the temp file, a
 //! second thread reads that temp file back (positioned reads, just behind what the writer has
 //! handed to the kernel), decrypts and authenticates it chunk by chunk, and compares every byte
@@ -15,12 +22,18 @@
 //! encryption pass. The plaintext is removed only when all of this holds:
 //!
 //! 1. the whole ciphertext decrypted and authenticated (final chunk included) and equals the
-//!    plaintext byte for byte, with the same length;
+//!    plaintext byte for byte, with the same length and nothing after the final chunk;
 //! 2. the plaintext did not change while it was sealed (same size and mtime afterwards);
-//! 3. the sealed file was fsynced, linked under its final name, and its directory fsynced.
+//! 3. the sealed file's content is durable (its own fsync, or for a batch one `syncfs` of the
+//!    filesystem after the last write), it is linked under its final name, and that directory
+//!    is fsynced.
 //!
 //! If either side fails, the other stops at its next chunk, the temp file is removed and the
-//! plaintext stays as it was.
+//! plaintext stays as it was. Large files ask the kernel to start writeback every 8 MiB while
+//! they are written, so the final fsync has little left to do.
+//!
+//! [`seal_files_with`] seals many files in batches with one sync per batch instead of one
+//! fsync per file; its documentation gives the durability argument.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -356,11 +369,48 @@ pub fn seal_files_with(
     for (i, p) in plains.iter().enumerate() {
         by_dir.entry(dir_of(p)).or_default().push(i);
     }
-    for (dir, idx) in by_dir {
-        for batch in idx.chunks(cfg.batch.max(1)) {
-            seal_batch(dir, plains, batch, recipient, opts, cfg, on_done);
+    // Step 4 of a batch (removing its plaintexts, which often waits on the filesystem's
+    // journal) runs on a helper thread while the next batch is staged.
+    type Done = Vec<(usize, Result<Sealed>)>;
+    std::thread::scope(|sc| {
+        let mut removing: Option<std::thread::ScopedJoinHandle<'_, Done>> = None;
+        let mut report = |done: Done| {
+            for (i, r) in done {
+                on_done(i, r);
+            }
+        };
+        let join = |h: std::thread::ScopedJoinHandle<'_, Done>| {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        for (dir, idx) in by_dir {
+            for batch in idx.chunks(cfg.batch.max(1)) {
+                let ready = seal_batch(dir, plains, batch, recipient, opts, cfg);
+                if let Some(h) = removing.take() {
+                    report(join(h));
+                }
+                let ready = std::sync::Mutex::new(Some(ready));
+                let take = move || {
+                    ready
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take()
+                        .unwrap_or_default()
+                };
+                // The closure is built so that a failed spawn leaves the batch with us.
+                let take = std::sync::Arc::new(take);
+                let t2 = std::sync::Arc::clone(&take);
+                match std::thread::Builder::new()
+                    .spawn_scoped(sc, move || remove_plains(dir, t2(), opts.sync_removal))
+                {
+                    Ok(h) => removing = Some(h),
+                    Err(_) => report(remove_plains(dir, take(), opts.sync_removal)),
+                }
+            }
         }
-    }
+        if let Some(h) = removing.take() {
+            report(join(h));
+        }
+    });
 }
 
 /// An error of a batch step, for each file it fails.
@@ -372,7 +422,8 @@ fn step_error(op: &'static str, dir: &Path, e: &io::Error) -> Error {
     ))
 }
 
-/// Seals one batch of files of one directory (steps 1–4 of [`seal_files_with`]).
+/// Stages one batch of files of one directory: steps 1–3 of [`seal_files_with`]; what is
+/// `Ok` is durable under its final name, ready for [`remove_plains`].
 fn seal_batch(
     dir: &Path,
     plains: &[PathBuf],
@@ -380,18 +431,17 @@ fn seal_batch(
     recipient: &age::x25519::Recipient,
     opts: &SealOptions,
     cfg: &BatchConfig<'_>,
-    on_done: &mut dyn FnMut(usize, Result<Sealed>),
-) {
+) -> Vec<(usize, Result<Staged>)> {
     let hook = |step: BatchStep| cfg.hook.map_or(Ok(()), |h| h(step, dir));
     // Opened before the first temp file is written: its syncfs reports every later error.
     let anchor = match fsio::SyncAnchor::open(dir) {
         Ok(a) => a,
         Err(e) => {
             let e = io::Error::new(io_kind(&e), e.to_string());
-            for &i in batch {
-                on_done(i, Err(step_error("open", dir, &e)));
-            }
-            return;
+            return batch
+                .iter()
+                .map(|&i| (i, Err(step_error("open", dir, &e))))
+                .collect();
         }
     };
     let mut results = stage_parallel(plains, batch, recipient, opts, cfg.workers.max(1));
@@ -462,18 +512,50 @@ fn seal_batch(
     {
         fail_all(&mut results, "remove the plaintexts in", &e);
     }
-    // 4. Only now do the plaintexts go.
-    let mut removed_any = false;
-    for (i, r) in results {
-        let r = r.and_then(|s| s.remove_plain(false));
-        removed_any |= r.is_ok();
-        on_done(i, r);
-    }
-    if removed_any && opts.sync_removal {
+    results
+}
+
+/// Step 4 of [`seal_files_with`]: removes the plaintexts of a staged batch (on a few threads:
+/// each removal may wait on the journal), then fsyncs `dir` once when `sync_removal`.
+fn remove_plains(
+    dir: &Path,
+    staged: Vec<(usize, Result<Staged>)>,
+    sync_removal: bool,
+) -> Vec<(usize, Result<Sealed>)> {
+    /// Removals in flight at once.
+    const REMOVERS: usize = 4;
+    let n = staged.len();
+    let queue = std::sync::Mutex::new(staged.into_iter());
+    let work = || {
+        let mut out = Vec::new();
+        loop {
+            let next = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .next();
+            let Some((i, r)) = next else { break };
+            out.push((i, r.and_then(|s| s.remove_plain(false))));
+        }
+        out
+    };
+    let mut done: Vec<(usize, Result<Sealed>)> = std::thread::scope(|sc| {
+        // Helpers that cannot be spawned are simply missing: this thread drains the queue.
+        let helpers: Vec<_> = (1..REMOVERS.min(n))
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(sc, work).ok())
+            .collect();
+        let mut all = work();
+        for h in helpers {
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    done.sort_by_key(|(i, _)| *i);
+    if sync_removal && done.iter().any(|(_, r)| r.is_ok()) {
         // The removals are not needed for safety (the sealed copies are durable); a failure
         // here only means a crash could bring identical plaintexts back.
         let _ = fsio::sync_dir(dir);
     }
+    done
 }
 
 fn io_kind(e: &fsio::FsError) -> io::ErrorKind {
@@ -1050,6 +1132,33 @@ impl Read for Follow<'_> {
     }
 }
 
+/// A writer to a temp file that asks the kernel to start writing back every
+/// [`WRITEBACK_STEP`] bytes ([`fsio::start_writeback`]), so the final fsync finds little to do.
+struct EarlyWriteback<'a> {
+    out: &'a mut AtomicFile,
+    written: u64,
+    flushed: u64,
+}
+
+impl Write for EarlyWriteback<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.out.write(buf)?;
+        self.written += k as u64;
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            fsio::start_writeback(
+                self.out.as_file(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// What unsealing one file did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsealed {
@@ -1126,7 +1235,12 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
             keep_owner: false,
         },
     )?;
-    let n = copy_sized(&mut r, &mut out, None, meta.len() as usize).map_err(|e| match e {
+    let mut sink = EarlyWriteback {
+        out: &mut out,
+        written: 0,
+        flushed: 0,
+    };
+    let n = copy_sized(&mut r, &mut sink, None, meta.len() as usize).map_err(|e| match e {
         CopyError::Read(e) => decrypt_io(sealed, CopyError::Read(e)),
         CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &plain, e)),
     })?;
