@@ -3,10 +3,15 @@
 //!
 //! - `tar czf - DIR | gpg --symmetric --cipher-algo AES256` (and `gpg -d | tar xz` to restore);
 //! - `tar cf - DIR | zstd | age -r R` (the same format without moltvault's checks);
-//! - `restic backup` / `restic restore` when `restic` is installed (`apt-get install restic`).
+//! - `restic backup` / `restic restore` when `restic` is installed (`apt-get install restic`);
+//! - `gpg -d | tar xz && sync`: the gpg restore made durable, as moltvault's restore is.
 //!
-//! Default corpus ~100 MB, 3 runs each (medians); `MOLTVAULT_BENCH_FULL=1` for ~1 GB, 1 run.
-//! Peak RSS of moltvault is its `ru_maxrss` (`benches/common`).
+//! It then times each stage of a verify alone (age decrypt, zstd decode, SHA-256) in process,
+//! to show the CPU floor of a verify on this machine.
+//!
+//! Default corpus ~100 MB, 3 runs each (medians); `MOLTVAULT_BENCH_FULL=1` for ~1 GB, 1 run;
+//! `MOLTVAULT_BENCH_RUNS=N` sets the runs; `MOLTVAULT_BENCH_CORPUS=DIR` keeps the generated
+//! home under DIR and reuses it. Peak RSS of moltvault is its `ru_maxrss` (`benches/common`).
 //! Run: `cargo bench --bench backup`.
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 

@@ -198,8 +198,13 @@ fn main() {
         let mut rss = vec![0u64; impls.len()];
         let (mut age_e, mut age_d) = (Vec::new(), Vec::new());
         for _ in 0..runs {
+            // Each timed command starts from a settled disk (nothing left to write back, no
+            // pending discard of the previous command's deleted file): untimed `sync`s.
+            let settle = || run(&mut sh("sync"));
             for (k, im) in impls.iter().enumerate() {
+                settle();
                 let (a, ra) = run(h.cmd_of(&im.bin).args(["seal", "big"]));
+                settle();
                 let (b, rb) = run(h
                     .cmd_of(&im.bin)
                     .args(["unseal", "big", "--identity"])
@@ -208,6 +213,7 @@ fn main() {
                 seal_t[k].push(a);
                 unseal_t[k].push(b);
             }
+            settle();
             age_e.push(
                 run(&mut sh(&format!(
                     "age -e -r {r} -o '{p}.age' '{p}' && sync -f '{p}.age' && rm '{p}'",
@@ -215,6 +221,7 @@ fn main() {
                 )))
                 .0,
             );
+            settle();
             age_d.push(
                 run(&mut sh(&format!(
                     "age -d -i '{k}' -o '{p}' '{p}.age' && sync -f '{p}' && rm '{p}.age'",
@@ -315,7 +322,10 @@ fn main() {
                         &mut rng,
                     );
                 }
-                let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
+                // Idle transcripts are long on disk: flush the freshly generated corpus so the
+            // measured syncs carry only the seal's own writes (same for every implementation).
+            run(&mut sh("sync"));
+            let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
                 assert_eq!(h.count_sealed(), small);
                 rates[k].push(small as f64 / d.as_secs_f64());
             }

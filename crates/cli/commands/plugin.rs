@@ -20,7 +20,7 @@ pub const PLUGIN_ID: &str = "moltvault-redact";
 pub const ADDON_FILE: &str = "moltvault.node";
 
 /// The names a build leaves the addon under, next to the moltvault binary: cargo's cdylib name
-/// (`cargo build` puts it beside the binary in target/<profile>/), or the installed name.
+/// (`cargo build` puts it beside the binary in `target/<profile>/`), or the installed name.
 const ADDON_BUILD_NAMES: &[&str] = &[
     "libmoltvault_node.so",
     "libmoltvault_node.dylib",

@@ -746,6 +746,27 @@ mod tests {
     }
 
     #[test]
+    fn literals_from_another_process_are_matched_like_the_gateways_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = ["0123456789abcdef", "fedcba9876543210"].concat();
+        let lit = LiteralSecret::new(
+            "gateway.auth.token",
+            secrecy::SecretString::from(token.clone()),
+        );
+        let source = EngineSource::with_literals(dir.path(), None, vec![lit]).unwrap();
+        assert_eq!(source.literals().len(), 1);
+        assert!(
+            !format!("{source:?}").contains(&token),
+            "Debug leaks a literal"
+        );
+        let e = source.engine(Mode::All).unwrap();
+        assert_eq!(e.info()["literals"], 1);
+        let mut v = json!({"role": "user", "content": format!("token {token} here")});
+        assert_eq!(e.redact(&mut v).len(), 1);
+        assert!(!v.to_string().contains(&token));
+    }
+
+    #[test]
     fn engine_source_reports_a_missing_rules_file_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.toml");

@@ -434,9 +434,11 @@ fn screen(quick: Quick, hay: &[u8], start: usize, end: usize) -> bool {
     }
 }
 
-/// Runs the regexes of a short anchor's owners on a window around the hit at `pos`, raw and
-/// at each decoded level (escapes such as `\n` before a token defeat word boundaries);
-/// marks the owners found. Returns whether any was.
+/// Runs the regexes of a short anchor's owners on a window around the hit at `pos`; marks
+/// the owners found and returns whether any was. The raw window comes first; the decoded
+/// levels (escapes such as `\n` or `\"` right before a token defeat word boundaries and
+/// quotes; tokens themselves hold no escapable byte, and `\u00XX` spreads the gate) are
+/// tried only when a backslash stands within 24 bytes before the anchor.
 fn confirm(
     rules: &[Rule],
     owners: &[usize],
@@ -447,6 +449,7 @@ fn confirm(
 ) -> bool {
     let lo = pos.saturating_sub(160);
     let hi = (pos + 1024).min(hay.len());
+    let escaped_before = memchr::memchr(b'\\', &hay[pos.saturating_sub(24)..pos]).is_some();
     let mut level: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&hay[lo..hi]);
     let mut hit = false;
     for depth in 0..=crate::text::MAX_DEPTH {
@@ -464,7 +467,10 @@ fn confirm(
                 hit = true;
             }
         }
-        if depth == crate::text::MAX_DEPTH || memchr::memchr(b'\\', &level).is_none() {
+        if !escaped_before
+            || depth == crate::text::MAX_DEPTH
+            || memchr::memchr(b'\\', &level).is_none()
+        {
             break;
         }
         level = std::borrow::Cow::Owned(crate::text::unescape(&level).0);

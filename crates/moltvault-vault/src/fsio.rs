@@ -448,7 +448,7 @@ impl SyncAnchor {
         if !to_fsync.is_empty() {
             std::thread::scope(|s| {
                 let helpers: Vec<_> = (1..threads.min(to_fsync.len()))
-                    .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, &work).ok())
+                    .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
                     .collect();
                 work();
                 for h in helpers {
