@@ -323,9 +323,9 @@ fn main() {
                     );
                 }
                 // Idle transcripts are long on disk: flush the freshly generated corpus so the
-            // measured syncs carry only the seal's own writes (same for every implementation).
-            run(&mut sh("sync"));
-            let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
+                // measured syncs carry only the seal's own writes (same for every implementation).
+                run(&mut sh("sync"));
+                let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
                 assert_eq!(h.count_sealed(), small);
                 rates[k].push(small as f64 / d.as_secs_f64());
             }

@@ -91,6 +91,28 @@ impl Home {
         }
     }
 
+    /// Runs another moltvault verb on this home (`cat`, `unseal`…).
+    fn mv(&self, args: &[&str]) -> Output {
+        Command::cargo_bin("moltvault")
+            .unwrap()
+            .env_clear()
+            .env("HOME", self.t.home())
+            .env("MOLTVAULT_DIR", &self.vault)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .arg("--state-dir")
+            .arg(self.state())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// A file holding the vault's passphrase, for `cat` / `unseal`.
+    fn pass_file(&self) -> PathBuf {
+        let p = self.t.root().join("pass.txt");
+        fs::write(&p, "correct horse battery staple\n").unwrap();
+        p
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::cargo_bin("moltvault")
             .unwrap()
@@ -451,10 +473,31 @@ fn fix_then_audit_leaves_only_what_needs_a_human() {
     assert_eq!(mode(&h.t.path("agents/main/sessions")), 0o700);
     // The symlink's target was never touched.
     assert_ne!(mode(Path::new("/etc")), 0o700);
-    let t = fs::read_to_string(
-        h.t.path("agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl"),
-    )
-    .unwrap();
+    // Redacted, then sealed (idle, not current): the plaintext is gone, and the sealed copy
+    // holds the redacted text.
+    let sessions = h.t.path("agents/main/sessions");
+    assert!(
+        !sessions
+            .join("0411108d-0e9f-44e4-af76-64d56e3df898.jsonl")
+            .exists()
+    );
+    assert_eq!(
+        mode(&sessions.join("0411108d-0e9f-44e4-af76-64d56e3df898.jsonl.age")),
+        0o600
+    );
+    let pass = h.pass_file();
+    let out = h.mv(&[
+        "cat",
+        "0411108d-0e9f-44e4-af76-64d56e3df898",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = String::from_utf8(out.stdout).unwrap();
     assert!(!t.contains(&sample_raw_secret()));
     assert!(t.contains("[REDACTED:"), "{t}");
     let note = fs::read_to_string(h.vault.join("audit-fixes.jsonl")).unwrap();
@@ -625,9 +668,10 @@ fn human_report_and_fix_output() {
                  2 session(s) untouched for more than 7 days are not sealed
                    - agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl
                    - agents/main/sessions/cb-plugin-1.jsonl
-                 hint: Seal them with `moltvault archive --idle 7d` (add --include-current for sessions still current).
+                 fix: --fix seals the idle files of sessions not current or locked
+                 hint: `moltvault audit --fix` seals the ones not current (`moltvault unseal` restores them); `moltvault seal --all-idle --idle 7d --include-current` also takes current ones.
 
-        15 finding(s): 7 high, 7 medium, 1 low; 6 fixable with `moltvault audit --fix`
+        15 finding(s): 7 high, 7 medium, 1 low; 7 fixable with `moltvault audit --fix`
         7 at or above high (--fail-on)
         "#);
     });
@@ -646,8 +690,9 @@ fn human_report_and_fix_output() {
           chmod     agents/main/sessions: 0755 -> 0700
           redacted  agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl: 4 secret(s)
           redacted  agents/main/sessions/cb-plugin-1.jsonl: 4 secret(s)
+          sealed    agents/main/sessions/0411108d-0e9f-44e4-af76-64d56e3df898.jsonl: 2.4 KiB -> 0411108d-0e9f-44e4-af76-64d56e3df898.jsonl.age (`moltvault unseal` restores it)
 
-        audit of [TMP]/home/.clawdbot, gateway 2026.1.24-3 (5 files, 7.3 KiB scanned for secrets)
+        audit of [TMP]/home/.clawdbot, gateway 2026.1.24-3 (4 files, 4.9 KiB scanned for secrets)
 
         high     secrets.config_backup      clawdbot.json.bak
                  2 plaintext secret(s) in a config backup (config-gateway-auth-token 1, config-models-providers-fake-apikey 1)
@@ -1032,4 +1077,139 @@ fn backups_verify_records_the_backup_and_the_audit_stops_reporting_it() {
             .any(|l| l.starts_with("backup      last ") && l.contains(", verified 20")),
         "{status}"
     );
+}
+
+/// With a vault, `--fix` seals what `moltvault seal --all-idle` would: every idle file of the
+/// sessions that are no longer current; the live session stays plain, the second audit stops
+/// reporting the sealed ones, and `cat` / `unseal` give the exact bytes back. Without a vault
+/// nothing is sealed.
+#[test]
+fn fix_seals_idle_sessions_when_a_vault_exists() {
+    let h = Home::new(SampleLine::OpenClaw2026_7_35);
+    let sessions = h.t.path("agents/main/sessions");
+    // Only the main session key is still current; the other conversations moved on.
+    let index: Value =
+        serde_json::from_str(&fs::read_to_string(sessions.join("sessions.json")).unwrap()).unwrap();
+    let main = json!({"agent:main:main": index["agent:main:main"].clone()});
+    fs::write(sessions.join("sessions.json"), main.to_string()).unwrap();
+    h.age_sessions(30);
+    let live = "e52e27a7-c658-471f-90a8-811dd2effa5a.jsonl";
+    let idle = [
+        "2d048393-6d30-4ed3-8093-352886778a8f.jsonl",
+        "2d048393-6d30-4ed3-8093-352886778a8f.trajectory.jsonl",
+        "5ae532ee-dfd0-4559-a05b-420f95c02e92.jsonl",
+        "9ab6be67-3620-4259-9e0f-eb11b5840f8e.jsonl",
+        "e2c99222-a852-41df-9afc-7a944fceddab.jsonl",
+    ];
+    let before: Vec<Vec<u8>> = idle
+        .iter()
+        .map(|n| fs::read(sessions.join(n)).unwrap())
+        .collect();
+    let live_before = fs::read(sessions.join(live)).unwrap();
+
+    let (_, v) = h.json(&[]);
+    let finding = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "vault.idle_unsealed")
+        .expect("idle finding")
+        .clone();
+    assert_eq!(finding["fix"]["kind"], "seal", "{finding}");
+
+    let (_, v) = h.json(&["--fix"]);
+    let mut sealed: Vec<String> = v["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "sealed")
+        .map(|f| {
+            assert_eq!(f["check"], "vault.idle_unsealed");
+            let p = f["path"].as_str().unwrap();
+            assert_eq!(f["sealed"].as_str().unwrap(), format!("{p}.age"));
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    sealed.sort();
+    assert_eq!(sealed, idle, "{:#}", v["fixes"]);
+    // The second audit (the one `--fix` prints) reports only the live session.
+    let left: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "vault.idle_unsealed")
+        .collect();
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0]["files"].as_array().unwrap().len(), 1);
+    assert!(
+        left[0]["files"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(live)
+    );
+    assert_eq!(fs::read(sessions.join(live)).unwrap(), live_before);
+    for n in idle {
+        assert!(!sessions.join(n).exists(), "{n}: plaintext left");
+        assert_eq!(mode(&sessions.join(format!("{n}.age"))), 0o600);
+    }
+
+    // Reversible: `cat` prints the exact bytes, `unseal` puts them back.
+    let pass = h.pass_file();
+    let pass = pass.to_str().unwrap();
+    let out = h.mv(&[
+        "cat",
+        "5ae532ee-dfd0-4559-a05b-420f95c02e92",
+        "--passphrase-file",
+        pass,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, before[2]);
+    let out = h.mv(&["unseal", "--all", "--passphrase-file", pass]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (n, bytes) in idle.iter().zip(&before) {
+        let back = fs::read(sessions.join(n)).unwrap();
+        if String::from_utf8_lossy(bytes).contains(&sample_raw_secret()) {
+            // `--fix` redacted it (secrets.transcript) before sealing it.
+            let back = String::from_utf8(back).unwrap();
+            assert!(
+                !back.contains(&sample_raw_secret()) && back.contains("[REDACTED:"),
+                "{n}"
+            );
+            assert_eq!(
+                back.lines().count(),
+                bytes.split(|b| *b == b'\n').count() - 1
+            );
+        } else {
+            assert_eq!(&back, bytes, "{n}");
+        }
+    }
+
+    // No vault: no idle finding to fix, nothing sealed.
+    fs::remove_dir_all(&h.vault).unwrap();
+    h.age_sessions(30);
+    let (_, v) = h.json(&["--fix"]);
+    assert!(
+        !v["fixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["action"] == "sealed"),
+        "{:#}",
+        v["fixes"]
+    );
+    for n in idle {
+        assert!(sessions.join(n).is_file(), "{n}");
+    }
 }

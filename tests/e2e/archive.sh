@@ -211,5 +211,8 @@ PY
 log "a new turn after archiving"
 turn agent:main:e2e-archive-after "E2E_ARCHIVE_MARK_after"
 [ "$(events_of "$S0")" = "$E0" ] || fail "the main session changed after the new turn"
+# Stop the gateway and wait for it, so it is not still writing into the work dir when the
+# cleanup removes it.
 kill -TERM -- "-$GW_PID" 2>/dev/null || true
+for _ in $(seq 40); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.25; done
 log "PASS ($(( $(date +%s) - T0 )) s)"

@@ -20,8 +20,9 @@ use crate::ui;
 /// never verified), idle sessions not archived (JSONL files and SQLite rows) and unfinished
 /// rotations.
 ///
-/// `--fix` applies only safe, reversible fixes (permissions, redaction of inactive transcripts)
-/// and prints what it did; everything else gets a hint. Exits 1 when a finding at or above
+/// `--fix` applies only safe, reversible fixes (permissions, redaction of inactive transcripts,
+/// and with a vault the sealing of idle JSONL transcripts that are not current or locked, as
+/// `moltvault seal --all-idle` does; `moltvault unseal` restores them) and prints what it did; everything else gets a hint. Exits 1 when a finding at or above
 /// `--fail-on` remains, 2 on error.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -88,6 +89,8 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<Status> {
             key: crate::commands::secrets::fingerprint_key(ctx)?,
             note: Some(ctx.vault_dir.join("audit-fixes.jsonl")),
             now: SystemTime::now(),
+            vault_dir: opts.vault_dir.clone(),
+            idle_after: opts.idle_after,
         };
         fixes = Some(audit::fix(&gateway, &report, &fix_opts)?);
         report = audit::audit(&gateway, &opts, &rules)?;
@@ -210,6 +213,10 @@ fn render_finding(out: &mut impl Write, base: &Path, f: &Finding) -> std::io::Re
             "         fix: --fix redacts the database in one transaction"
         )?,
         Some(SafeFix::Redact) => writeln!(out, "         fix: --fix redacts inactive files")?,
+        Some(SafeFix::Seal) => writeln!(
+            out,
+            "         fix: --fix seals the idle files of sessions not current or locked"
+        )?,
         None => {}
     }
     writeln!(out, "         hint: {}", f.hint)
@@ -245,6 +252,14 @@ fn render_fixes(out: &mut impl Write, base: &Path, fixes: &[FixOutcome]) -> std:
                     out,
                     "  redacted  {path}: {n} secret(s) in {r} row(s), one transaction ({}); old bytes {old_bytes}",
                     tables.join(", ")
+                )?
+            }
+            FixAction::Sealed { sealed, bytes } => {
+                let name = sealed.file_name().unwrap_or_default().to_string_lossy();
+                writeln!(
+                    out,
+                    "  sealed    {path}: {} -> {name} (`moltvault unseal` restores it)",
+                    human_bytes(*bytes)
                 )?
             }
             FixAction::Skipped { reason } => writeln!(out, "  skipped   {path}: {reason}")?,

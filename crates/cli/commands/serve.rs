@@ -30,7 +30,9 @@ const MAX_PAYLOAD: u64 = 1 << 30;
 /// until stdin closes; the plugin keeps one such child per gateway process. `--sweep` waits until the
 /// session's files have been quiet for `--settle-ms`, then redacts in place what the hooks cannot
 /// reach: JSONL transcripts and `*.trajectory.jsonl` sidecars (under the gateway's own
-/// `.jsonl.lock`), and `trajectory_runtime_events` rows of the SQLite stores. The engine uses
+/// `.jsonl.lock`), and the SQLite agent database (with `--mode all` every table holding
+/// transcript text, FTS index included, old bytes zeroed and the WAL checkpointed; with
+/// `--mode tools` its `trajectory_runtime_events` rows only). The engine uses
 /// the built-in rules, `--rules`, and the gateway's own configured secrets (matched literally).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -134,12 +136,18 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
         settle: Duration::from_millis(args.settle_ms),
         recent: Duration::from_secs(args.recent_secs),
         max_wait: Duration::from_secs(300),
+        transcript_mode: args.mode.into(),
     };
     let report = sweep(&transcripts, &sidecars, &opts)?;
     crate::ui::note(&format!(
         "swept {} file(s) and {} row(s): {} redaction(s)",
         report.files, report.rows, report.redactions
     ));
+    if report.wal_busy {
+        crate::ui::note(
+            "the agent database's WAL could not be truncated (the gateway was reading): old pages stay in it until the gateway's next checkpoint",
+        );
+    }
     Ok(Status::Ok)
 }
 
@@ -425,6 +433,10 @@ pub struct SweepOptions {
     pub recent: Duration,
     /// The sweep gives up waiting for quiet after this long and sweeps anyway (under the lock).
     pub max_wait: Duration,
+    /// The mode transcripts are redacted in. In `all` mode the agent database is redacted
+    /// whole (every derived copy); in `tools` mode only its trajectory rows are (user and
+    /// assistant text is deliberately kept there).
+    pub transcript_mode: Mode,
 }
 
 /// What a sweep did.
@@ -436,6 +448,9 @@ pub struct SweepReport {
     pub rows: usize,
     /// Redactions made.
     pub redactions: usize,
+    /// The WAL checkpoint after the database redaction was busy (old pages may stay in the
+    /// WAL until the gateway's next checkpoint).
+    pub wal_busy: bool,
 }
 
 /// Redacts the session side files of one agent in place once they have settled.
@@ -499,11 +514,43 @@ pub fn sweep(
         }
     }
     if db.is_file() {
-        let (rows, n) = redact_trajectory_rows(sidecars, &db)?;
+        let (rows, n, busy) = if opts.transcript_mode == Mode::All {
+            redact_agent_db(sidecars, &db)?
+        } else {
+            let (rows, n) = redact_trajectory_rows(sidecars, &db)?;
+            (rows, n, false)
+        };
         report.rows += rows;
         report.redactions += n;
+        report.wal_busy = busy;
     }
     Ok(report)
+}
+
+/// Redacts the whole agent database with [`AgentDb::redact_prefiltered`] (the same pass as
+/// `moltvault redact` and `audit --fix`): transcript and trajectory events, zstd events, the
+/// full-text index and every other derived copy, in one immediate transaction that waits on
+/// the gateway's writes (busy timeout); freed bytes are zeroed (`secure_delete`, FTS5
+/// `secure-delete`) and the WAL is checkpointed. Returns rows rewritten, redactions, and
+/// whether the checkpoint was busy.
+///
+/// [`AgentDb::redact_prefiltered`]: moltvault_gateway::sqlite::AgentDb::redact_prefiltered
+fn redact_agent_db(engine: &Engine, db: &Path) -> anyhow::Result<(usize, usize, bool)> {
+    let mut adb = moltvault_gateway::sqlite::AgentDb::open(db)?;
+    let mut total = 0usize;
+    let report = adb.redact_prefiltered(
+        |t| engine.redactor().may_match(t.as_bytes()),
+        |v| {
+            let n = engine.redact_findings(v).len();
+            total += n;
+            n > 0
+        },
+    )?;
+    let busy = matches!(
+        report.checkpoint,
+        Some(moltvault_gateway::sqlite::Checkpoint::Busy { .. })
+    );
+    Ok((report.total_changed(), total, busy))
 }
 
 fn is_sidecar(p: &Path) -> bool {

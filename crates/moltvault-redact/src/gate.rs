@@ -626,3 +626,56 @@ mod locality {
         assert_eq!(wide, ["discord-bot-token", "twilio-api-key"]);
     }
 }
+
+#[cfg(test)]
+mod screens {
+    use super::*;
+
+    fn gate() -> (Gate, crate::RuleSet) {
+        let set = crate::RuleSet::builtin();
+        (Gate::new(set.rules(), &[]), set)
+    }
+
+    fn passes(hay: &[u8]) -> bool {
+        let (g, set) = gate();
+        let mut c = Candidates::default();
+        g.check(set.rules(), hay, &mut c);
+        c.any
+    }
+
+    #[test]
+    fn short_anchors_are_screened_by_their_surroundings() {
+        let tail = "0123456789abcdef0123456789";
+        // `sk-` inside a word (`task-…`) is not a key; after `=`, a quote or an escape it is.
+        assert!(!passes(format!("task-{tail}").as_bytes()));
+        assert!(passes(format!("K=sk-{tail}").as_bytes()));
+        assert!(passes(format!(r#"{{"t":"out\nsk-{tail}"}}"#).as_bytes()));
+        // `:AA` needs the bot id's digits before it.
+        assert!(!passes(b"at 10:AAxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+        // `://` needs userinfo: an `@` before the host's first `/`.
+        assert!(!passes(b"see https://example.com/path?q=1"));
+        assert!(passes(
+            b"git clone https://bob:hunter22@git.example.org/r.git"
+        ));
+    }
+
+    #[test]
+    fn escaped_scheme_separator_spreads_the_gate() {
+        let (g, set) = gate();
+        let mut c = Candidates::default();
+        g.check(
+            set.rules(),
+            br#"{"u":"https:\/\/bob:hunter22@h.example"}"#,
+            &mut c,
+        );
+        assert!(c.any && c.all);
+    }
+
+    #[test]
+    fn stems_keep_the_assignment_check() {
+        // `apiKey` is searched as the stem `piKe`; the check still skips the rest of the name.
+        assert!(passes(br#"{"apiKey": "Zq8x2Lm4Vt7Rk9Pw3Hs6"}"#));
+        assert!(!passes(br#"{"apiKey": process.env.X}"#));
+        assert!(!passes(b"let token_count = parse(x);"));
+    }
+}

@@ -24,9 +24,9 @@
 //! 1. the whole ciphertext decrypted and authenticated (final chunk included) and equals the
 //!    plaintext byte for byte, with the same length and nothing after the final chunk;
 //! 2. the plaintext did not change while it was sealed (same size and mtime afterwards);
-//! 3. the sealed file's content is durable (its own fsync, or for a batch one `syncfs` of the
-//!    filesystem after the last write), it is linked under its final name, and that directory
-//!    is fsynced.
+//! 3. the sealed file's content is durable (its fsync; in a batch, fsyncs issued together or
+//!    one `syncfs` of the filesystem after the last write), it is linked under its final
+//!    name, and that directory is fsynced.
 //!
 //! If either side fails, the other stops at its next chunk, the temp file is removed and the
 //! plaintext stays as it was. Large files ask the kernel to start writeback every 8 MiB while
@@ -338,18 +338,19 @@ pub fn seal_files(
 }
 
 /// Seals every file of `plains` like [`seal_file`], in batches of up to `cfg.batch` files
-/// per directory, with one sync for the whole batch instead of one fsync per file.
+/// per directory, made durable together instead of one fsync (and journal commit) at a time.
 ///
 /// For each batch:
 /// 1. every file is encrypted to a temp file beside it and verified (decrypted back and
 ///    compared with the plaintext), on `cfg.workers` threads; nothing is synced yet;
-/// 2. all the temp files are made durable at once: one `syncfs(2)` of the filesystem
-///    ([`fsio::BatchSync::Syncfs`], through an [`fsio::SyncAnchor`] opened before step 1, so
-///    any writeback error of the batch is reported) or fsyncs from several threads;
+/// 2. all the temp files are made durable at once ([`fsio::SyncAnchor::sync`], opened before
+///    step 1): fsyncs from several threads ([`fsio::BatchSync::Fsync`], the default), or one
+///    `syncfs(2)` of the filesystem ([`fsio::BatchSync::Syncfs`]; the anchor opened before
+///    the first write makes it report any writeback error of the batch);
 /// 3. each temp file takes its final name (`renameat2(RENAME_NOREPLACE)`: never over an
 ///    existing file), then the directory is fsynced once;
-/// 4. only then are the plaintexts unlinked, and the directory fsynced once more (when
-///    `opts.sync_removal`).
+/// 4. only then are the plaintexts unlinked (on helper threads, while the next batch is
+///    staged), and the directory fsynced once more (when `opts.sync_removal`).
 ///
 /// Durability argument: a plaintext is unlinked only after its sealed copy's content (step
 /// 2) and name (step 3) are durable — the same guarantee as [`seal_file`]'s per-file fsync.

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::fsscan::Tree;
-use super::{Affected, AuditOptions, Finding, Severity};
+use super::{Affected, AuditOptions, Finding, SafeFix, Severity};
 use crate::config::Config;
 use crate::discover::{Gateway, StoreKind, parse_version};
 use crate::secrets::{ConfiguredSecret, Location};
@@ -325,12 +325,12 @@ fn idle_findings(gateway: &Gateway, now: SystemTime, idle: Duration, out: &mut V
                 days(idle)
             ),
             format!(
-                "Seal them with `moltvault archive --idle {}d` (add --include-current for sessions still current).",
+                "`moltvault audit --fix` seals the ones not current (`moltvault unseal` restores them); `moltvault seal --all-idle --idle {}d --include-current` also takes current ones.",
                 days(idle)
             ),
         );
         f.files = files;
-        out.push(f);
+        out.push(f.with_fix(SafeFix::Seal));
     }
 }
 

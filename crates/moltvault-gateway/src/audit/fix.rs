@@ -1,8 +1,8 @@
 //! Applies the safe fixes of an [`AuditReport`]: permissions through `fchmod` on descriptors
-//! opened without following any symlink, and redaction of inactive transcripts through the
-//! atomic write funnel.
+//! opened without following any symlink, redaction of inactive transcripts through the
+//! atomic write funnel, and (with a vault) sealing of idle transcripts through the batch seal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufReader, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -11,11 +11,13 @@ use std::time::{Duration, SystemTime};
 
 use moltvault_redact::{LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet};
 use moltvault_vault::fsio::{self, AtomicFile, WriteOptions};
+use moltvault_vault::seal::{self, BatchConfig, SealOptions};
 use rustix::fs::{FileType, Mode as FsMode, OFlags};
 
 use super::plaintext::{literals, open_nofollow};
 use super::{AuditReport, SafeFix};
 use crate::Result;
+use crate::TranscriptKind;
 use crate::discover::Gateway;
 use crate::sessions::lock_state;
 
@@ -31,8 +33,13 @@ pub struct FixOptions<'a> {
     pub key: moltvault_redact::FingerprintKey,
     /// A JSONL file where each redaction is noted (file, counts by rule, time; no value).
     pub note: Option<PathBuf>,
-    /// The time the fix considers "now" (for the active-transcript window).
+    /// The time the fix considers "now" (for the active-transcript window and idleness).
     pub now: SystemTime,
+    /// moltvault's own directory when a vault exists there: idle transcripts are sealed to its
+    /// recipient (no secret needed). `None` leaves them alone (the finding stays a hint).
+    pub vault_dir: Option<PathBuf>,
+    /// How long a transcript must be untouched to be sealed (the audit's `idle_after`).
+    pub idle_after: Duration,
 }
 
 /// What one fix did.
@@ -62,6 +69,13 @@ pub enum FixAction {
         /// gateway was reading and part of the WAL still holds old pages.
         old_bytes: String,
     },
+    /// Sealed to the vault recipient (`moltvault unseal` restores it); the plaintext is gone.
+    Sealed {
+        /// The sealed file (`<path>.age`).
+        sealed: PathBuf,
+        /// Plaintext size in bytes.
+        bytes: u64,
+    },
     /// Left alone, with the reason.
     Skipped {
         /// Why (the file is active, changed, a symlink, not ours…).
@@ -81,8 +95,10 @@ pub struct FixOutcome {
     pub action: FixAction,
 }
 
-/// Applies every safe fix in `report`: permissions first, then redaction of inactive transcripts.
-/// Nothing else is changed; run [`super::audit`] again to see what is left.
+/// Applies every safe fix in `report`: permissions first, then redaction of inactive
+/// transcripts, then (with `opts.vault_dir`) sealing of idle transcripts: exactly the files
+/// [`idle_seal_candidates`] selects before any fix runs, minus those whose transcript's write
+/// lock is held. Nothing else is changed; run [`super::audit`] again to see what is left.
 ///
 /// # Errors
 /// Fails only when the note cannot be written; a path that cannot be fixed becomes a
@@ -93,6 +109,17 @@ pub fn fix(
     opts: &FixOptions<'_>,
 ) -> Result<Vec<FixOutcome>> {
     let mut outcomes = Vec::new();
+    // Chosen before anything is rewritten: redaction below gives the files a new mtime.
+    let sealing = report
+        .findings
+        .iter()
+        .find(|f| f.fix == Some(SafeFix::Seal))
+        .zip(opts.vault_dir.as_deref())
+        .map(|(f, dir)| {
+            let plan = idle_seal_candidates(gateway, opts.idle_after, opts.now);
+            (f, dir, plan)
+        });
+    let mut redacted: BTreeSet<PathBuf> = BTreeSet::new();
     for f in &report.findings {
         if f.fix != Some(SafeFix::Chmod) {
             continue;
@@ -149,6 +176,9 @@ pub fn fix(
                         reason: why.clone(),
                     },
                 };
+                if let FixAction::Redacted { .. } = &action {
+                    redacted.insert(a.path.clone());
+                }
                 if let FixAction::Redacted { secrets } | FixAction::RedactedDb { secrets, .. } =
                     &action
                 {
@@ -170,7 +200,124 @@ pub fn fix(
             append_notes(note, &notes)?;
         }
     }
+    if let Some((finding, vault_dir, plan)) = sealing {
+        let why_not = |reason: String| FixOutcome {
+            check: finding.check,
+            path: finding.path.clone(),
+            action: FixAction::Skipped { reason },
+        };
+        match (plan, moltvault_vault::Vault::open(vault_dir)) {
+            (Ok(plan), Ok(vault)) => {
+                seal_idle(finding.check, &plan, &redacted, &vault, &mut outcomes)
+            }
+            (Err(e), _) => outcomes.push(why_not(format!("the sessions could not be listed: {e}"))),
+            (_, Err(e)) => outcomes.push(why_not(format!("the vault could not be opened: {e}"))),
+        }
+    }
     Ok(outcomes)
+}
+
+/// The transcripts `moltvault seal --all-idle --idle <idle>` seals: every unsealed transcript
+/// file (transcripts, trajectory sidecars, `.deleted`, `.reset` and `.bak` copies, `.zst`
+/// archives) untouched for `idle` at `now`, except the files of each session key's current
+/// session (the gateway reopens those every turn).
+///
+/// # Errors
+/// Fails when the sessions directories or their `sessions.json` cannot be read.
+pub fn idle_seal_candidates(
+    gateway: &Gateway,
+    idle: Duration,
+    now: SystemTime,
+) -> Result<Vec<PathBuf>> {
+    let current: BTreeSet<PathBuf> = gateway
+        .sessions()?
+        .into_iter()
+        .filter(|s| s.current)
+        .flat_map(|s| s.paths)
+        .collect();
+    let mut out = Vec::new();
+    for f in gateway.transcript_files()? {
+        if f.kind == TranscriptKind::Sealed || current.contains(&f.path) {
+            continue;
+        }
+        let idle_enough = std::fs::symlink_metadata(&f.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|d| d >= idle);
+        if idle_enough {
+            out.push(f.path);
+        }
+    }
+    Ok(out)
+}
+
+/// Seals `plan` with the batch seal `moltvault seal` uses (written, verified, made durable,
+/// then the plaintext removed). Files whose transcript is locked are skipped. Files this fix
+/// just redacted are exempt from the seal's one-minute "recently written" guard (the write was
+/// ours; they were idle before it); every other file keeps it.
+fn seal_idle(
+    check: &'static str,
+    plan: &[PathBuf],
+    redacted: &BTreeSet<PathBuf>,
+    vault: &moltvault_vault::Vault,
+    outcomes: &mut Vec<FixOutcome>,
+) {
+    let mut ours = Vec::new();
+    let mut others = Vec::new();
+    for p in plan {
+        if locked(p) {
+            outcomes.push(FixOutcome {
+                check,
+                path: p.clone(),
+                action: FixAction::Skipped {
+                    reason: "the gateway holds its write lock".into(),
+                },
+            });
+        } else if redacted.contains(p) {
+            ours.push(p.clone());
+        } else {
+            others.push(p.clone());
+        }
+    }
+    let dirs: BTreeSet<&Path> = plan.iter().filter_map(|p| p.parent()).collect();
+    for d in dirs {
+        seal::sweep_stale_temps(d);
+    }
+    let exempt = SealOptions {
+        min_idle: Duration::ZERO,
+        ..SealOptions::default()
+    };
+    for (paths, sopts) in [(others, SealOptions::default()), (ours, exempt)] {
+        if paths.is_empty() {
+            continue;
+        }
+        let mut done: Vec<(usize, FixAction)> = Vec::new();
+        seal::seal_files_with(
+            &paths,
+            vault.recipient(),
+            &sopts,
+            &BatchConfig::default(),
+            &mut |i, r| {
+                let action = match r {
+                    Ok(s) => FixAction::Sealed {
+                        sealed: s.sealed,
+                        bytes: s.bytes,
+                    },
+                    Err(e) => FixAction::Skipped {
+                        reason: e.to_string(),
+                    },
+                };
+                done.push((i, action));
+            },
+        );
+        done.sort_by_key(|(i, _)| *i);
+        outcomes.extend(done.into_iter().map(|(i, action)| FixOutcome {
+            check,
+            path: paths[i].clone(),
+            action,
+        }));
+    }
 }
 
 fn build_redactor(

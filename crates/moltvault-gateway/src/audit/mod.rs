@@ -7,8 +7,9 @@
 //! [`Severity`], the path concerned, and either a [`SafeFix`] or a hint for a human.
 //!
 //! [`fix`] applies only the safe, reversible fixes: permissions are tightened with `fchmod` on a
-//! descriptor opened without following any symlink, and plaintext secrets in inactive transcripts
-//! are redacted through the redaction engine and the atomic write funnel.
+//! descriptor opened without following any symlink, plaintext secrets in inactive transcripts
+//! are redacted through the redaction engine and the atomic write funnel, and (with a vault)
+//! idle JSONL transcripts are sealed like `moltvault seal --all-idle` seals them.
 //!
 //! ```no_run
 //! use moltvault_gateway::audit::{self, AuditOptions, Severity};
@@ -34,7 +35,7 @@ mod fsscan;
 mod plaintext;
 
 pub use checks::ref_capable;
-pub use fix::{FixAction, FixOptions, FixOutcome, fix};
+pub use fix::{FixAction, FixOptions, FixOutcome, fix, idle_seal_candidates};
 
 use crate::Result;
 use crate::discover::Gateway;
@@ -104,6 +105,9 @@ pub enum SafeFix {
     Chmod,
     /// Redacts the plaintext secrets in inactive transcripts with the redaction engine.
     Redact,
+    /// Seals idle transcripts to the vault recipient (never a current or locked one), as
+    /// `moltvault seal --all-idle` does; `moltvault unseal` reverses it.
+    Seal,
 }
 
 /// One file or directory a finding concerns.

@@ -253,6 +253,8 @@ fn audit_finds_every_planted_problem_and_fix_leaves_only_human_work() {
             key: moltvault_redact::FingerprintKey::from_bytes([3; 32]),
             note: Some(h.vault.join("audit-fixes.jsonl")),
             now: SystemTime::now(),
+            vault_dir: None,
+            idle_after: Duration::from_secs(7 * 86_400),
         },
     )
     .unwrap();
@@ -311,6 +313,8 @@ fn audit_finds_every_planted_problem_and_fix_leaves_only_human_work() {
             key: moltvault_redact::FingerprintKey::from_bytes([3; 32]),
             note: None,
             now: SystemTime::now(),
+            vault_dir: None,
+            idle_after: Duration::from_secs(7 * 86_400),
         },
     )
     .unwrap();
@@ -499,6 +503,8 @@ fn sqlite_transcripts_are_scanned_by_rule_and_fix_redacts_them_in_one_transactio
             key: moltvault_redact::FingerprintKey::from_bytes([7; 32]),
             note: None,
             now: SystemTime::now(),
+            vault_dir: None,
+            idle_after: Duration::from_secs(7 * 86_400),
         },
     )
     .unwrap();
@@ -710,4 +716,152 @@ fn the_newest_backup_is_unverified_until_a_verification_is_recorded() {
         .find(|f| f.check == "backup.unverified")
         .unwrap();
     assert!(f.detail.contains("could not be looked up"), "{}", f.detail);
+}
+
+/// `--fix` with a vault seals exactly what `moltvault seal --all-idle` would: idle files, not
+/// the current session (named in `sessions.json`), not a locked one, not a recent one; the
+/// sealed copy opens to the exact bytes; the second audit no longer reports them. Without a
+/// vault the finding stays a hint and nothing is sealed.
+#[test]
+fn fix_seals_idle_transcripts_with_a_vault_and_only_hints_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let state = home.join(".openclaw");
+    write(
+        &state.join("openclaw.json"),
+        r#"{ meta: { lastTouchedVersion: "2026.7.35" } }"#,
+        0o600,
+    );
+    let sessions = state.join("agents/main/sessions");
+    let idle_text = transcript_line("nothing secret here");
+    for name in [
+        "old1.jsonl",
+        "old1.trajectory.jsonl",
+        "old2.jsonl",
+        "cur.jsonl",
+        "locked.jsonl",
+        "fresh.jsonl",
+    ] {
+        write(&sessions.join(name), &idle_text, 0o600);
+        if name != "fresh.jsonl" {
+            age(&sessions.join(name), 30);
+        }
+    }
+    write(&sessions.join("locked.jsonl.lock"), "{\"pid\":1}", 0o600);
+    write(
+        &sessions.join("sessions.json"),
+        r#"{"agent:main:main":{"sessionId":"cur","sessionFile":"cur.jsonl"}}"#,
+        0o600,
+    );
+    let vault_dir = home.join(".moltvault");
+    let gw = Gateway::open(&state, &home).unwrap();
+    let rules = moltvault_redact::RuleSet::builtin();
+    let aopts = AuditOptions {
+        vault_dir: Some(vault_dir.clone()),
+        ..AuditOptions::default()
+    };
+    let fopts = |vault: Option<PathBuf>| FixOptions {
+        rules: &rules,
+        key: moltvault_redact::FingerprintKey::from_bytes([5; 32]),
+        note: None,
+        now: SystemTime::now(),
+        vault_dir: vault,
+        idle_after: aopts.idle_after,
+    };
+    let idle_files = |r: &AuditReport| -> Vec<String> {
+        r.findings
+            .iter()
+            .filter(|f| f.check == "vault.idle_unsealed")
+            .flat_map(|f| &f.files)
+            .map(|a| a.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let report = audit(&gw, &aopts, &rules).unwrap();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.check == "vault.idle_unsealed")
+        .expect("idle finding");
+    assert_eq!(f.fix, Some(SafeFix::Seal));
+    assert_eq!(
+        idle_files(&report),
+        ["cur.jsonl", "locked.jsonl", "old1.jsonl", "old2.jsonl"]
+    );
+
+    // No vault: nothing is sealed, not even attempted.
+    let out = fix(&gw, &report, &fopts(None)).unwrap();
+    assert!(
+        out.iter().all(|o| o.check != "vault.idle_unsealed"),
+        "{out:#?}"
+    );
+    assert!(sessions.join("old1.jsonl").is_file());
+
+    // The selection is the seal command's: idle, not current (the lock is the seal's check).
+    let plan = idle_seal_candidates(&gw, aopts.idle_after, SystemTime::now()).unwrap();
+    let names: Vec<String> = plan
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "locked.jsonl",
+            "old1.jsonl",
+            "old1.trajectory.jsonl",
+            "old2.jsonl"
+        ],
+        "{names:?}"
+    );
+
+    let mut iopts = moltvault_vault::InitOptions::new(secrecy::SecretString::from(
+        "correct horse battery staple",
+    ));
+    iopts.work_factor = 10;
+    let (vault, _recovery) = moltvault_vault::Vault::init(&vault_dir, iopts).unwrap();
+    let out = fix(&gw, &report, &fopts(Some(vault_dir.clone()))).unwrap();
+    let sealed: Vec<String> = out
+        .iter()
+        .filter(|o| matches!(o.action, FixAction::Sealed { .. }))
+        .map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        sealed,
+        ["old1.jsonl", "old1.trajectory.jsonl", "old2.jsonl"],
+        "{out:#?}"
+    );
+    assert!(out.iter().any(|o| o.path.ends_with("locked.jsonl")
+        && matches!(&o.action, FixAction::Skipped { reason } if reason.contains("lock"))));
+    assert!(
+        out.iter().all(|o| o.check == "vault.idle_unsealed"
+            || !o.path.starts_with(&sessions)
+            || matches!(o.action, FixAction::Chmod { .. })),
+        "{out:#?}"
+    );
+    for plain in ["old1.jsonl", "old1.trajectory.jsonl", "old2.jsonl"] {
+        assert!(!sessions.join(plain).exists(), "{plain} plaintext left");
+        let sealed = sessions.join(format!("{plain}.age"));
+        assert_eq!(
+            fs::symlink_metadata(&sealed).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    for plain in ["cur.jsonl", "locked.jsonl", "fresh.jsonl"] {
+        assert_eq!(
+            fs::read_to_string(sessions.join(plain)).unwrap(),
+            idle_text,
+            "{plain} must stay plain"
+        );
+    }
+    // The second audit reports only what a human must decide (current and locked).
+    let after = audit(&gw, &aopts, &rules).unwrap();
+    assert_eq!(idle_files(&after), ["cur.jsonl", "locked.jsonl"]);
+    // Reversible: the sealed copy opens to the exact bytes.
+    let identity = vault
+        .unlock(&moltvault_vault::FixedPassphrase(
+            secrecy::SecretString::from("correct horse battery staple"),
+        ))
+        .unwrap();
+    let back =
+        moltvault_vault::seal::unseal_file(&sessions.join("old1.jsonl.age"), &identity).unwrap();
+    assert_eq!(fs::read_to_string(&back.plain).unwrap(), idle_text);
 }

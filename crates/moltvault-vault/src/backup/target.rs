@@ -147,7 +147,11 @@ impl BackupTarget for LocalDir {
         // Held until commit or drop: marks the temp file as in use (see `leftovers`).
         super::leftovers::try_lock(f.as_file())
             .map_err(|e| BackupError::io("lock", self.dir.join(name), e))?;
-        Ok(Box::new(LocalUpload(f)))
+        Ok(Box::new(LocalUpload {
+            file: f,
+            written: 0,
+            flushed: 0,
+        }))
     }
 
     fn delete(&self, name: &str) -> Result<(), BackupError> {
@@ -157,20 +161,40 @@ impl BackupTarget for LocalDir {
     }
 }
 
-struct LocalUpload(AtomicFile);
+struct LocalUpload {
+    file: AtomicFile,
+    /// Bytes written so far.
+    written: u64,
+    /// Bytes whose writeback was already started.
+    flushed: u64,
+}
+
+/// Writeback of the backup file is started every this many bytes, so the disk writes while
+/// the next part is compressed and the final fsync has little left to wait for.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Write for LocalUpload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            crate::fsio::start_writeback(
+                self.file.as_file(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.file.flush()
     }
 }
 
 impl BackupUpload for LocalUpload {
     fn commit(self: Box<Self>) -> Result<(), BackupError> {
-        self.0.commit()?;
+        self.file.commit()?;
         Ok(())
     }
 }
