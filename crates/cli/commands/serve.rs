@@ -743,3 +743,133 @@ mod lock {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use moltvault_testutils::homes::{SampleLine, TestHome};
+
+    /// A fake OpenAI-style key, assembled so the repository does not trip secret scanners.
+    fn fake_key() -> String {
+        format!(
+            "sk-{}-{}",
+            "proj", "SweepK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789Ab"
+        )
+    }
+
+    /// Plants the key in a user message event, the FTS copy and a trajectory row of the real
+    /// 2026.9.6 sample database.
+    fn plant(db: &Path) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let sid = "0800f919-15e3-4b0e-a722-ad7259e4e455";
+        let key = fake_key();
+        let ev = json!({"type": "message", "id": "e1", "parentId": null,
+            "timestamp": "2026-11-25T18:00:00.000Z",
+            "message": {"role": "user", "content": [{"type": "text", "text": format!("my key is {key}")}]}});
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 100, ?2, 1795629600000)",
+            rusqlite::params![sid, ev.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO session_transcript_fts (rowid, text, session_id, message_id, role, timestamp) VALUES (9000, ?1, ?2, 'e1', 'user', 't')",
+            rusqlite::params![format!("my key is {key}"), sid],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES (?1, 100, 'r', ?2, 1795629600000)",
+            rusqlite::params![sid, json!({"type": "tool.result", "data": {"content": format!("key {key}")}}).to_string()],
+        )
+        .unwrap();
+    }
+
+    fn holders(db: &Path) -> Vec<&'static str> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let like = format!("%{}%", fake_key());
+        let mut out = Vec::new();
+        for (table, col) in [
+            ("transcript_events", "event_json"),
+            ("session_transcript_fts", "text"),
+            ("trajectory_runtime_events", "event_json"),
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE {col} LIKE ?1"),
+                    [&like],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if n > 0 {
+                out.push(table);
+            }
+        }
+        out
+    }
+
+    fn run_sweep(mode: Mode) -> (TestHome, SweepReport) {
+        let home = TestHome::new(SampleLine::OpenClaw2026_9_6);
+        let db = home.path("agents/main/agent/openclaw-agent.sqlite");
+        plant(&db);
+        let source =
+            EngineSource::with_literals(&home.root().join("vault"), None, Vec::new()).unwrap();
+        let transcripts = source.engine(mode).unwrap();
+        let sidecars = source.engine(Mode::All).unwrap();
+        let opts = SweepOptions {
+            state_dir: home.state_dir().to_path_buf(),
+            agent: "main".into(),
+            settle: Duration::ZERO,
+            recent: Duration::from_secs(900),
+            max_wait: Duration::from_secs(5),
+            transcript_mode: mode,
+        };
+        let report = sweep(&transcripts, &sidecars, &opts).unwrap();
+        (home, report)
+    }
+
+    #[test]
+    fn sweep_in_all_mode_redacts_every_copy_in_the_agent_database() {
+        let (home, report) = run_sweep(Mode::All);
+        let db = home.path("agents/main/agent/openclaw-agent.sqlite");
+        assert!(holders(&db).is_empty(), "{:?}", holders(&db));
+        assert_eq!(report.rows, 3, "{report:?}");
+        assert_eq!(report.redactions, 3, "{report:?}");
+        assert!(!report.wal_busy);
+        // The FTS index no longer finds the key's distinctive tail; the database is sound.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let hits: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM session_transcript_fts WHERE session_transcript_fts MATCH 'SweepK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789Ab'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hits, 0);
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        // And the raw bytes of the database files hold no copy of it.
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(raw) = std::fs::read(format!("{}{suffix}", db.display())) {
+                let key = fake_key();
+                assert!(
+                    !raw.windows(key.len()).any(|w| w == key.as_bytes()),
+                    "openclaw-agent.sqlite{suffix}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_in_tools_mode_redacts_only_trajectory_rows() {
+        let (home, report) = run_sweep(Mode::Tools);
+        let db = home.path("agents/main/agent/openclaw-agent.sqlite");
+        // User text is deliberately kept in tools mode; the flight recorder is redacted.
+        assert_eq!(
+            holders(&db),
+            ["transcript_events", "session_transcript_fts"]
+        );
+        assert_eq!(report.rows, 1, "{report:?}");
+    }
+}
