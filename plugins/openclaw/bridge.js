@@ -206,8 +206,16 @@ export class AddonEngine {
     let header;
     try {
       header = JSON.parse(rep.head);
-      if (!Array.isArray(header.patch) || header.patch.length !== rep.texts.length) throw new TypeError("the patch and its texts differ in length");
-      value = applyPatch(message, header.patch.map((e, i) => [e[0], rep.texts[i]]));
+      // rep.texts holds each distinct new text once; rep.index[i] names entry i's.
+      if (!Array.isArray(header.patch) || header.patch.length !== rep.index.length) throw new TypeError("the patch and its texts differ in length");
+      value = applyPatch(
+        message,
+        header.patch.map((e, i) => {
+          const text = rep.texts[rep.index[i]];
+          if (typeof text !== "string") throw new TypeError("a patch entry names no text");
+          return [e[0], text];
+        }),
+      );
     } catch (err) {
       throw new BridgeError(`the addon sent a patch the plugin cannot apply (${err?.message ?? err})`);
     }

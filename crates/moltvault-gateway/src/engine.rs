@@ -369,6 +369,32 @@ impl Engine {
         lens: &[usize],
         payload: &[u8],
     ) -> Result<Option<Patch>, EngineError> {
+        let Some(t) = self.patch_texts(skeleton_len, lens, payload)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(t.texts.iter().map(String::len).sum());
+        for s in &t.texts {
+            bytes.extend_from_slice(s.as_bytes());
+        }
+        Ok(Some(Patch {
+            findings: t.findings,
+            entries: t.entries,
+            bytes,
+        }))
+    }
+
+    /// Answers a protocol-2 `patch` request like [`Engine::patch`], with the new texts as one
+    /// owned string per entry (moved out of the redacted message, not copied) instead of
+    /// concatenated bytes: what the in-process addon hands to JavaScript.
+    ///
+    /// # Errors
+    /// As [`Engine::patch`].
+    pub fn patch_texts(
+        &self,
+        skeleton_len: usize,
+        lens: &[usize],
+        payload: &[u8],
+    ) -> Result<Option<PatchTexts>, EngineError> {
         let bad = |s: String| EngineError::Protocol(s);
         let total = lens
             .iter()
@@ -414,19 +440,21 @@ impl Engine {
         if findings.is_empty() {
             return Ok(None);
         }
-        let mut patch = Patch {
+        let mut patch = PatchTexts {
             findings: Vec::with_capacity(findings.len()),
             entries: Vec::new(),
-            bytes: Vec::new(),
+            texts: Vec::new(),
         };
         let mut seen = BTreeSet::new();
         for f in findings {
             if seen.insert(f.pointer.clone()) {
-                let Some(Value::String(s)) = value.pointer(&f.pointer) else {
+                // Findings point at strings, never at a container of another finding's string,
+                // so taking each one (once: `seen`) leaves the others in place.
+                let Some(Value::String(s)) = value.pointer_mut(&f.pointer).map(Value::take) else {
                     return Err(bad("patch: a finding does not point at a string".into()));
                 };
                 patch.entries.push(json!([f.pointer, s.len()]));
-                patch.bytes.extend_from_slice(s.as_bytes());
+                patch.texts.push(s);
             }
             patch.findings.push(finding_json(&f));
         }
@@ -448,6 +476,30 @@ pub struct Patch {
     pub entries: Vec<Value>,
     /// The new texts, concatenated.
     pub bytes: Vec<u8>,
+}
+
+/// What a `patch` request changed, as [`Engine::patch_texts`] returns it: like [`Patch`], with
+/// the new texts one per entry.
+#[derive(Debug)]
+pub struct PatchTexts {
+    /// `{"rule", "pointer", "fp"}` per finding (never the secret).
+    pub findings: Vec<Value>,
+    /// `[RFC 6901 pointer, byte length of the new text]` per changed string.
+    pub entries: Vec<Value>,
+    /// The new text of each entry, in entry order.
+    pub texts: Vec<String>,
+}
+
+impl PatchTexts {
+    /// The reply header of a `changed` answer, as [`Patch::header`] (`len` is the texts' total
+    /// byte count).
+    pub fn header(&self, id: Value) -> Value {
+        json!({
+            "id": id, "ok": true, "changed": true,
+            "findings": self.findings, "patch": self.entries,
+            "len": self.texts.iter().map(String::len).sum::<usize>(),
+        })
+    }
 }
 
 impl Patch {
@@ -654,6 +706,33 @@ mod tests {
         assert!(
             !h.to_string().contains(&gh()),
             "the header leaks the secret"
+        );
+    }
+
+    #[test]
+    fn patch_texts_answers_what_patch_answers_one_text_per_entry() {
+        let text = format!("{}\nGITHUB_TOKEN={} é\n", "x".repeat(300), gh());
+        let sk = json!({
+            "role": "toolResult",
+            "content": [{"type": "text", "text": {"$mv": 0}}],
+            "details": {"aggregated": {"$mv": 0}, "note": format!("token {}", gh())},
+        });
+        let (n, lens, payload) = encode(&sk, &[&text]);
+        let e = engine(Mode::All);
+        let p = e.patch(n, &lens, &payload).unwrap().unwrap();
+        let t = e.patch_texts(n, &lens, &payload).unwrap().unwrap();
+        assert_eq!(t.findings, p.findings);
+        assert_eq!(t.entries, p.entries);
+        assert_eq!(t.texts.len(), 3);
+        assert_eq!(t.texts.concat().as_bytes(), p.bytes.as_slice());
+        for (entry, text) in t.entries.iter().zip(&t.texts) {
+            assert_eq!(entry[1].as_u64(), Some(text.len() as u64));
+            assert!(!text.contains(&gh()));
+        }
+        assert_eq!(t.header(Value::Null), p.header(Value::Null));
+        assert!(
+            e.patch_texts(n, &lens, &encode(&json!({"a": "b"}), &[]).2)
+                .is_err()
         );
     }
 
