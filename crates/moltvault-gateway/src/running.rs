@@ -13,16 +13,21 @@
 //! 2. **Session write locks**: a `<transcript>.jsonl.lock` whose pid is alive.
 //! 3. **Held file locks** (from `/proc/locks`, matched by device and inode): on the agent databases' and
 //!    `state/openclaw.sqlite`'s `-shm` files (every open SQLite connection in WAL mode holds a
-//!    lock there), on the 2026.9 lock files in `<state>/tmp/openclaw-<uid>/` and in
-//!    `<tmp>/openclaw-state-locks-<uid>/`.
+//!    lock there), on the 2026.9 lock files in `<state>/tmp/openclaw-<uid>/` and on those in
+//!    the host-wide `<tmp>/openclaw-state-locks-<uid>/` named after one of this state dir's
+//!    databases (`<family>.<first 8 hex digits of SHA-256 of its canonical path>.lock.sqlite`),
+//!    so another gateway's locks there do not count.
 //!
 //! False positives: a `openclaw gateway status` command running at the same moment, or another
 //! tool holding the database open. False negatives: a gateway in another PID namespace
 //! (container) that has no lock on these files yet. Treat `true` as "stop the gateway first".
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::discover::Gateway;
 use crate::sessions::lock_state;
@@ -68,20 +73,30 @@ impl Gateway {
                 .map(|f| f.path)
                 .collect();
         }
+        let mut dbs = self.agent_dbs();
+        dbs.push(self.state_dir.join("state/openclaw.sqlite"));
+        // The shared lock dir names each lock `<family>.<hash>.lock.sqlite`, the hash being the
+        // first 8 hex digits of SHA-256 over the database's canonical path: only ours count.
+        let ours: Vec<String> = dbs
+            .iter()
+            .filter_map(|db| fs::canonicalize(db).ok())
+            .map(|p| hex::encode(Sha256::digest(p.as_os_str().as_bytes()))[..8].to_owned())
+            .collect();
         let mut candidates: Vec<PathBuf> = Vec::new();
-        for db in self.agent_dbs() {
+        for db in dbs {
             candidates.push(PathBuf::from(format!("{}-shm", db.display())));
             candidates.push(db);
         }
-        let state_db = self.state_dir.join("state/openclaw.sqlite");
-        candidates.push(PathBuf::from(format!("{}-shm", state_db.display())));
-        candidates.push(state_db);
         let uid = rustix::process::getuid().as_raw();
-        for dir in [
-            self.state_dir.join(format!("tmp/openclaw-{uid}")),
-            self.tmp_dir.join(format!("openclaw-state-locks-{uid}")),
-        ] {
-            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let own_dir = self.state_dir.join(format!("tmp/openclaw-{uid}"));
+        for e in fs::read_dir(&own_dir).into_iter().flatten().flatten() {
+            candidates.push(e.path());
+        }
+        let shared = self.tmp_dir.join(format!("openclaw-state-locks-{uid}"));
+        for e in fs::read_dir(&shared).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let hash = name.to_str().and_then(|n| n.split('.').nth(1));
+            if hash.is_some_and(|h| ours.iter().any(|o| o == h)) {
                 candidates.push(e.path());
             }
         }
