@@ -299,22 +299,11 @@ fn idle_findings(gateway: &Gateway, now: SystemTime, idle: Duration, out: &mut V
     let Ok(sessions) = gateway.sessions() else {
         return;
     };
-    let mut by_dir: BTreeMap<PathBuf, Vec<Affected>> = BTreeMap::new();
-    for s in sessions {
-        if s.store != StoreKind::Jsonl || s.sealed || !s.idle_for(idle, now) {
-            continue;
-        }
-        let Some(path) = s.paths.first() else {
-            continue;
-        };
-        let dir = path.parent().unwrap_or(path).to_path_buf();
-        by_dir.entry(dir).or_default().push(Affected {
-            path: path.clone(),
-            mode: None,
-            secrets: BTreeMap::new(),
-        });
-    }
-    for (dir, files) in by_dir {
+    let idle_paths = sessions
+        .iter()
+        .filter(|s| s.store == StoreKind::Jsonl && !s.sealed && s.idle_for(idle, now))
+        .filter_map(|s| s.paths.first());
+    for (dir, files) in by_parent_dir(idle_paths) {
         let mut f = Finding::new(
             "vault.idle_unsealed",
             Severity::Low,
@@ -332,6 +321,20 @@ fn idle_findings(gateway: &Gateway, now: SystemTime, idle: Duration, out: &mut V
         f.files = files;
         out.push(f.with_fix(SafeFix::Seal));
     }
+}
+
+/// `paths` grouped by their parent directory, as affected files of one finding per directory.
+fn by_parent_dir<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> BTreeMap<PathBuf, Vec<Affected>> {
+    let mut by_dir: BTreeMap<PathBuf, Vec<Affected>> = BTreeMap::new();
+    for path in paths {
+        let dir = path.parent().unwrap_or(path).to_path_buf();
+        by_dir.entry(dir).or_default().push(Affected {
+            path: path.clone(),
+            mode: None,
+            secrets: BTreeMap::new(),
+        });
+    }
+    by_dir
 }
 
 /// SQLite sessions (OpenClaw ≥ 2026.8) idle for `idle`: what `moltvault archive --idle` would
@@ -354,16 +357,7 @@ fn idle_sqlite_findings(gw: &Gateway, now: SystemTime, idle: Duration, out: &mut
     };
     // Deleted-session archives (`.jsonl.deleted.*.zst`) the gateway left in `sessions/`: plain
     // JSONL that `archive` seals in place.
-    let mut by_dir: BTreeMap<PathBuf, Vec<Affected>> = BTreeMap::new();
-    for f in &plan.files {
-        let dir = f.file.path.parent().unwrap_or(&f.file.path).to_path_buf();
-        by_dir.entry(dir).or_default().push(Affected {
-            path: f.file.path.clone(),
-            mode: None,
-            secrets: BTreeMap::new(),
-        });
-    }
-    for (dir, files) in by_dir {
+    for (dir, files) in by_parent_dir(plan.files.iter().map(|f| &f.file.path)) {
         let mut f = Finding::new(
             "vault.idle_unsealed",
             Severity::Low,
