@@ -1103,16 +1103,10 @@ impl From<WorkerStopped> for BackupError {
 
 /// Reads until `buf` is full or the entry ends; returns the bytes read.
 fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match fill_until_error(r, buf) {
+        (n, None) => Ok(n),
+        (_, Some(e)) => Err(e),
     }
-    Ok(n)
 }
 
 /// The current file of the hashing thread.
