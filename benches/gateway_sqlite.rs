@@ -10,6 +10,11 @@
 //! the store's own cost (decode, re-encode, UPDATE, FTS upkeep, commit); the last two run the
 //! real engine (built-in rules, every string), parsing every row vs. behind its raw-byte gate
 //! (`AgentDb::redact_prefiltered` with `Redactor::may_match`), as `audit --fix` and `redact` do.
+//!
+//! Last, the gateway plugin's post-turn sweep (`moltvault_gateway::sweep::redact_agent_db`, the
+//! plugin engine): one turn added, then the full pass every sweep made before against the
+//! incremental pass from the previous sweep's mark, on two copies of the same database.
+//! `MOLTVAULT_BENCH_CASE=sweep` runs only that case.
 #![allow(clippy::disallowed_methods, clippy::print_stdout)]
 
 use std::fs;
@@ -130,6 +135,124 @@ fn main() {
         t.elapsed()
     );
 
+    if std::env::var("MOLTVAULT_BENCH_CASE").as_deref() != Ok("sweep") {
+        redaction_cases(dir.path(), &pristine, size, events, planted, runs);
+    }
+    sweep_case(dir.path(), &pristine, size, runs);
+}
+
+/// One agent turn as the 2026.9 gateway stores it: a user message, a tool call, its result
+/// (holding a secret), the assistant's reply, their FTS copies and trajectory rows, and the
+/// session rows' stamps. Returns the rows it added.
+fn one_turn(db: &Path, turn: usize) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    let seq0: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq), 0) + 1 FROM transcript_events WHERE session_id = 's0'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut rows = 0;
+    for k in 0..4usize {
+        let line = entry(1_000_000 + turn * 4 + k, k == 2);
+        tx.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES ('s0', ?1, ?2, 1)",
+            (seq0 + k as i64, &line),
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES ('s0', ?1, 'r', ?2, 1)",
+            (seq0 + k as i64, &line),
+        )
+        .unwrap();
+        rows += 2;
+    }
+    for text in [
+        format!("turn {turn} question"),
+        format!("turn {turn} answer"),
+    ] {
+        tx.execute(
+            "INSERT INTO session_transcript_fts_rows (id, session_id, message_id) VALUES ((SELECT coalesce(max(rowid), 0) + 1 FROM session_transcript_fts), 's0', ?1)",
+            (format!("t{turn}"),),
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO session_transcript_fts (rowid, text, session_id, message_id, role, timestamp) VALUES (last_insert_rowid(), ?1, 's0', 'm', 'user', '')",
+            (text,),
+        )
+        .unwrap();
+        rows += 1;
+    }
+    tx.execute(
+        "UPDATE session_windows SET updated_at = ?1 WHERE session_id = 's0'",
+        (turn as i64,),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    rows
+}
+
+/// The plugin's post-turn sweep of the agent database (`moltvault serve --sweep`, mode all):
+/// the full pass every sweep did before (every row of every table) against the incremental
+/// one (rows added since the last sweep's mark), one turn added before each, on two copies of
+/// the same database, both primed by a first sweep.
+fn sweep_case(dir: &Path, pristine: &Path, size: u64, runs: usize) {
+    use moltvault_gateway::engine::{EngineSource, Mode as EngineMode};
+    use moltvault_gateway::sqlite::Tables;
+    use moltvault_gateway::sweep::{DbPass, redact_agent_db};
+
+    let source = EngineSource::with_literals(&dir.join("vault"), None, Vec::new()).unwrap();
+    let engine = source.engine(EngineMode::All).unwrap();
+    let marks = dir.join("vault/sweep");
+    let full_db = dir.join("sweep-full.sqlite");
+    let inc_db = dir.join("sweep-incremental.sqlite");
+    for db in [&full_db, &inc_db] {
+        fs::copy(pristine, db).unwrap();
+    }
+    // Prime both: the first sweep of a database reads it whole either way.
+    redact_agent_db(&engine, &full_db, Tables::All, None, None).unwrap();
+    let first = redact_agent_db(&engine, &inc_db, Tables::All, Some(&marks), None).unwrap();
+    assert!(matches!(first.pass, DbPass::Full(_)));
+    let (mut full, mut inc) = (Vec::new(), Vec::new());
+    let (mut full_scanned, mut inc_scanned) = (0, 0);
+    for run in 0..runs {
+        one_turn(&full_db, run);
+        let t = Instant::now();
+        let r = redact_agent_db(&engine, &full_db, Tables::All, None, None).unwrap();
+        full.push(t.elapsed());
+        full_scanned = r.scanned;
+        assert!(r.rows >= 2, "the turn's secret was not redacted: {r:?}");
+
+        let added = one_turn(&inc_db, run);
+        let t = Instant::now();
+        let r = redact_agent_db(&engine, &inc_db, Tables::All, Some(&marks), None).unwrap();
+        inc.push(t.elapsed());
+        inc_scanned = r.scanned;
+        assert_eq!(r.pass, DbPass::Incremental);
+        assert!(r.rows >= 2, "the turn's secret was not redacted: {r:?}");
+        assert!(r.scanned >= added);
+    }
+    let (full, inc) = (median(full), median(inc));
+    let mb = size as f64 / 1e6;
+    println!("sweep after one turn on a {mb:.1} MB agent database, median of {runs} runs:");
+    println!("  full pass (before)     : {full:>10.2?}  ({full_scanned} rows read)");
+    println!(
+        "  incremental (after)    : {inc:>10.2?}  ({inc_scanned} rows read)  {:.0}x faster",
+        full.as_secs_f64() / inc.as_secs_f64()
+    );
+}
+
+fn redaction_cases(
+    dir: &Path,
+    pristine: &Path,
+    size: u64,
+    events: usize,
+    planted: usize,
+    runs: usize,
+) {
     let engine = Redactor::new(
         &RuleSet::builtin(),
         RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([7; 32])),
@@ -139,8 +262,8 @@ fn main() {
     let (mut read, mut first, mut again) = (Vec::new(), Vec::new(), Vec::new());
     let (mut parsed, mut gated) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        let work = dir.path().join(format!("run{run}.sqlite"));
-        fs::copy(&pristine, &work).unwrap();
+        let work = dir.join(format!("run{run}.sqlite"));
+        fs::copy(pristine, &work).unwrap();
         let mut db = AgentDb::open(&work).unwrap();
 
         let t = Instant::now();
@@ -168,7 +291,7 @@ fn main() {
         // The real engine, parsing every row, then behind its gate (fresh copies each).
         let mut changed = [0usize; 2];
         for (i, times) in [&mut parsed, &mut gated].into_iter().enumerate() {
-            fs::copy(&pristine, &work).unwrap();
+            fs::copy(pristine, &work).unwrap();
             let mut db = AgentDb::open(&work).unwrap();
             let t = Instant::now();
             let mut f = |v: &mut Value| engine.redact_value(v, &mut sink) > 0;

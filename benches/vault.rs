@@ -7,7 +7,8 @@
 //! 2. Peak RSS of the moltvault processes (`wait4` rusage of the children; target < 32 MB).
 //! 3. `moltvault grep -c` over sealed sessions vs `age -d -i K f | grep -c` per file (target:
 //!    within 1.5x).
-//! 4. `moltvault seal --all-idle` over thousands of small transcripts (target ≥ 2,000 files/s).
+//! 4. `moltvault seal --all-idle` over thousands of small transcripts (target ≥ 2,000 files/s),
+//!    then `moltvault unseal --all` of them.
 //!
 //! Default (< 1 min): a 64 MiB transcript, 16 × 4 MiB sessions, 2,000 small files, 3 runs each,
 //! medians. `MOLTVAULT_BENCH_FULL=1`: a 1 GB transcript, 64 × 16 MiB, 5,000 small files.
@@ -311,6 +312,7 @@ fn main() {
     if want("small") {
         // 4: thousands of small files (a fresh home per run and implementation, same corpus seed).
         let mut rates = vec![Vec::new(); impls.len()];
+        let mut unseal_rates = vec![Vec::new(); impls.len()];
         for run_no in 0..runs {
             for (k, im) in impls.iter().enumerate() {
                 let h = Home::new(&this);
@@ -328,6 +330,14 @@ fn main() {
                 let (d, _) = run(h.cmd_of(&im.bin).args(["seal", "--all-idle"]));
                 assert_eq!(h.count_sealed(), small);
                 rates[k].push(small as f64 / d.as_secs_f64());
+                // And back: `unseal --all` of the same files (settled first, like the seal).
+                run(&mut sh("sync"));
+                let (d, _) = run(h
+                    .cmd_of(&im.bin)
+                    .args(["unseal", "--all", "--identity"])
+                    .arg(h.rec()));
+                assert_eq!(h.count_sealed(), 0);
+                unseal_rates[k].push(small as f64 / d.as_secs_f64());
             }
         }
         for (k, im) in impls.iter().enumerate() {
@@ -335,6 +345,13 @@ fn main() {
                 "seal --all-idle of {small} small transcripts (1.5-4.5 KB), {:<10} {:.0} files/s (target >= 2000)",
                 im.name,
                 median(rates[k].clone())
+            );
+        }
+        for (k, im) in impls.iter().enumerate() {
+            println!(
+                "unseal --all of the same {small} sealed transcripts,         {:<10} {:.0} files/s",
+                im.name,
+                median(unseal_rates[k].clone())
             );
         }
     }

@@ -13,9 +13,14 @@
 // target/release/libmoltvault_node.so (or $MOLTVAULT_ADDON); without one its columns are left out.
 //
 // Before/after in one run: BENCH_BASELINE_PLUGIN=<dir of an older plugins/openclaw> and
-// BENCH_BASELINE_BIN=<the moltvault of that version> add a "baseline fifo hook" column, e.g.
+// BENCH_BASELINE_BIN=<the moltvault of that version> add a "baseline fifo hook" column, and
+// BENCH_BASELINE_ADDON=<the addon of that version> a "baseline addon hook" column, e.g.
 //   mkdir -p /tmp/old && git archive <rev> plugins/openclaw | tar -x -C /tmp/old
-//   BENCH_BASELINE_PLUGIN=/tmp/old/plugins/openclaw BENCH_BASELINE_BIN=/tmp/old-moltvault node benches/plugin/hook-bench.mjs
+//   BENCH_BASELINE_PLUGIN=/tmp/old/plugins/openclaw BENCH_BASELINE_BIN=/tmp/old-moltvault \
+//     BENCH_BASELINE_ADDON=/tmp/old-libmoltvault_node.so node benches/plugin/hook-bench.mjs
+// A baseline column and its current counterpart are timed interleaved (one call each, in
+// alternating order), so load changes during the run hit both alike; "ratio" is current/baseline
+// at p50. BENCH_BRIDGES=addon,fifo limits the bridges (default: addon,fifo,worker).
 import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
 import fs from "node:fs";
@@ -84,17 +89,49 @@ function redactorFor(transport) {
   if (r.engine.transport !== transport) throw new Error(`wanted the ${transport} transport, got ${r.engine.transport}`);
   return r;
 }
+const bridges = (process.env.BENCH_BRIDGES ?? "addon,fifo,worker").split(",");
 const redactors = {};
-if (fs.existsSync(addon)) redactors.addon = redactorFor("addon");
-else console.error(`no addon at ${addon}: its columns are left out (cargo build --release)`);
-redactors.fifo = redactorFor("fifo");
-redactors.worker = redactorFor("worker");
-let baseline = null;
+if (bridges.includes("addon")) {
+  if (fs.existsSync(addon)) redactors.addon = redactorFor("addon");
+  else console.error(`no addon at ${addon}: its columns are left out (cargo build --release)`);
+}
+for (const t of ["fifo", "worker"]) if (bridges.includes(t)) redactors[t] = redactorFor(t);
+// Baselines: name -> [redactor of the older version, the current bridge it is compared with].
+const baselines = {};
 if (process.env.BENCH_BASELINE_PLUGIN) {
   const old = await import(pathToFileURL(path.join(path.resolve(process.env.BENCH_BASELINE_PLUGIN), "index.js")).href);
-  const cfg = old.resolveConfig({ binary: process.env.BENCH_BASELINE_BIN ?? binary, mode: "all", sweep: false, timeoutMs: 30000, transport: "fifo" });
-  baseline = new old.Redactor(cfg, { info() {}, error: (m) => console.error(m), warn() {} });
-  baseline.ensureEngine();
+  const oldBin = process.env.BENCH_BASELINE_BIN ?? binary;
+  const make = (extra) => {
+    const r = new old.Redactor(old.resolveConfig({ binary: oldBin, mode: "all", sweep: false, timeoutMs: 30000, ...extra }), { info() {}, error: (m) => console.error(m), warn() {} });
+    r.ensureEngine();
+    return r;
+  };
+  if (redactors.fifo) baselines.fifo = [make({ bridge: "stdio", transport: "fifo" }), "fifo"];
+  if (redactors.addon && process.env.BENCH_BASELINE_ADDON) {
+    baselines.addon = [make({ bridge: "addon", addon: path.resolve(process.env.BENCH_BASELINE_ADDON) }), "addon"];
+    if (baselines.addon[0].engine.transport !== "addon") throw new Error("the baseline addon did not load");
+  }
+}
+
+// Times `a` and `b` interleaved (one call each per round, the order alternating).
+function timePair(a, b, iters, warm) {
+  for (let i = 0; i < warm; i++) {
+    a(i);
+    b(i);
+  }
+  const ta = new Float64Array(iters);
+  const tb = new Float64Array(iters);
+  for (let i = 0; i < iters; i++) {
+    for (const first of i % 2 ? [false, true] : [true, false]) {
+      const t = performance.now();
+      (first ? a : b)(i);
+      (first ? ta : tb)[i] = (performance.now() - t) * 1000;
+    }
+  }
+  ta.sort();
+  tb.sort();
+  const st = (x) => ({ p50: pct(x, 50), p99: pct(x, 99), n: iters });
+  return [st(ta), st(tb)];
 }
 
 const sizes = [
@@ -106,7 +143,8 @@ const results = [];
 const f = (r) => `${r.p50.toFixed(1).padStart(8)} / ${r.p99.toFixed(1).padStart(8)}`;
 console.log(`moltvault-redact hook overhead per message (µs, p50 / p99), engine ${binary}${redactors.addon ? `, addon ${addon}` : ""}`);
 const cols = Object.keys(redactors).flatMap((n) => [`${n}_ping`, `${n}_hook`]);
-console.log(`size   variant     ${["no-op hook", ...cols.map((c) => c.replace("_", " "))].map((c) => c.padEnd(22)).join("")}${baseline ? "baseline fifo hook" : ""}`);
+const bcols = Object.keys(baselines).flatMap((n) => [`${n}_hook_vs`, `baseline_${n}_hook`]);
+console.log(`size   variant     ${["no-op hook", ...cols.map((c) => c.replace("_", " ")), ...bcols.map((c) => c.replaceAll("_", " "))].map((c) => c.padEnd(22)).join("")}${bcols.length ? "ratio p50" : ""}`);
 for (const [label, bytes, iters] of sizes) {
   for (const secret of [false, true]) {
     // Distinct objects per call: the hook skips objects it has already seen (its WeakSet).
@@ -127,18 +165,28 @@ for (const [label, bytes, iters] of sizes) {
       if (secret && changed === 0) throw new Error("the engine redacted nothing in the secret variant");
       if (!secret && changed !== 0) throw new Error("the engine changed a message without a secret");
     }
-    if (baseline) {
-      let changed = 0;
-      row.baseline_fifo_hook = time((i) => {
-        if (baseline.redactMessage(fresh(i)) !== undefined) changed++;
-      }, iters, Math.min(50, iters));
-      if (secret !== changed > 0) throw new Error("the baseline disagrees about the secret");
+    const ratios = [];
+    for (const [name, [old, cur]] of Object.entries(baselines)) {
+      let changedOld = 0;
+      let changedNew = 0;
+      [row[`${name}_hook_vs`], row[`baseline_${name}_hook`]] = timePair(
+        (i) => {
+          if (redactors[cur].redactMessage(fresh(i)) !== undefined) changedNew++;
+        },
+        (i) => {
+          if (old.redactMessage(fresh(i)) !== undefined) changedOld++;
+        },
+        iters,
+        Math.min(50, iters),
+      );
+      if (secret !== changedOld > 0 || secret !== changedNew > 0) throw new Error("the baseline disagrees about the secret");
+      ratios.push(`${name} ${(row[`${name}_hook_vs`].p50 / row[`baseline_${name}_hook`].p50).toFixed(2)}`);
     }
-    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${[noop, ...cols.map((c) => row[c])].map((r) => `${f(r)}   `).join("")}${baseline ? f(row.baseline_fifo_hook) : ""}`);
+    console.log(`${label.padEnd(6)} ${row.variant.padEnd(11)} ${[noop, ...cols.map((c) => row[c]), ...bcols.map((c) => row[c])].map((r) => `${f(r)}   `).join("")}${ratios.join(", ")}`);
     results.push(row);
     void sink;
   }
 }
 for (const r of Object.values(redactors)) r.engine.stop();
-baseline?.engine?.stop();
+for (const [old] of Object.values(baselines)) old.engine?.stop();
 console.log(JSON.stringify({ bench: "plugin-hook", binary, addon: redactors.addon ? addon : null, loadavg: (await import("node:os")).loadavg(), results }));

@@ -14,12 +14,17 @@
 #
 #   cargo build --release --bin moltvault
 #   MOLTVAULT_E2E_BIN=target/release/moltvault bash benches/plugin/turn-bench.sh
-# Knobs: TURN_BENCH_N (turns per mode, default 8), TURN_BENCH_GATEWAY (default
+# Knobs: TURN_BENCH_N (turns per mode, default 8), TURN_BENCH_BLOCKS (blocks per mode, default 2),
+# TURN_BENCH_BRIDGE (addon, the default, or stdio or auto: `plugin install --bridge`; the load
+# record must show it in every "on" block), TURN_BENCH_SWEEP=0 (`plugin install --no-sweep`: no
+# post-turn sweep process, to tell its cost from the hooks'), TURN_BENCH_GATEWAY (default
 # openclaw@2026.7.35), TURN_BENCH_OUTPUT_BYTES (default 65536), TURN_BENCH_LINK=<plugin dir>
 # (load the plugin from a checkout, `plugin install --link`, instead of the binary's embedded
 # copy), and lib.sh's MOLTVAULT_E2E_*.
 set -euo pipefail
 N=${TURN_BENCH_N:-8}
+BLOCKS=${TURN_BENCH_BLOCKS:-2}
+BRIDGE=${TURN_BENCH_BRIDGE:-addon}
 SPEC=${TURN_BENCH_GATEWAY:-openclaw@2026.7.35}
 BYTES=${TURN_BENCH_OUTPUT_BYTES:-65536}
 export E2E_WORK_PREFIX=moltvault-turn-bench
@@ -70,7 +75,8 @@ CUSTOM_API_KEY=fake-local-key-0000 timeout 300 "${ENVV[@]}" "$cli" onboard --non
   { tail -20 "$WORK/logs/onboard.log"; fail "onboard failed"; }
 link=()
 if [ -n "${TURN_BENCH_LINK:-}" ]; then link=(--link "$TURN_BENCH_LINK"); fi
-"${ENVV[@]}" "$MV" plugin install "${link[@]}" >"$WORK/logs/plugin-install.log" 2>&1 ||
+if [ "${TURN_BENCH_SWEEP:-1}" = 0 ]; then link+=(--no-sweep); fi
+"${ENVV[@]}" "$MV" plugin install --bridge "$BRIDGE" "${link[@]}" >"$WORK/logs/plugin-install.log" 2>&1 ||
   { cat "$WORK/logs/plugin-install.log"; fail "moltvault plugin install failed"; }
 
 # set_plugin <true|false>: the plugin entry's `enabled`, and our port and log file.
@@ -124,23 +130,30 @@ print("%.4f" % (max(x["end"] for x in r) - min(x["start"] for x in r)) if len(r)
   local rec="$state/moltvault/plugin-loaded.json"
   if [ "$mode" = on ]; then
     [ "$rec" -nt "$WORK/block-start" ] || fail "the plugin did not load in an 'on' block"
+    local used
+    used=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bridge"))' "$rec")
+    [ "$BRIDGE" = auto ] || [ "$used" = "$BRIDGE" ] || fail "the plugin used the $used bridge, not $BRIDGE"
+    log "block: the plugin loaded through the $used bridge"
   elif [ -e "$rec" ] && [ "$rec" -nt "$WORK/block-start" ]; then
     fail "the plugin loaded in an 'off' block"
   fi
 }
 
-half=$(( (N + 1) / 2 ))
-for mode in off on off on; do
-  log "block: plugin $mode ($half turns)"
-  run_block "$mode" "$half"
+per=$(( (N + BLOCKS - 1) / BLOCKS ))
+for _ in $(seq "$BLOCKS"); do
+  for mode in off on; do
+    log "block: plugin $mode ($per turns)"
+    run_block "$mode" "$per"
+  done
 done
-python3 - "$WORK/results" "$SPEC" "$BYTES" <<'PY'
+cat "$WORK/results" >&2
+python3 - "$WORK/results" "$SPEC" "$BYTES" "$BRIDGE" "${TURN_BENCH_SWEEP:-1}" <<'PY'
 import json, statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 def q(xs):
     xs = sorted(xs); n = len(xs)
     return statistics.median(xs), xs[n // 4], xs[(3 * n) // 4]
-out = {"bench": "plugin-turn", "gateway": sys.argv[2], "tool_output_bytes": int(sys.argv[3])}
+out = {"bench": "plugin-turn", "gateway": sys.argv[2], "tool_output_bytes": int(sys.argv[3]), "bridge": sys.argv[4], "sweep": sys.argv[5] != "0"}
 for col, name in ((1, "client"), (2, "gateway")):
     for mode in ("off", "on"):
         xs = [float(r[col]) for r in rows if r[0] == mode and r[col] != "nan"]

@@ -109,6 +109,17 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         }
         return gateway_hint(e);
     }
+    if let Some(e) = cause.downcast_ref::<moltvault_gateway::sweep::SweepError>() {
+        use moltvault_gateway::sweep::SweepError;
+        return match e {
+            SweepError::Gateway(g) => library_hint(g),
+            SweepError::Locked { .. } => Some(
+                "A gateway turn kept the transcript locked for the whole wait: the next turn's sweep (or `moltvault redact`) covers it."
+                    .into(),
+            ),
+            _ => None,
+        };
+    }
     if let Some(e) = cause.downcast_ref::<FsError>() {
         return match e {
             FsError::Exists(_) => Some(

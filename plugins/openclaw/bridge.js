@@ -14,7 +14,8 @@
 //   "addon"  (preferred): moltvault.node, a Node-API addon built from crates/moltvault-node and
 //            copied next to this file by `moltvault plugin install`. The engine runs in the
 //            gateway's own thread: no process, no pipe, no wake-up. Same codec, same engine
-//            function (moltvault_gateway::engine), same patch as the stdio bridge.
+//            (moltvault_gateway::engine), same new texts as the stdio bridge, given as recipes
+//            (codec.js `splice`) that keep slices of the strings the plugin already holds.
 //   stdio    (fallback) `moltvault serve --stdio`, on one of two transports:
 //   "fifo"   (default on Linux/macOS): the child's stdin/stdout are two named pipes in a private
 //            0700 temp dir; the hook writes and reads them with blocking fs.writeSync/readSync on
@@ -29,7 +30,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
-import { Encoder, applyPatch, decodePatch } from "./codec.js";
+import { Encoder, applyPatch, decodePatch, splice } from "./codec.js";
 
 export const PROTOCOL = 2;
 // Replies are read into one buffer that grows to the largest reply seen.
@@ -66,6 +67,9 @@ export function loadAddon(file) {
   }
   if (typeof mod?.Engine !== "function" || typeof mod.protocol !== "function" || typeof mod.version !== "function") {
     throw new BridgeError(`${file} is not moltvault's addon`);
+  }
+  if (typeof mod.Engine.prototype.patchEdits !== "function") {
+    throw new BridgeError(`the addon ${file} (${mod.version()}) is older than the plugin: install matching versions`);
   }
   if (mod.protocol() !== PROTOCOL) {
     throw new BridgeError(`the addon speaks protocol ${mod.protocol()}, the plugin ${PROTOCOL}: install matching versions`);
@@ -195,7 +199,7 @@ export class AddonEngine {
     const enc = this.encoder.encode(message);
     let rep;
     try {
-      rep = this.engine.patch(enc.buf.subarray(enc.start, enc.end), enc.head.skeleton, enc.head.strings);
+      rep = this.engine.patchEdits(enc.buf.subarray(enc.start, enc.end), enc.head.skeleton, enc.head.strings);
     } catch (err) {
       throw new BridgeError(`moltvault.node: ${err?.message ?? err}`);
     } finally {
@@ -206,14 +210,17 @@ export class AddonEngine {
     let header;
     try {
       header = JSON.parse(rep.head);
-      // rep.texts holds each distinct new text once; rep.index[i] names entry i's.
-      if (!Array.isArray(header.patch) || header.patch.length !== rep.index.length) throw new TypeError("the patch and its texts differ in length");
+      // Entry i's new text is rep.recipes[rep.index[i]] applied to the string it replaces
+      // (codec.js `splice`); entries with the same string and result share a recipe.
+      if (!Array.isArray(header.patch) || !Array.isArray(rep.index) || header.patch.length !== rep.index.length) {
+        throw new TypeError("the patch and its recipes differ in length");
+      }
       value = applyPatch(
         message,
         header.patch.map((e, i) => {
-          const text = rep.texts[rep.index[i]];
-          if (typeof text !== "string") throw new TypeError("a patch entry names no text");
-          return [e[0], text];
+          const recipe = rep.recipes[rep.index[i]];
+          if (!Array.isArray(recipe)) throw new TypeError("a patch entry names no recipe");
+          return [e?.[0], (old) => splice(old, recipe, rep.texts)];
         }),
       );
     } catch (err) {

@@ -6,7 +6,9 @@
 // the engine. Long strings are instead written to a reused Buffer as raw UTF-8 (a copy for
 // one-byte strings) and referenced from a small JSON skeleton; a string that occurs twice is
 // sent once. The reply is a patch: the JSON pointer and new text of every string the engine
-// changed, so a clean message (the common case) comes back as a 40-byte header.
+// changed, so a clean message (the common case) comes back as a 40-byte header. The in-process
+// addon gives each new text as a recipe instead (`splice`): slices of the string the plugin
+// already holds around the placeholders, so a megabyte result is not created twice.
 
 /** The key of the skeleton's string references: `{"$mv": <index into the strings>}`. */
 export const REF_KEY = "$mv";
@@ -134,8 +136,41 @@ export function decodePatch(patch, buf, off, len) {
   return out;
 }
 
+/** A splice recipe's "no text" index (the addon's `NO_TEXT`). */
+export const NO_TEXT = 0xffffffff;
+
 /**
- * Returns a copy of `root` with the strings at the given RFC 6901 pointers replaced. Only the
+ * Builds a new text from `old` and a recipe of the addon (crates/moltvault-node, `PatchReply`):
+ * `[oldLength, keepStart, keepEnd, text, …]`, triples that keep `old.slice(keepStart, keepEnd)`
+ * (UTF-16 code units) and append `texts[text]`. The slices and `+` make V8 views of `old`, so a
+ * megabyte string with one secret costs two slices and a placeholder, not a new megabyte string.
+ * An unpaired surrogate in `old` is kept as the U+FFFD it was sent as, as in the stdio bridge's
+ * whole new text. Throws on a recipe that does not fit `old` (the caller withholds).
+ */
+export function splice(old, recipe, texts) {
+  if (!Array.isArray(recipe) || recipe.length % 3 !== 1 || recipe[0] !== old.length) throw new TypeError("a splice does not fit its string");
+  const base = old.isWellFormed() ? old : old.toWellFormed();
+  let out = "";
+  let prev = 0;
+  for (let k = 1; k < recipe.length; k += 3) {
+    const a = recipe[k];
+    const b = recipe[k + 1];
+    const t = recipe[k + 2];
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < prev || b < a || b > base.length) throw new TypeError("a splice is malformed");
+    if (b > a) out += base.slice(a, b);
+    if (t !== NO_TEXT) {
+      const s = texts[t];
+      if (typeof s !== "string") throw new TypeError("a splice names no text");
+      out += s;
+    }
+    prev = b;
+  }
+  return out;
+}
+
+/**
+ * Returns a copy of `root` with the strings at the given RFC 6901 pointers replaced: by the
+ * entry's text, or by what the entry's function returns for the string it replaces. Only the
  * objects and arrays on the way to a replaced string are copied (shallowly); `root` itself is
  * never modified (the gateway may still use it, e.g. for what the model sees).
  */
@@ -152,9 +187,10 @@ export function applyPatch(root, entries) {
   };
   let out = root;
   for (const [ptr, text] of entries) {
+    if (typeof ptr !== "string") throw new TypeError("a patch pointer is malformed");
     if (ptr === "") {
       if (typeof out !== "string") throw new TypeError("a patch pointer does not name a string");
-      out = text;
+      out = typeof text === "function" ? text(out) : text;
       continue;
     }
     if (ptr[0] !== "/") throw new TypeError("a patch pointer is malformed");
@@ -167,7 +203,7 @@ export function applyPatch(root, entries) {
       const child = parent[k];
       if (i === segs.length - 1) {
         if (typeof child !== "string") throw new TypeError("a patch pointer does not name a string");
-        parent[k] = text;
+        parent[k] = typeof text === "function" ? text(child) : text;
       } else {
         if (child === null || typeof child !== "object" || typeof child.toJSON === "function") {
           throw new TypeError("a patch pointer does not match the message");

@@ -66,7 +66,7 @@ pub fn gh_token() -> String {
     format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     )
 }
 
@@ -101,7 +101,7 @@ fn redacts_a_file_to_stdout_then_in_place_keeping_mode() {
     insta::assert_snapshot!(stdout, @r#"
     {"type":"session","version":3,"id":"s1","timestamp":"2026-11-25T18:00:00.000Z","cwd":"/w"}
     {"type":"message","id":"a1","parentId":null,"message":{"role":"user","content":[{"type":"text","text":"token <gh_token>"}]}}
-    {"type":"message","id":"a2","parentId":"a1","message":{"role":"toolResult","toolCallId":"call_1","toolName":"exec","content":[{"type":"text","text":"export GITHUB_TOKEN=[REDACTED:github-pat:8e8c5d59]\ndone"}]}}
+    {"type":"message","id":"a2","parentId":"a1","message":{"role":"toolResult","toolCallId":"call_1","toolName":"exec","content":[{"type":"text","text":"export GITHUB_TOKEN=[REDACTED:github-pat:db6eb671]\ndone"}]}}
     "#);
     // The file is untouched until --in-place.
     assert_eq!(fs::read_to_string(&f).unwrap(), transcript(&gh_token()));
@@ -145,7 +145,7 @@ fn filters_stdin_and_writes_output_file() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains(&gh_token()));
-    assert_eq!(text.matches("[REDACTED:github-pat:8e8c5d59]").count(), 2);
+    assert_eq!(text.matches("[REDACTED:github-pat:db6eb671]").count(), 2);
 
     fs::write(h.path().join("in.jsonl"), transcript(&gh_token())).unwrap();
     let out = h
@@ -163,7 +163,7 @@ fn filters_stdin_and_writes_output_file() {
     assert!(
         fs::read_to_string(&o)
             .unwrap()
-            .contains("[REDACTED:github-pat:8e8c5d59]")
+            .contains("[REDACTED:github-pat:db6eb671]")
     );
 }
 
@@ -215,7 +215,7 @@ fn zstd_archives_are_rewritten_as_zstd() {
     );
     let plain = zstd::decode_all(&fs::read(&f).unwrap()[..]).unwrap();
     let plain = String::from_utf8(plain).unwrap();
-    assert!(plain.contains("[REDACTED:github-pat:8e8c5d59]"), "{plain}");
+    assert!(plain.contains("[REDACTED:github-pat:db6eb671]"), "{plain}");
     assert!(!plain.contains(&gh_token()));
     assert_eq!(plain.lines().count(), 3);
 }

@@ -70,10 +70,10 @@ fn scans_the_detected_gateway_as_json() {
     );
     let _g = h.settings().bind_to_scope();
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @r#"
-    {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
-    {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":3,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
-    {"file":"[TMP]/state/agents/main/sessions/s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
-    {"file":"[TMP]/state/agents/main/sessions/s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst","line":3,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"8e8c5d59"}
+    {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"db6eb671"}
+    {"file":"[TMP]/state/agents/main/sessions/s1.jsonl","line":3,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"db6eb671"}
+    {"file":"[TMP]/state/agents/main/sessions/s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst","line":2,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"db6eb671"}
+    {"file":"[TMP]/state/agents/main/sessions/s3.jsonl.deleted.2026-11-25T18-16-56.790Z.e8ca0931.zst","line":3,"rule":"github-pat","pointer":"/message/content/0/text","fingerprint":"db6eb671"}
     "#);
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
     rule        findings  files

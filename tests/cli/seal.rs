@@ -606,3 +606,83 @@ fn a_crash_before_any_batch_step_leaves_every_transcript_whole() {
         assert!(stray.is_empty(), "{step}: temp files left: {stray:?}");
     }
 }
+
+/// `unseal --all` killed (abort) right before each step of a batch — plaintexts decrypted and
+/// authenticated in their temp files, before they are synced, linked, the directory fsynced,
+/// or the sealed files removed — never removes a sealed file before its plaintext is durable;
+/// every transcript stays whole, and the next run finishes the job and sweeps the temp files.
+#[test]
+fn a_crash_before_any_unseal_batch_step_leaves_every_transcript_whole() {
+    let bin = assert_cmd::cargo::cargo_bin("moltvault");
+    for step in ["sync", "link", "sync-dir", "remove-plain"] {
+        let h = Home::new();
+        h.init();
+        let vault = moltvault_vault::Vault::open(&h.vault()).unwrap();
+        let identity = vault.identity_from_file(&h.path("rec.txt")).unwrap();
+        let originals: Vec<(PathBuf, [u8; 32])> = (0..20)
+            .map(|i| {
+                let (p, body) = h.transcript(&format!("u{i:02}.jsonl"), 200 + i * 40, 3);
+                (p, sha(&body))
+            })
+            .collect();
+        let out = h.cmd().args(["seal", "--all-idle"]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(originals.iter().all(|(p, _)| !p.exists()));
+        let out = StdCommand::new(&bin)
+            .env_clear()
+            .env("HOME", h.dir.path())
+            .env("MOLTVAULT_FAILPOINT", format!("before:{step}"))
+            .current_dir(h.dir.path())
+            .args(["unseal", "--all", "--identity", "rec.txt"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{step}: the failpoint must fire");
+        let whole = |when: &str| {
+            for (p, want) in &originals {
+                let s = sealed(p);
+                if p.exists() {
+                    assert_eq!(
+                        &sha(&fs::read(p).unwrap()),
+                        want,
+                        "{when}: {} torn",
+                        p.display()
+                    );
+                }
+                if s.exists() {
+                    let (_, got) = moltvault_vault::seal::verify_sealed(&s, &identity)
+                        .unwrap_or_else(|e| panic!("{when}: {} broken: {e}", s.display()));
+                    assert_eq!(&got, want, "{when}: {}", s.display());
+                }
+                assert!(p.exists() || s.exists(), "{when}: {} lost", p.display());
+            }
+        };
+        whole(step);
+        // Before the plaintexts' names are durable no sealed file may be gone.
+        assert!(
+            originals.iter().all(|(p, _)| sealed(p).exists()),
+            "{step}: a sealed file went before its plaintext was durable"
+        );
+        if matches!(step, "sync" | "link") {
+            assert!(originals.iter().all(|(p, _)| !p.exists()), "{step}");
+        }
+        // The next run finishes: identical plaintexts left beside their sealed copies merge.
+        let out = h
+            .cmd()
+            .args(["unseal", "--all", "--identity", "rec.txt"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{step}: {}", text(&out.stderr));
+        whole(&format!("{step} then unseal"));
+        assert!(
+            originals
+                .iter()
+                .all(|(p, _)| p.exists() && !sealed(p).exists()),
+            "{step}: everything plain again"
+        );
+        let stray: Vec<String> = tree(&h.sessions())
+            .into_iter()
+            .filter(|f| f.contains("mvtmp"))
+            .collect();
+        assert!(stray.is_empty(), "{step}: temp files left: {stray:?}");
+    }
+}

@@ -389,7 +389,7 @@ mod tests {
         let tok = format!(
             "{}{}",
             ["gh", "p_"].concat(),
-            "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+            "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
         );
         let line = format!("{{\"t\":\"x {tok} {}\"}}\n", "y".repeat(200));
         fs::write(&f, line.repeat(60_000)).unwrap();

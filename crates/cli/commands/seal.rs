@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use moltvault_gateway::audit::idle_transcripts;
 use moltvault_gateway::{Gateway, TranscriptFile, TranscriptKind};
 use moltvault_vault::Vault;
 use moltvault_vault::seal::{self, BatchConfig, BatchStep, SealOptions};
@@ -15,8 +16,9 @@ use crate::ui;
 
 /// Seals inactive transcripts: each file (`<sid>.jsonl`, trajectory sidecars, `.deleted`,
 /// `.reset` and `.bak` copies, `.zst` archives) becomes `<name>.age` beside it, encrypted to the
-/// vault recipient (no passphrase needed). The sealed copy is written to a temp file, fsynced,
-/// renamed, decrypt-verified (SHA-256), and only then is the plaintext removed.
+/// vault recipient (no passphrase needed). The sealed copy is written to a temp file,
+/// decrypted back and compared with the plaintext, fsynced and renamed, and only then is the
+/// plaintext removed.
 ///
 /// The current session of a session key is refused: the gateway reopens it every turn and would
 /// append plaintext. `--include-current` takes idle current ones too; those conversations then
@@ -44,7 +46,8 @@ pub struct SealArgs {
 /// Unseals sealed transcripts back to plaintext, restoring their mode; unlocks the vault once.
 ///
 /// Each file is decrypted to a temp file beside it and kept only once the whole file
-/// authenticated, so a damaged file leaves nothing behind.
+/// authenticated, so a damaged file leaves nothing behind; the sealed file is removed only
+/// once the plaintext is durable.
 #[derive(Debug, clap::Args)]
 pub struct UnsealArgs {
     /// Session ids or sealed file paths.
@@ -144,34 +147,28 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
     }
     let vault = Vault::open(&ctx.vault_dir)?;
     let gw = ctx.gateway()?;
-    let files: Vec<TranscriptFile> = gw
-        .transcript_files()?
-        .into_iter()
-        .filter(|f| f.kind != TranscriptKind::Sealed)
-        .collect();
-    let current = current_paths(&gw)?;
-    let now = SystemTime::now();
     let mut selected = Vec::new();
     let mut skipped = 0usize;
+    // Whether current sessions are among the selected files.
+    let mut takes_current = false;
     if args.all_idle {
+        // The same selection as `audit --fix`'s sealing.
         let idle = parse_duration(&args.idle)?;
-        for f in files {
-            let mtime = std::fs::symlink_metadata(&f.path)
-                .and_then(|m| m.modified())
-                .ok();
-            let old = mtime
-                .and_then(|m| now.duration_since(m).ok())
-                .is_some_and(|d| d >= idle);
-            if !old {
-                continue;
-            }
-            if current.contains(&f.path) && !args.include_current {
-                skipped += 1;
-                continue;
-            }
-            selected.push(f);
+        let found = idle_transcripts(&gw, idle, SystemTime::now())?;
+        selected = found.idle;
+        if args.include_current {
+            takes_current = !found.current.is_empty();
+            selected.extend(found.current);
+        } else {
+            skipped = found.current.len();
         }
     } else {
+        let files: Vec<TranscriptFile> = gw
+            .transcript_files()?
+            .into_iter()
+            .filter(|f| f.kind != TranscriptKind::Sealed)
+            .collect();
+        let current = current_paths(&gw)?;
         for f in resolve(&files, &args.sessions, false)? {
             if current.contains(&f.path) && !args.include_current {
                 return Err(user_error(
@@ -182,17 +179,18 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
                     "Seal it once the conversation has moved on (`/new` or a reset), or pass --include-current: the conversation then restarts without its history until you unseal it.",
                 ));
             }
-            selected.push(f);
+            takes_current |= current.contains(&f.path);
+            selected.push(f.path);
         }
     }
-    if args.include_current && selected.iter().any(|f| current.contains(&f.path)) {
+    if takes_current {
         ui::warn(
             "sealing current sessions: those conversations restart without their history until `moltvault unseal`",
         );
     }
     if args.dry_run {
         for f in &selected {
-            ui::data(&f.path.display().to_string());
+            ui::data(&f.display().to_string());
         }
         ui::note(&format!("{} file(s) would be sealed", selected.len()));
         return Ok(Status::Ok);
@@ -200,21 +198,12 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
     // Sealed in batches per directory: every sealed copy is written and verified, the batch is
     // made durable with one sync, linked, the directory fsynced once, and only then do the
     // batch's plaintexts go.
-    let dirs: BTreeSet<&Path> = selected.iter().filter_map(|f| f.path.parent()).collect();
-    for d in dirs {
-        seal::sweep_stale_temps(d);
-    }
-    let paths: Vec<PathBuf> = selected.iter().map(|f| f.path.clone()).collect();
+    sweep(&selected);
+    let paths = selected;
     let bar = ui::progress(paths.len() as u64, "sealing", false);
     let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
     let failpoint = failpoint();
-    let crash = |step: BatchStep, _: &Path| -> std::io::Result<()> {
-        if failpoint.as_deref() == Some(step_name(step)) {
-            // Test-only crash injection (debug builds): die like a power cut would.
-            std::process::abort();
-        }
-        Ok(())
-    };
+    let crash = |step: BatchStep, _: &Path| crash_at(failpoint.as_deref(), step);
     let cfg = BatchConfig {
         hook: failpoint.is_some().then_some(&crash as seal::BatchHook<'_>),
         ..BatchConfig::default()
@@ -278,9 +267,36 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let identity = unlock(&vault, &args.unlock)?;
-    let (ok, failed, first_err) = batch(&selected, "unsealing", |f| {
-        seal::unseal_file(&f.path, &identity).map(|u| format!("unsealed {}", u.plain.display()))
+    // Unsealed in batches per directory, like seal: every plaintext is decrypted to its temp
+    // file and authenticated, the batch made durable together and linked, the directory
+    // fsynced once, and only then do the batch's sealed files go.
+    let paths: Vec<PathBuf> = selected.into_iter().map(|f| f.path).collect();
+    sweep(&paths);
+    let bar = ui::progress(paths.len() as u64, "unsealing", false);
+    let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
+    let failpoint = failpoint();
+    let crash = |step: BatchStep, _: &Path| crash_at(failpoint.as_deref(), step);
+    let cfg = BatchConfig {
+        hook: failpoint.is_some().then_some(&crash as seal::BatchHook<'_>),
+        ..BatchConfig::default()
+    };
+    seal::unseal_files_with(&paths, &identity, &cfg, &mut |_, r| {
+        match r {
+            Ok(u) => {
+                ok += 1;
+                bar.suspend(|| ui::note(&format!("unsealed {}", u.plain.display())));
+            }
+            Err(e) => {
+                failed += 1;
+                let e = anyhow::Error::from(e);
+                let text = crate::report::render(&e);
+                bar.suspend(|| ui::warn(text.trim_start_matches("error: ")));
+                first_err.get_or_insert(e);
+            }
+        }
+        bar.inc(1);
     });
+    bar.finish_and_clear();
     ui::note(&format!("unsealed {ok} file(s)"));
     match first_err {
         Some(e) if failed > 0 => Err(e.context(format!("{failed} file(s) could not be unsealed"))),
@@ -308,54 +324,21 @@ fn step_name(step: BatchStep) -> &'static str {
     }
 }
 
-/// Runs `op` over the files on a small thread pool (the work is fsync-bound), after sweeping
-/// the temp files a killed run may have left; reports each file as it completes.
-fn batch(
-    files: &[TranscriptFile],
-    what: &str,
-    op: impl Fn(&TranscriptFile) -> Result<String, moltvault_vault::Error> + Sync,
-) -> (usize, usize, Option<anyhow::Error>) {
-    use rayon::prelude::*;
-    let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.path.parent()).collect();
+/// Removes the temp files a killed run left in the directories of `paths`.
+fn sweep(paths: &[PathBuf]) {
+    let dirs: BTreeSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
     for d in dirs {
         seal::sweep_stale_temps(d);
     }
-    let bar = ui::progress(files.len() as u64, what, false);
-    let run = || {
-        files
-            .par_iter()
-            .map(|f| {
-                let r = op(f).map_err(anyhow::Error::from);
-                match &r {
-                    Ok(line) => bar.suspend(|| ui::note(line)),
-                    Err(e) => {
-                        let text = crate::report::render(e);
-                        bar.suspend(|| ui::warn(text.trim_start_matches("error: ")));
-                    }
-                }
-                bar.inc(1);
-                r
-            })
-            .collect::<Vec<_>>()
-    };
-    let results = match rayon::ThreadPoolBuilder::new().num_threads(8).build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
-    bar.finish_and_clear();
-    let mut ok = 0;
-    let mut failed = 0;
-    let mut first = None;
-    for r in results {
-        match r {
-            Ok(_) => ok += 1,
-            Err(e) => {
-                failed += 1;
-                first.get_or_insert(e);
-            }
-        }
+}
+
+/// The batch hook of `MOLTVAULT_FAILPOINT=before:<step>` (debug builds): aborts the process
+/// just before `step`, like a power cut would.
+fn crash_at(failpoint: Option<&str>, step: BatchStep) -> std::io::Result<()> {
+    if failpoint == Some(step_name(step)) {
+        std::process::abort();
     }
-    (ok, failed, first)
+    Ok(())
 }
 
 #[cfg(test)]

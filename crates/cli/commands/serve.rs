@@ -8,15 +8,15 @@
 //! (`redact` with the whole message, answered with the whole redacted message) is still served
 //! for plugin files older than the binary.
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use moltvault_gateway::engine::{Engine, EngineSource, Mode, PROTOCOL};
+use moltvault_gateway::sweep::{self, DbPass, SweepOptions};
 
 use crate::commands::Ctx;
 use crate::report::Status;
@@ -32,8 +32,10 @@ const MAX_PAYLOAD: u64 = 1 << 30;
 /// reach: JSONL transcripts and `*.trajectory.jsonl` sidecars (under the gateway's own
 /// `.jsonl.lock`), and the SQLite agent database (with `--mode all` every table holding
 /// transcript text, FTS index included, old bytes zeroed and the WAL checkpointed; with
-/// `--mode tools` its `trajectory_runtime_events` rows only). The engine uses
-/// the built-in rules, `--rules`, and the gateway's own configured secrets (matched literally).
+/// `--mode tools` its `trajectory_runtime_events` rows only). Each sweep reads only what
+/// changed since the last one (marks kept in the moltvault dir, under `sweep/`); `moltvault
+/// redact` does a full pass. The engine uses the built-in rules, `--rules`, and the gateway's
+/// own configured secrets (matched literally).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Speaks the plugin protocol on stdin/stdout.
@@ -137,12 +139,19 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
         recent: Duration::from_secs(args.recent_secs),
         max_wait: Duration::from_secs(300),
         transcript_mode: args.mode.into(),
+        // Incremental: each sweep reads only what the last one did not (docs/plugin.md).
+        marks_dir: Some(ctx.vault_dir.join("sweep")),
+        // And a full pass once a day, in case the gateway ever updates an old row unlogged.
+        full_every: Some(Duration::from_secs(24 * 3600)),
     };
-    let report = sweep(&transcripts, &sidecars, &opts)?;
+    let report = sweep::sweep(&transcripts, &sidecars, &opts)?;
     crate::ui::note(&format!(
         "swept {} file(s) and {} row(s): {} redaction(s)",
         report.files, report.rows, report.redactions
     ));
+    if let DbPass::Full(why) = &report.db {
+        crate::ui::note(&format!("read whole tables of the agent database: {why}"));
+    }
     if report.wal_busy {
         crate::ui::note(
             "the agent database's WAL could not be truncated (the gateway was reading): old pages stay in it until the gateway's next checkpoint",
@@ -417,459 +426,5 @@ fn answer(
         }
         "patch" => json!({"id": id, "ok": false, "error": "patch needs a payload (len)"}),
         other => json!({"id": id, "ok": false, "error": format!("unknown op {other:?}")}),
-    }
-}
-
-/// What [`sweep`] covers and how long it waits.
-#[derive(Debug, Clone)]
-pub struct SweepOptions {
-    /// The gateway state directory.
-    pub state_dir: PathBuf,
-    /// The agent id.
-    pub agent: String,
-    /// How long files must be unchanged before they are rewritten.
-    pub settle: Duration,
-    /// Only files (and rows) changed this recently are swept.
-    pub recent: Duration,
-    /// The sweep gives up waiting for quiet after this long and sweeps anyway (under the lock).
-    pub max_wait: Duration,
-    /// The mode transcripts are redacted in. In `all` mode the agent database is redacted
-    /// whole (every derived copy); in `tools` mode only its trajectory rows are (user and
-    /// assistant text is deliberately kept there).
-    pub transcript_mode: Mode,
-}
-
-/// What a sweep did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SweepReport {
-    /// Files rewritten.
-    pub files: usize,
-    /// Database rows rewritten.
-    pub rows: usize,
-    /// Redactions made.
-    pub redactions: usize,
-    /// The WAL checkpoint after the database redaction was busy (old pages may stay in the
-    /// WAL until the gateway's next checkpoint).
-    pub wal_busy: bool,
-}
-
-/// Redacts the session side files of one agent in place once they have settled.
-///
-/// # Errors
-/// Fails when a file or database cannot be read or written; files already rewritten stay so.
-pub fn sweep(
-    transcripts: &Engine,
-    sidecars: &Engine,
-    opts: &SweepOptions,
-) -> anyhow::Result<SweepReport> {
-    let sessions = opts
-        .state_dir
-        .join("agents")
-        .join(&opts.agent)
-        .join("sessions");
-    let db = opts
-        .state_dir
-        .join("agents")
-        .join(&opts.agent)
-        .join("agent")
-        .join("openclaw-agent.sqlite");
-    let start = Instant::now();
-    let cutoff = SystemTime::now()
-        .checked_sub(opts.recent)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    // Wait for quiet: no JSONL file written for `settle` and no transcript lock held by a live
-    // process. (A SQLite store is written all the time; its rows are updated under SQLite's own
-    // locking after `settle`.)
-    std::thread::sleep(opts.settle);
-    loop {
-        let files = jsonl_files(&sessions, cutoff);
-        let newest = files
-            .iter()
-            .filter_map(|p| p.metadata().and_then(|m| m.modified()).ok())
-            .max();
-        let quiet = newest.is_none_or(|t| t.elapsed().unwrap_or_default() >= opts.settle);
-        let locked = files.iter().any(|f| lock::held(&lock::path_for(f)));
-        if (quiet && !locked) || start.elapsed() >= opts.max_wait {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    let mut report = SweepReport::default();
-    // Group each sidecar with its transcript: the transcript's lock covers both.
-    let files = jsonl_files(&sessions, cutoff);
-    let mut done = BTreeSet::new();
-    for f in &files {
-        let lock_path = lock::path_for(f);
-        if !done.insert(lock_path.clone()) {
-            continue;
-        }
-        let _guard = lock::acquire(&lock_path, Duration::from_secs(30))?;
-        for g in files.iter().filter(|g| lock::path_for(g) == lock_path) {
-            let engine = if is_sidecar(g) { sidecars } else { transcripts };
-            let n = redact_jsonl_file(engine, g)?;
-            if n > 0 {
-                report.files += 1;
-                report.redactions += n;
-            }
-        }
-    }
-    if db.is_file() {
-        let (rows, n, busy) = if opts.transcript_mode == Mode::All {
-            redact_agent_db(sidecars, &db)?
-        } else {
-            let (rows, n) = redact_trajectory_rows(sidecars, &db)?;
-            (rows, n, false)
-        };
-        report.rows += rows;
-        report.redactions += n;
-        report.wal_busy = busy;
-    }
-    Ok(report)
-}
-
-/// Redacts the whole agent database with [`AgentDb::redact_prefiltered`] (the same pass as
-/// `moltvault redact` and `audit --fix`): transcript and trajectory events, zstd events, the
-/// full-text index and every other derived copy, in one immediate transaction that waits on
-/// the gateway's writes (busy timeout); freed bytes are zeroed (`secure_delete`, FTS5
-/// `secure-delete`) and the WAL is checkpointed. Returns rows rewritten, redactions, and
-/// whether the checkpoint was busy.
-///
-/// [`AgentDb::redact_prefiltered`]: moltvault_gateway::sqlite::AgentDb::redact_prefiltered
-fn redact_agent_db(engine: &Engine, db: &Path) -> anyhow::Result<(usize, usize, bool)> {
-    let mut adb = moltvault_gateway::sqlite::AgentDb::open(db)?;
-    let mut total = 0usize;
-    let report = adb.redact_prefiltered(
-        |t| engine.redactor().may_match(t.as_bytes()),
-        |v| {
-            let n = engine.redact_findings(v).len();
-            total += n;
-            n > 0
-        },
-    )?;
-    let busy = matches!(
-        report.checkpoint,
-        Some(moltvault_gateway::sqlite::Checkpoint::Busy { .. })
-    );
-    Ok((report.total_changed(), total, busy))
-}
-
-fn is_sidecar(p: &Path) -> bool {
-    p.file_name()
-        .is_some_and(|n| n.to_string_lossy().ends_with(".trajectory.jsonl"))
-}
-
-/// The plain (not archived) JSONL files of a sessions dir changed since `cutoff`.
-fn jsonl_files(dir: &Path, cutoff: SystemTime) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .filter(|p| {
-            p.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= cutoff)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Redacts one JSONL file in place (atomically, mode and owner kept, unchanged lines byte for
-/// byte); returns the redactions.
-fn redact_jsonl_file(engine: &Engine, path: &Path) -> anyhow::Result<usize> {
-    let input = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::with_capacity(input.len());
-    let mut findings = moltvault_redact::CountSink::default();
-    engine
-        .redactor()
-        .redact_jsonl(input.as_slice(), &mut out, &mut findings)
-        .with_context(|| format!("cannot redact {}", path.display()))?;
-    if findings.0 > 0 {
-        let opts = moltvault_vault::fsio::WriteOptions::like_existing(path)?;
-        moltvault_vault::fsio::write_atomic(path, &out, opts)?;
-    }
-    Ok(findings.0 as usize)
-}
-
-/// Redacts the `trajectory_runtime_events` rows (the flight recorder the hooks never see).
-fn redact_trajectory_rows(engine: &Engine, db: &Path) -> anyhow::Result<(usize, usize)> {
-    let conn =
-        rusqlite::Connection::open(db).with_context(|| format!("cannot open {}", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    // Overwrite the old row bytes in the pages we touch instead of leaving them in free space.
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    let has_table: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='trajectory_runtime_events'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)?;
-    if !has_table {
-        return Ok((0, 0));
-    }
-    // Every row: redaction is idempotent, and only changed rows are written.
-    let rows: Vec<(i64, String)> = {
-        let mut st = conn.prepare("SELECT rowid, event_json FROM trajectory_runtime_events")?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    };
-    let mut changed = Vec::new();
-    let mut total = 0;
-    for (rowid, text) in rows {
-        let Ok(mut v) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let found = engine.redact(&mut v);
-        if !found.is_empty() {
-            total += found.len();
-            changed.push((rowid, serde_json::to_string(&v)?));
-        }
-    }
-    if !changed.is_empty() {
-        let tx =
-            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
-        for (rowid, text) in &changed {
-            tx.execute(
-                "UPDATE trajectory_runtime_events SET event_json = ?1 WHERE rowid = ?2",
-                rusqlite::params![text, rowid],
-            )?;
-        }
-        tx.commit()?;
-        // Move the rewritten pages into the main file so the WAL no longer holds old copies.
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-    }
-    Ok((changed.len(), total))
-}
-
-/// The gateway's transcript write lock (`<file>.jsonl.lock`, JSON `{pid, createdAt}`), which the
-/// sweep takes so no turn appends while a file is being rewritten.
-mod lock {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::path::{Path, PathBuf};
-    use std::time::{Duration, Instant};
-
-    /// The lock that guards `file`: a sidecar `<sid>.trajectory.jsonl` shares `<sid>.jsonl.lock`.
-    pub fn path_for(file: &Path) -> PathBuf {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let base = name
-            .strip_suffix(".trajectory.jsonl")
-            .map(|s| format!("{s}.jsonl"))
-            .unwrap_or(name);
-        file.with_file_name(format!("{base}.lock"))
-    }
-
-    /// Whether `lock` exists and names a live process.
-    pub fn held(lock: &Path) -> bool {
-        let Ok(text) = std::fs::read_to_string(lock) else {
-            return false;
-        };
-        let pid = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("pid").and_then(serde_json::Value::as_i64));
-        match pid {
-            Some(pid) => pid_alive(pid),
-            // Unreadable or torn: treat as held by someone else.
-            None => true,
-        }
-    }
-
-    fn pid_alive(pid: i64) -> bool {
-        i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
-    }
-
-    /// A held lock, removed on drop.
-    #[derive(Debug)]
-    pub struct Guard(PathBuf);
-
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    /// Takes the lock, waiting up to `wait` for a live holder; a stale lock is taken over.
-    pub fn acquire(lock: &Path, wait: Duration) -> anyhow::Result<Guard> {
-        let start = Instant::now();
-        loop {
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(lock);
-            match created {
-                Ok(mut f) => {
-                    let body = serde_json::json!({
-                        "pid": std::process::id(),
-                        "createdAt": time::OffsetDateTime::now_utc()
-                            .format(&time::format_description::well_known::Rfc3339)
-                            .unwrap_or_default(),
-                    });
-                    f.write_all(body.to_string().as_bytes())?;
-                    return Ok(Guard(lock.to_path_buf()));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if !held(lock) {
-                        let _ = std::fs::remove_file(lock);
-                        continue;
-                    }
-                    if start.elapsed() >= wait {
-                        anyhow::bail!("{} is held by a running gateway", lock.display());
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => return Err(e).with_context_path(lock),
-            }
-        }
-    }
-
-    trait WithPath<T> {
-        fn with_context_path(self, p: &Path) -> anyhow::Result<T>;
-    }
-    impl<T> WithPath<T> for Result<T, std::io::Error> {
-        fn with_context_path(self, p: &Path) -> anyhow::Result<T> {
-            anyhow::Context::with_context(self, || format!("cannot create {}", p.display()))
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::disallowed_methods)]
-mod tests {
-    use super::*;
-    use moltvault_testutils::homes::{SampleLine, TestHome};
-
-    /// A fake OpenAI-style key, assembled so the repository does not trip secret scanners.
-    fn fake_key() -> String {
-        format!(
-            "sk-{}-{}",
-            "proj", "SweepK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789Ab"
-        )
-    }
-
-    /// Plants the key in a user message event, the FTS copy and a trajectory row of the real
-    /// 2026.9.6 sample database.
-    fn plant(db: &Path) {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        let sid = "0800f919-15e3-4b0e-a722-ad7259e4e455";
-        let key = fake_key();
-        let ev = json!({"type": "message", "id": "e1", "parentId": null,
-            "timestamp": "2026-11-25T18:00:00.000Z",
-            "message": {"role": "user", "content": [{"type": "text", "text": format!("my key is {key}")}]}});
-        conn.execute(
-            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?1, 100, ?2, 1795629600000)",
-            rusqlite::params![sid, ev.to_string()],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO session_transcript_fts (rowid, text, session_id, message_id, role, timestamp) VALUES (9000, ?1, ?2, 'e1', 'user', 't')",
-            rusqlite::params![format!("my key is {key}"), sid],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES (?1, 100, 'r', ?2, 1795629600000)",
-            rusqlite::params![sid, json!({"type": "tool.result", "data": {"content": format!("key {key}")}}).to_string()],
-        )
-        .unwrap();
-    }
-
-    fn holders(db: &Path) -> Vec<&'static str> {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        let like = format!("%{}%", fake_key());
-        let mut out = Vec::new();
-        for (table, col) in [
-            ("transcript_events", "event_json"),
-            ("session_transcript_fts", "text"),
-            ("trajectory_runtime_events", "event_json"),
-        ] {
-            let n: i64 = conn
-                .query_row(
-                    &format!("SELECT count(*) FROM {table} WHERE {col} LIKE ?1"),
-                    [&like],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            if n > 0 {
-                out.push(table);
-            }
-        }
-        out
-    }
-
-    fn run_sweep(mode: Mode) -> (TestHome, SweepReport) {
-        let home = TestHome::new(SampleLine::OpenClaw2026_9_6);
-        let db = home.path("agents/main/agent/openclaw-agent.sqlite");
-        plant(&db);
-        let source =
-            EngineSource::with_literals(&home.root().join("vault"), None, Vec::new()).unwrap();
-        let transcripts = source.engine(mode).unwrap();
-        let sidecars = source.engine(Mode::All).unwrap();
-        let opts = SweepOptions {
-            state_dir: home.state_dir().to_path_buf(),
-            agent: "main".into(),
-            settle: Duration::ZERO,
-            recent: Duration::from_secs(900),
-            max_wait: Duration::from_secs(5),
-            transcript_mode: mode,
-        };
-        let report = sweep(&transcripts, &sidecars, &opts).unwrap();
-        (home, report)
-    }
-
-    #[test]
-    fn sweep_in_all_mode_redacts_every_copy_in_the_agent_database() {
-        let (home, report) = run_sweep(Mode::All);
-        let db = home.path("agents/main/agent/openclaw-agent.sqlite");
-        assert!(holders(&db).is_empty(), "{:?}", holders(&db));
-        assert_eq!(report.rows, 3, "{report:?}");
-        assert_eq!(report.redactions, 3, "{report:?}");
-        assert!(!report.wal_busy);
-        // The FTS index no longer finds the key's distinctive tail; the database is sound.
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let hits: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM session_transcript_fts WHERE session_transcript_fts MATCH 'SweepK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789Ab'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(hits, 0);
-        let ok: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(ok, "ok");
-        // And the raw bytes of the database files hold no copy of it.
-        for suffix in ["", "-wal", "-shm"] {
-            if let Ok(raw) = std::fs::read(format!("{}{suffix}", db.display())) {
-                let key = fake_key();
-                assert!(
-                    !raw.windows(key.len()).any(|w| w == key.as_bytes()),
-                    "openclaw-agent.sqlite{suffix}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn sweep_in_tools_mode_redacts_only_trajectory_rows() {
-        let (home, report) = run_sweep(Mode::Tools);
-        let db = home.path("agents/main/agent/openclaw-agent.sqlite");
-        // User text is deliberately kept in tools mode; the flight recorder is redacted.
-        assert_eq!(
-            holders(&db),
-            ["transcript_events", "session_transcript_fts"]
-        );
-        assert_eq!(report.rows, 1, "{report:?}");
     }
 }

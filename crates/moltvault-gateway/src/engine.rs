@@ -385,7 +385,7 @@ impl Engine {
 
     /// Answers a protocol-2 `patch` request like [`Engine::patch`], with the new texts as one
     /// owned string per entry (moved out of the redacted message, not copied) instead of
-    /// concatenated bytes: what the in-process addon hands to JavaScript.
+    /// concatenated bytes.
     ///
     /// # Errors
     /// As [`Engine::patch`].
@@ -395,7 +395,121 @@ impl Engine {
         lens: &[usize],
         payload: &[u8],
     ) -> Result<Option<PatchTexts>, EngineError> {
-        let bad = |s: String| EngineError::Protocol(s);
+        let req = Request::decode(skeleton_len, lens, payload)?;
+        let (mut value, shared) = req.resolve()?;
+        let findings = self.redact_request(&mut value, shared)?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        let mut patch = PatchTexts {
+            findings: Vec::with_capacity(findings.len()),
+            entries: Vec::new(),
+            texts: Vec::new(),
+        };
+        for (f, first) in with_first_use(&findings) {
+            if first {
+                let s = take_string(&mut value, &f.pointer)?;
+                patch.entries.push(json!([f.pointer, s.len()]));
+                patch.texts.push(s);
+            }
+            patch.findings.push(finding_json(f));
+        }
+        Ok(Some(patch))
+    }
+
+    /// Answers a protocol-2 `patch` request like [`Engine::patch`], each new text given as a
+    /// [`Splice`] of the text the request sent: the runs it keeps (in UTF-16 code units, for a
+    /// JavaScript `slice`) and the placeholders between them. What the in-process addon hands
+    /// to JavaScript, which then builds a megabyte result from two slices of the string it
+    /// already holds instead of receiving a new megabyte string.
+    ///
+    /// Entries whose new texts are equal and come from the same sent string (a tool result's
+    /// `content` and `details.aggregated`) share one splice: [`PatchEdits::index`].
+    ///
+    /// # Errors
+    /// As [`Engine::patch`].
+    pub fn patch_edits(
+        &self,
+        skeleton_len: usize,
+        lens: &[usize],
+        payload: &[u8],
+    ) -> Result<Option<PatchEdits>, EngineError> {
+        let req = Request::decode(skeleton_len, lens, payload)?;
+        let (mut value, shared) = req.resolve()?;
+        let findings = self.redact_request(&mut value, shared)?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        let mut patch = PatchEdits {
+            findings: Vec::with_capacity(findings.len()),
+            entries: Vec::new(),
+            splices: Vec::new(),
+            index: Vec::new(),
+        };
+        // (the sent string it came from, its splice's index), for the dedupe.
+        let mut made: Vec<(Option<usize>, usize)> = Vec::new();
+        for (f, first) in with_first_use(&findings) {
+            patch.findings.push(finding_json(f));
+            if !first {
+                continue;
+            }
+            let new = take_string(&mut value, &f.pointer)?;
+            patch.entries.push(json!([f.pointer, new.len()]));
+            let (origin, splice) = match req.skeleton.pointer(&f.pointer) {
+                Some(Value::String(old)) => (None, Splice::whole(old, new)),
+                Some(r) => {
+                    let i = ref_index(r)
+                        .and_then(|i| usize::try_from(i).ok())
+                        .filter(|i| *i < req.strings.len())
+                        .ok_or_else(bad_pointer)?;
+                    (Some(i), Splice::between(req.strings[i], &new))
+                }
+                None => return Err(bad_pointer()),
+            };
+            // Against the first few splices only (a message with many findings stays linear).
+            let same = made
+                .iter()
+                .take(16)
+                .find(|(o, k)| origin.is_some() && *o == origin && patch.splices[*k] == splice);
+            let k = match same {
+                Some((_, k)) => *k,
+                None => {
+                    patch.splices.push(splice);
+                    made.push((origin, patch.splices.len() - 1));
+                    patch.splices.len() - 1
+                }
+            };
+            patch.index.push(k);
+        }
+        Ok(Some(patch))
+    }
+
+    /// Redacts a resolved request; one thread when the request shares a long string between
+    /// paths (the redactor then scans that text once and compares the other copy, so a second
+    /// thread would only scan it again), else [`Engine::redact_findings_parallel`].
+    fn redact_request(&self, value: &mut Value, shared: bool) -> Result<Vec<Finding>, EngineError> {
+        if shared {
+            Ok(self.redact_findings(value))
+        } else {
+            self.redact_findings_parallel(value)
+        }
+    }
+}
+
+/// A decoded protocol-2 `patch` request: the skeleton as sent and the long strings, borrowed
+/// from the payload.
+struct Request<'p> {
+    skeleton: Value,
+    strings: Vec<&'p str>,
+}
+
+impl<'p> Request<'p> {
+    /// Checks the sizes and the UTF-8 of a `patch` payload and parses its skeleton.
+    fn decode(
+        skeleton_len: usize,
+        lens: &[usize],
+        payload: &'p [u8],
+    ) -> Result<Request<'p>, EngineError> {
         let total = lens
             .iter()
             .try_fold(skeleton_len, |a, &n| a.checked_add(n))
@@ -406,7 +520,7 @@ impl Engine {
                 payload.len()
             )));
         }
-        let mut value: Value = serde_json::from_slice(&payload[..skeleton_len]).map_err(|e| {
+        let skeleton: Value = serde_json::from_slice(&payload[..skeleton_len]).map_err(|e| {
             bad(format!(
                 "patch: the skeleton is not JSON (line {}, column {})",
                 e.line(),
@@ -422,43 +536,305 @@ impl Engine {
                     e.valid_up_to()
                 ))
             })?;
-            strings.push(Strings {
-                text: s.to_owned(),
-                uses: 0,
-            });
+            strings.push(s);
             at += n;
         }
-        if !strings.is_empty() {
-            let mut uses = vec![0usize; strings.len()];
-            count_refs(&value, &mut uses).map_err(bad)?;
-            for (s, n) in strings.iter_mut().zip(uses) {
-                s.uses = n;
+        Ok(Request { skeleton, strings })
+    }
+
+    /// The message: the skeleton with its references replaced by their strings (only when the
+    /// request has strings: otherwise `{"$mv": …}` is the message's own data), and whether a
+    /// string is referenced more than once.
+    fn resolve(&self) -> Result<(Value, bool), EngineError> {
+        let mut value = self.skeleton.clone();
+        if self.strings.is_empty() {
+            return Ok((value, false));
+        }
+        let mut uses = vec![0usize; self.strings.len()];
+        resolve_refs(&mut value, &self.strings, &mut uses).map_err(bad)?;
+        Ok((value, uses.iter().any(|n| *n > 1)))
+    }
+}
+
+fn bad(s: String) -> EngineError {
+    EngineError::Protocol(s)
+}
+
+fn bad_pointer() -> EngineError {
+    bad("patch: a finding does not point at a string".into())
+}
+
+/// The findings, each with whether it is the first one of its pointer (several secrets in one
+/// string are one patch entry).
+fn with_first_use(findings: &[Finding]) -> impl Iterator<Item = (&Finding, bool)> {
+    let mut seen = BTreeSet::new();
+    findings
+        .iter()
+        .map(move |f| (f, seen.insert(f.pointer.as_str())))
+}
+
+/// Takes the string at `pointer` out of `value`. Findings point at strings, never at a
+/// container of another finding's string, so taking each one (once) leaves the others in
+/// place.
+fn take_string(value: &mut Value, pointer: &str) -> Result<String, EngineError> {
+    match value.pointer_mut(pointer).map(Value::take) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(bad_pointer()),
+    }
+}
+
+/// Longest runs compared at once by [`common_prefix`] and [`common_suffix`] (one `memcmp`).
+const RUN: usize = 256;
+/// At most this many pieces per splice; the rest of the text is then one piece.
+const MAX_PIECES: usize = 4096;
+/// How far after a changed place the next unchanged run is looked for in the old text (a
+/// secret is shorter than this; a PEM key is a few KiB).
+const RESYNC_WINDOW: usize = 64 << 10;
+/// How far a placeholder's closing `]` is looked for.
+const PLACEHOLDER_MAX: usize = 512;
+/// Bytes of the new text that must recur in the old text to resume an unchanged run.
+const ANCHOR: usize = 32;
+
+/// A new text given as edits of the old one: the runs of the old text it keeps and the text
+/// between them. Offsets are UTF-16 code units of the old text, what JavaScript's `slice`
+/// takes (the old text as the plugin holds it, with an unpaired surrogate counted as the
+/// U+FFFD it was sent as).
+///
+/// [`Splice::between`] is exact for any two texts, by construction: every kept run is
+/// compared equal to the new text at its place, and everything else comes from the new text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    /// The old text's length in UTF-16 code units (the plugin checks it against its string).
+    pub old_units: usize,
+    /// In order: keep `old[keep]`, then append `insert`.
+    pub pieces: Vec<SplicePiece>,
+}
+
+/// One step of a [`Splice`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplicePiece {
+    /// A run of the old text, in UTF-16 code units (empty for none).
+    pub keep: std::ops::Range<usize>,
+    /// The text that follows it in the new text (empty for none).
+    pub insert: String,
+}
+
+impl Splice {
+    /// The new text as a whole: nothing of the old text kept.
+    pub fn whole(old: &str, new: String) -> Splice {
+        Splice {
+            old_units: utf16_units(old.as_bytes()),
+            pieces: vec![SplicePiece {
+                keep: 0..0,
+                insert: new,
+            }],
+        }
+    }
+
+    /// The edits that turn `old` into `new`: a common run, then the new text up to the end of a
+    /// placeholder (`…]`), then the next common run (found by the 32 bytes that follow the
+    /// placeholder), and so on. Where no run is found, the rest is the common suffix and one
+    /// inserted piece before it. Linear in the texts (one `memcmp` over the common runs).
+    pub fn between(old: &str, new: &str) -> Splice {
+        let (o, n) = (old.as_bytes(), new.as_bytes());
+        // Byte ranges first: (keep old[a..b], then new[c..d]).
+        let mut raw: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let k = floor_boundary(o, i + common_prefix(&o[i..], &n[j..])) - i;
+            let keep = (i, i + k);
+            i += k;
+            j += k;
+            if j == n.len() {
+                raw.push((keep.0, keep.1, j, j));
+                break;
             }
-            resolve_refs(&mut value, &mut strings);
+            if i == o.len() || raw.len() + 1 >= MAX_PIECES {
+                raw.push((keep.0, keep.1, j, j));
+                tail(o, n, i, j, &mut raw);
+                break;
+            }
+            let resync = resync(o, n, i, j);
+            match resync {
+                Some((i2, j2)) => {
+                    raw.push((keep.0, keep.1, j, j2));
+                    i = i2;
+                    j = j2;
+                    if j == n.len() {
+                        break;
+                    }
+                }
+                None => {
+                    raw.push((keep.0, keep.1, j, j));
+                    tail(o, n, i, j, &mut raw);
+                    break;
+                }
+            }
         }
-        let findings = self.redact_findings_parallel(&mut value)?;
-        if findings.is_empty() {
-            return Ok(None);
-        }
-        let mut patch = PatchTexts {
-            findings: Vec::with_capacity(findings.len()),
-            entries: Vec::new(),
-            texts: Vec::new(),
-        };
-        let mut seen = BTreeSet::new();
-        for f in findings {
-            if seen.insert(f.pointer.clone()) {
-                // Findings point at strings, never at a container of another finding's string,
-                // so taking each one (once: `seen`) leaves the others in place.
-                let Some(Value::String(s)) = value.pointer_mut(&f.pointer).map(Value::take) else {
-                    return Err(bad("patch: a finding does not point at a string".into()));
+        let ascii = old.is_ascii();
+        let mut units = Utf16Cursor::default();
+        let pieces = raw
+            .into_iter()
+            .filter(|&(a, b, c, d)| a < b || c < d)
+            .map(|(a, b, c, d)| {
+                let keep = if ascii {
+                    a..b
+                } else {
+                    units.at(o, a)..units.at(o, b)
                 };
-                patch.entries.push(json!([f.pointer, s.len()]));
-                patch.texts.push(s);
-            }
-            patch.findings.push(finding_json(&f));
+                SplicePiece {
+                    keep,
+                    // Both ends are character boundaries of `new` (after a common run, after a
+                    // `]`, or at a boundary of the common suffix).
+                    insert: String::from_utf8_lossy(&n[c..d]).into_owned(),
+                }
+            })
+            .collect();
+        let old_units = if ascii { o.len() } else { units.at(o, o.len()) };
+        Splice { old_units, pieces }
+    }
+
+    /// Applies the splice to `old` (in UTF-16 code units, as the plugin does); `None` when it
+    /// does not fit `old`. For tests and checks; the plugin applies it in JavaScript.
+    pub fn apply(&self, old: &str) -> Option<String> {
+        let units: Vec<u16> = old.encode_utf16().collect();
+        if units.len() != self.old_units {
+            return None;
         }
-        Ok(Some(patch))
+        let mut out: Vec<u16> = Vec::with_capacity(units.len());
+        let mut prev = 0;
+        for p in &self.pieces {
+            if p.keep.start < prev || p.keep.end < p.keep.start {
+                return None;
+            }
+            out.extend_from_slice(units.get(p.keep.clone())?);
+            out.extend(p.insert.encode_utf16());
+            prev = p.keep.end;
+        }
+        String::from_utf16(&out).ok()
+    }
+}
+
+/// Where `o` and `n` agree again after they differ at `o[i]`, `n[j]`: `n` resumes after the
+/// end of the placeholder (its `]`, or the last of several placeholders in a row), and `o`
+/// where the bytes that follow it in `n` (up to 32, and not into the next placeholder) first
+/// recur. `None` when no such place is near.
+fn resync(o: &[u8], n: &[u8], i: usize, j: usize) -> Option<(usize, usize)> {
+    let mut j2 = j;
+    for _ in 0..8 {
+        let close = n[j2..n.len().min(j2 + PLACEHOLDER_MAX)]
+            .iter()
+            .position(|&b| b == b']')?;
+        j2 += close + 1;
+        if j2 == n.len() {
+            return Some((o.len(), j2));
+        }
+        let lim = n.len().min(j2 + ANCHOR);
+        let end = n[j2..lim]
+            .iter()
+            .position(|&b| b == b'[')
+            .map_or(lim, |p| j2 + p);
+        if end > j2 {
+            let window = &o[i..o.len().min(i + RESYNC_WINDOW)];
+            return find(window, &n[j2..end]).map(|at| (i + at, j2));
+        }
+        // Another placeholder follows at once: it belongs to this change.
+    }
+    None
+}
+
+/// Ends a splice: the common suffix of `o[i..]` and `n[j..]` is kept, the new bytes before it
+/// inserted.
+fn tail(o: &[u8], n: &[u8], i: usize, j: usize, raw: &mut Vec<(usize, usize, usize, usize)>) {
+    let mut s = common_suffix(&o[i..], &n[j..]);
+    // The suffix must start on a character boundary (the same one in both texts: its bytes
+    // are equal).
+    while s > 0 && !is_boundary(o, o.len() - s) {
+        s -= 1;
+    }
+    raw.push((o.len() - s, o.len() - s, j, n.len() - s));
+    raw.push((o.len() - s, o.len(), n.len(), n.len()));
+}
+
+/// The length of the common prefix of `a` and `b`.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + RUN <= n && a[i..i + RUN] == b[i..i + RUN] {
+        i += RUN;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// The length of the common suffix of `a` and `b`.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut s = 0;
+    while s + RUN <= n && a[n - s - RUN..n - s] == b[n - s - RUN..n - s] {
+        s += RUN;
+    }
+    while s < n && a[n - s - 1] == b[n - s - 1] {
+        s += 1;
+    }
+    s
+}
+
+/// Whether `at` is a character boundary of the UTF-8 text `t`.
+fn is_boundary(t: &[u8], at: usize) -> bool {
+    at == 0 || at >= t.len() || (t[at] as i8) >= -0x40
+}
+
+/// The last character boundary at or before `at`.
+fn floor_boundary(t: &[u8], mut at: usize) -> usize {
+    while !is_boundary(t, at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The first position of `needle` in `hay` (a short needle, a bounded haystack).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut at = 0;
+    while at + needle.len() <= hay.len() {
+        let p = hay[at..=hay.len() - needle.len()]
+            .iter()
+            .position(|&b| b == first)?;
+        if &hay[at + p + 1..at + p + needle.len()] == rest {
+            return Some(at + p);
+        }
+        at += p + 1;
+    }
+    None
+}
+
+/// UTF-16 code units of UTF-8 bytes: one per character, two for a 4-byte one.
+fn utf16_units(b: &[u8]) -> usize {
+    b.iter()
+        .map(|&x| usize::from((x as i8) >= -0x40) + usize::from(x >= 0xF0))
+        .sum()
+}
+
+/// Converts increasing byte offsets of one text to UTF-16 offsets, counting each byte once.
+#[derive(Default)]
+struct Utf16Cursor {
+    byte: usize,
+    unit: usize,
+}
+
+impl Utf16Cursor {
+    fn at(&mut self, t: &[u8], byte: usize) -> usize {
+        if byte >= self.byte {
+            self.unit += utf16_units(&t[self.byte..byte]);
+        } else {
+            self.unit -= utf16_units(&t[byte..self.byte]);
+        }
+        self.byte = byte;
+        self.unit
     }
 }
 
@@ -502,6 +878,31 @@ impl PatchTexts {
     }
 }
 
+/// What a `patch` request changed, as [`Engine::patch_edits`] returns it: like [`Patch`], with
+/// each new text as a [`Splice`] of the text that was sent.
+#[derive(Debug)]
+pub struct PatchEdits {
+    /// `{"rule", "pointer", "fp"}` per finding (never the secret).
+    pub findings: Vec<Value>,
+    /// `[RFC 6901 pointer, byte length of the new text]` per changed string, as in [`Patch`].
+    pub entries: Vec<Value>,
+    /// The distinct splices.
+    pub splices: Vec<Splice>,
+    /// For each entry, the index of its splice in [`PatchEdits::splices`].
+    pub index: Vec<usize>,
+}
+
+impl PatchEdits {
+    /// The reply header of a `changed` answer, as [`Patch::header`].
+    pub fn header(&self, id: Value) -> Value {
+        json!({
+            "id": id, "ok": true, "changed": true,
+            "findings": self.findings, "patch": self.entries,
+            "len": self.entries.iter().filter_map(|e| e[1].as_u64()).sum::<u64>(),
+        })
+    }
+}
+
 impl Patch {
     /// The reply header of a `changed` answer (`len` is the byte count of [`Patch::bytes`],
     /// which follow the header).
@@ -535,12 +936,6 @@ fn string_bytes(v: &Value) -> usize {
     }
 }
 
-/// A long string of a `patch` request and how many references to it are left.
-struct Strings {
-    text: String,
-    uses: usize,
-}
-
 /// The index of a skeleton string reference `{"$mv": i}`.
 fn ref_index(v: &Value) -> Option<u64> {
     match v {
@@ -549,41 +944,25 @@ fn ref_index(v: &Value) -> Option<u64> {
     }
 }
 
-fn count_refs(v: &Value, uses: &mut [usize]) -> Result<(), String> {
+/// Puts the strings in place of their references, counting the uses of each.
+fn resolve_refs(v: &mut Value, strings: &[&str], uses: &mut [usize]) -> Result<(), String> {
     if let Some(i) = ref_index(v) {
-        let n = usize::try_from(i)
+        let at = usize::try_from(i)
             .ok()
-            .and_then(|i| uses.get_mut(i))
+            .filter(|i| *i < strings.len())
             .ok_or_else(|| format!("patch: reference {i} names no string"))?;
-        *n += 1;
+        uses[at] += 1;
+        *v = Value::String(strings[at].to_owned());
         return Ok(());
     }
     match v {
-        Value::Object(m) => m.values().try_for_each(|x| count_refs(x, uses)),
-        Value::Array(a) => a.iter().try_for_each(|x| count_refs(x, uses)),
+        Value::Object(m) => m
+            .values_mut()
+            .try_for_each(|x| resolve_refs(x, strings, uses)),
+        Value::Array(a) => a
+            .iter_mut()
+            .try_for_each(|x| resolve_refs(x, strings, uses)),
         _ => Ok(()),
-    }
-}
-
-/// Puts the strings in place of their references (moved at the last use, copied before).
-fn resolve_refs(v: &mut Value, strings: &mut [Strings]) {
-    if let Some(i) = ref_index(v) {
-        // count_refs checked every index.
-        if let Some(s) = usize::try_from(i).ok().and_then(|i| strings.get_mut(i)) {
-            s.uses -= 1;
-            let text = if s.uses == 0 {
-                std::mem::take(&mut s.text)
-            } else {
-                s.text.clone()
-            };
-            *v = Value::String(text);
-        }
-        return;
-    }
-    match v {
-        Value::Object(m) => m.values_mut().for_each(|x| resolve_refs(x, strings)),
-        Value::Array(a) => a.iter_mut().for_each(|x| resolve_refs(x, strings)),
-        _ => {}
     }
 }
 
@@ -668,7 +1047,7 @@ mod tests {
 
     fn gh() -> String {
         // A provider-format token assembled from fragments (no literal secret in the repo).
-        ["gh", "p_", "Zq8RfT2mWk9LxV4nBc7YhJ3sPd6Ga1Ue5Ko0"].concat()
+        ["gh", "p_", "Zq8RfT2mWk9LxV4nBc7YhJ3sPd6Ga10mqmPb"].concat()
     }
 
     /// Encodes like the plugin's codec: long strings become references, sent once.
@@ -734,6 +1113,136 @@ mod tests {
             e.patch_texts(n, &lens, &encode(&json!({"a": "b"}), &[]).2)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn patch_edits_splice_the_sent_strings_into_what_patch_texts_answers() {
+        // Non-ASCII before the secret (2- and 4-byte characters: UTF-16 offsets differ from
+        // byte offsets), a long string sent once and referenced twice, and an inline string.
+        let text = format!(
+            "é😀 {}\nGITHUB_TOKEN={} tail ü\n{}",
+            "x".repeat(300),
+            gh(),
+            "y".repeat(300)
+        );
+        let note = format!("token {}", gh());
+        let sk = json!({
+            "role": "toolResult",
+            "content": [{"type": "text", "text": {"$mv": 0}}],
+            "details": {"aggregated": {"$mv": 0}, "note": note},
+        });
+        let (n, lens, payload) = encode(&sk, &[&text]);
+        let e = engine(Mode::All);
+        let t = e.patch_texts(n, &lens, &payload).unwrap().unwrap();
+        let p = e.patch_edits(n, &lens, &payload).unwrap().unwrap();
+        assert_eq!(p.findings, t.findings);
+        assert_eq!(p.entries, t.entries);
+        assert_eq!(p.header(json!(1)), t.header(json!(1)));
+        assert_eq!(p.index.len(), 3);
+        // content and details.aggregated share one splice.
+        assert_eq!(p.index[0], p.index[1]);
+        assert_eq!(p.splices.len(), 2);
+        let olds = [text.as_str(), text.as_str(), note.as_str()];
+        for ((old, i), new) in olds.iter().zip(&p.index).zip(&t.texts) {
+            let sp = &p.splices[*i];
+            assert_eq!(sp.apply(old).as_deref(), Some(new.as_str()));
+            let inserted: String = sp.pieces.iter().map(|x| x.insert.as_str()).collect();
+            assert!(!inserted.contains(&gh()));
+        }
+        // The long text: two kept runs around one placeholder, nothing else sent.
+        let big = &p.splices[p.index[0]];
+        assert_eq!(big.old_units, text.encode_utf16().count());
+        let inserted: usize = big.pieces.iter().map(|x| x.insert.len()).sum();
+        assert!(inserted < 64, "{big:?}");
+        let kept: usize = big.pieces.iter().map(|x| x.keep.len()).sum();
+        assert!(kept > 600, "{big:?}");
+        // The inline string comes whole.
+        let small = &p.splices[p.index[2]];
+        assert_eq!(small.pieces.len(), 1);
+        assert_eq!(small.pieces[0].keep, 0..0);
+        assert!(e.patch_edits(n, &lens, &payload[..n]).is_err());
+    }
+
+    #[test]
+    fn patch_edits_of_a_clean_message_is_none() {
+        let text = "z".repeat(1000);
+        let sk = json!({"role": "toolResult", "content": [{"type": "text", "text": {"$mv": 0}}]});
+        let (n, lens, payload) = encode(&sk, &[&text]);
+        assert!(
+            engine(Mode::All)
+                .patch_edits(n, &lens, &payload)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn splice_between_handles_edges() {
+        for (old, new) in [
+            ("", ""),
+            ("", "abc"),
+            ("abc", ""),
+            ("abc", "abc"),
+            ("ab", "abc"),
+            ("abc", "ab"),
+            ("a secret b", "a [REDACTED:x:1] b"),
+            ("secret", "[REDACTED:x:1]"),
+            ("a secret", "a [REDACTED:x:1]"),
+            ("secret b", "[REDACTED:x:1] b"),
+            ("é secret é", "é [REDACTED:x:1] é"),
+            ("😀secret😀", "😀[REDACTED:x:1]😀"),
+            ("é", "è"),
+            ("[secret] b", "[REDACTED:x:1] b"),
+            ("a ] b ] c", "a ] [R] ] c"),
+        ] {
+            let sp = Splice::between(old, new);
+            assert_eq!(
+                sp.apply(old).as_deref(),
+                Some(new),
+                "{old:?} -> {new:?}: {sp:?}"
+            );
+            assert_eq!(sp.old_units, old.encode_utf16().count());
+        }
+        // A splice does not fit another text.
+        assert!(Splice::between("abc", "abd").apply("abcd").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splice_between_rebuilds_any_new_text(old in "[a-c\\]é😀 ]{0,80}", new in "[a-c\\]é😀 ]{0,80}") {
+            let sp = Splice::between(&old, &new);
+            proptest::prop_assert_eq!(sp.apply(&old), Some(new));
+        }
+
+        #[test]
+        fn splice_of_a_redaction_sends_only_the_placeholders(
+            old in "[a-z0-9 é😀\n]{0,3000}",
+            cuts in proptest::collection::vec((0usize..3000, 1usize..60), 0..6),
+        ) {
+            // Replace disjoint spans (at character boundaries) by placeholders, as the engine does.
+            let chars: Vec<(usize, char)> = old.char_indices().collect();
+            let mut spans: Vec<(usize, usize)> = Vec::new();
+            for (at, len) in cuts {
+                if chars.is_empty() { break; }
+                let a = chars[at % chars.len()].0;
+                let b = chars.get((at % chars.len()) + len).map_or(old.len(), |c| c.0);
+                if spans.iter().all(|&(x, y)| b < x || a > y) { spans.push((a, b)); }
+            }
+            spans.sort_unstable();
+            let (mut new, mut at, mut placeholders) = (String::new(), 0, 0);
+            for (k, (a, b)) in spans.iter().enumerate() {
+                new.push_str(&old[at..*a]);
+                let ph = format!("[REDACTED:rule-{k}:0123abcd]");
+                placeholders += ph.len();
+                new.push_str(&ph);
+                at = *b;
+            }
+            new.push_str(&old[at..]);
+            let sp = Splice::between(&old, &new);
+            proptest::prop_assert_eq!(sp.apply(&old), Some(new.clone()));
+            let inserted: usize = sp.pieces.iter().map(|p| p.insert.len()).sum();
+            proptest::prop_assert!(inserted <= placeholders, "{} > {}: {:?}", inserted, placeholders, sp);
+        }
     }
 
     #[test]

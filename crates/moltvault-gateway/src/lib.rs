@@ -24,6 +24,8 @@
 //!   profiles (sibling `keyRef`/`tokenRef` SecretRefs), atomically.
 //! - **SQLite store** ([`sqlite`]): OpenClaw ≥ 2026.8 transcripts in `openclaw-agent.sqlite`,
 //!   read as JSON entries and redacted in one transaction together with their derived copies.
+//! - **Post-turn sweep** ([`sweep`]): what the plugin's hooks never see, redacted after each
+//!   turn, incrementally (only what changed since the last sweep's mark).
 //! - **Archiving** ([`archive`]): which sessions are idle, and the JSONL export of SQLite
 //!   sessions (`moltvault archive`).
 //! - **Running check** ([`Gateway::is_running`]): a documented best-effort heuristic.
@@ -67,6 +69,7 @@ pub mod running;
 pub mod secrets;
 pub mod sessions;
 pub mod sqlite;
+pub mod sweep;
 pub mod transcripts;
 
 pub use discover::{

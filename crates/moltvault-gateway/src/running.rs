@@ -228,8 +228,79 @@ fn serves_another_dir(env: &[u8], ours: &Path) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+    use moltvault_testutils::homes::{SampleLine, TestHome};
+    use rustix::fs::{FlockOperation, flock};
+
+    /// The shared lock dir's name for a lock of the database at `db`.
+    fn lock_name(family: &str, db: &Path) -> String {
+        let canon = fs::canonicalize(db).unwrap();
+        let hash = hex::encode(Sha256::digest(canon.as_os_str().as_bytes()));
+        format!("{family}.{}.lock.sqlite", &hash[..8])
+    }
+
+    /// Creates a lock file in `dir`, held (an advisory lock this process keeps while the
+    /// returned file is open) or left behind by a dead holder (no lock on it).
+    fn lock_file(dir: &Path, name: &str, held: bool) -> (PathBuf, Option<fs::File>) {
+        let p = dir.join(name);
+        let f = fs::File::create(&p).unwrap();
+        if held {
+            flock(&f, FlockOperation::NonBlockingLockExclusive).unwrap();
+            (p, Some(f))
+        } else {
+            (p, None)
+        }
+    }
+
+    #[test]
+    fn only_this_state_dirs_locks_in_the_shared_lock_dir_count() {
+        let home = TestHome::new(SampleLine::OpenClaw2026_9_6);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut opts = crate::DiscoverOptions::new(home.home());
+        opts.state_dir = Some(home.state_dir().to_path_buf());
+        opts.tmp_dir = Some(tmp.path().to_path_buf());
+        let gw = crate::discover(&opts).unwrap();
+        let db = gw
+            .agent_dbs()
+            .pop()
+            .expect("the sample has an agent database");
+        let uid = rustix::process::getuid().as_raw();
+        let shared = tmp.path().join(format!("openclaw-state-locks-{uid}"));
+        fs::create_dir_all(&shared).unwrap();
+        let held = |ev: &RunningEvidence| -> Vec<String> {
+            ev.held_locks
+                .iter()
+                .filter(|p| p.starts_with(&shared))
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+
+        // Another state dir's database, locked by a live gateway: not ours.
+        let other = tmp.path().join("other/openclaw-agent.sqlite");
+        fs::create_dir_all(other.parent().unwrap()).unwrap();
+        fs::write(&other, b"").unwrap();
+        let (_, _other_lock) = lock_file(&shared, &lock_name("generation-writer", &other), true);
+        // A name that does not follow `<family>.<hash>.lock.sqlite` is ignored as well.
+        let (_, _odd) = lock_file(&shared, "unrelated.lock.sqlite", true);
+        assert_eq!(held(&gw.running_evidence()), Vec::<String>::new());
+
+        // A lock of our database left by a dead holder (the file stays, nobody holds a lock
+        // on it): stale, does not count.
+        let ours = lock_name("generation-writer", &db);
+        let (p, _) = lock_file(&shared, &ours, false);
+        assert_eq!(held(&gw.running_evidence()), Vec::<String>::new());
+        fs::remove_file(&p).unwrap();
+
+        // The same name, held by a live process: the gateway runs.
+        let (_, guard) = lock_file(&shared, &ours, true);
+        assert_eq!(held(&gw.running_evidence()), vec![ours.clone()]);
+        assert!(gw.is_running());
+        // Released: stale again.
+        drop(guard);
+        assert_eq!(held(&gw.running_evidence()), Vec::<String>::new());
+    }
 
     fn env(vars: &[&str]) -> Vec<u8> {
         vars.join("\0").into_bytes()

@@ -531,6 +531,43 @@ impl AgentDb {
         prefilter: impl Fn(&str) -> bool,
         f: impl FnMut(&mut Value) -> bool,
     ) -> Result<RedactReport> {
+        let (report, _) = self.redact_pass(Tables::All, None, prefilter, f)?;
+        Ok(report)
+    }
+
+    /// As [`AgentDb::redact_prefiltered`], visiting only the rows added or changed since the
+    /// pass that produced `since` (see [`SweepMark`]); with `since` `None`, or whenever the mark
+    /// cannot vouch for the rows under it, every row of the table is visited instead. Returns
+    /// the report and the mark to pass to the next call, both taken inside the redaction
+    /// transaction, so no row the gateway adds meanwhile can fall under the new mark unseen.
+    ///
+    /// # Errors
+    /// As [`AgentDb::redact`].
+    pub fn redact_incremental(
+        &mut self,
+        tables: Tables,
+        since: Option<&SweepMark>,
+        prefilter: impl Fn(&str) -> bool,
+        f: impl FnMut(&mut Value) -> bool,
+    ) -> Result<IncrementalReport> {
+        let mut planner = Planner::new(since);
+        let (report, mark) = self.redact_pass(tables, Some(&mut planner), prefilter, f)?;
+        Ok(IncrementalReport {
+            report,
+            mark: mark.unwrap_or_default(),
+            full: planner.full,
+        })
+    }
+
+    /// The one redaction transaction behind [`AgentDb::redact_prefiltered`] (every row of every
+    /// table, `planner` `None`) and [`AgentDb::redact_incremental`].
+    fn redact_pass(
+        &mut self,
+        tables: Tables,
+        mut planner: Option<&mut Planner<'_>>,
+        prefilter: impl Fn(&str) -> bool,
+        f: impl FnMut(&mut Value) -> bool,
+    ) -> Result<(RedactReport, Option<SweepMark>)> {
         let mut rw = Rewrite { pre: &prefilter, f };
         let path = self.path.clone();
         let mut report = RedactReport::default();
@@ -545,7 +582,7 @@ impl AgentDb {
                 .collect::<rusqlite::Result<_>>()
                 .map_err(sql_err(&path, op))?
         };
-        let has = |t: &str| present.iter().any(|p| p == t);
+        let has = |t: &str| present.iter().any(|p| p == t) && tables.covers(t);
         // Freed cells and pages are overwritten with zeros, so a rewritten row's old bytes do
         // not stay in the page's free space or on the freelist (per connection; no lock).
         self.conn
@@ -555,6 +592,29 @@ impl AgentDb {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(&path, "starting the redaction transaction"))?;
+        // What to visit is decided inside the transaction: the gateway cannot write between
+        // the plan and the reads.
+        if let Some(p) = planner.as_deref_mut() {
+            p.begin(&tx, &path, &present)?;
+        }
+        let mut sel = |table: &str| -> Result<Sel> {
+            match planner.as_deref_mut() {
+                Some(p) => p.plan(&tx, &path, table),
+                None => Ok(Sel::All),
+            }
+        };
+        let mut plans: Vec<(&'static str, Sel)> = Vec::new();
+        for t in SWEPT_TABLES {
+            if has(t) {
+                plans.push((t, sel(t)?));
+            }
+        }
+        let plan = |t: &str| {
+            plans
+                .iter()
+                .find(|(p, _)| *p == t)
+                .map_or(Sel::All, |(_, s)| s.clone())
+        };
         // FTS5 keeps deleted terms in old index segments until they merge; with its
         // 'secure-delete' option a delete removes them from the segments in place.
         let fts: Vec<FtsScrub> = FTS_TABLES
@@ -564,7 +624,7 @@ impl AgentDb {
             .collect();
 
         if has("transcript_events") {
-            let n = redact_events(&tx, &path, &mut rw, &mut report)?;
+            let n = redact_events(&tx, &path, &plan("transcript_events"), &mut rw, &mut report)?;
             if n > 0 {
                 report
                     .changed
@@ -575,7 +635,8 @@ impl AgentDb {
             if !has(table) {
                 continue;
             }
-            let n = redact_column(&tx, &path, table, col, *kind, &mut rw, &mut report)?;
+            let s = plan(table);
+            let n = redact_column(&tx, &path, table, col, *kind, &s, &mut rw, &mut report)?;
             if n > 0 {
                 report.changed.insert(format!("{table}.{col}"), n);
             }
@@ -587,7 +648,7 @@ impl AgentDb {
             if !has(table) {
                 continue;
             }
-            let n = redact_archives(&tx, &path, table, &mut rw, &mut report)?;
+            let n = redact_archives(&tx, &path, table, &plan(table), &mut rw, &mut report)?;
             if n > 0 {
                 report.changed.insert(format!("{table}.archive_blob"), n);
             }
@@ -601,12 +662,16 @@ impl AgentDb {
                 report.fts_scrubbed.push(f.table.to_owned());
             }
         }
+        let mark = match planner {
+            Some(p) => Some(p.mark(&tx, &path, &present, tables)?),
+            None => None,
+        };
         tx.commit()
             .map_err(sql_err(&path, "committing the redaction"))?;
         if report.total_changed() > 0 {
             report.checkpoint = Some(self.checkpoint_truncate()?);
         }
-        Ok(report)
+        Ok((report, mark))
     }
 
     /// Runs `PRAGMA wal_checkpoint(TRUNCATE)`: copies every WAL frame into the database and
@@ -984,20 +1049,16 @@ type EventUpdate = (i64, Option<String>, Option<(Vec<u8>, i64)>);
 fn redact_events(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
+    sel: &Sel,
     rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
     report: &mut RedactReport,
 ) -> Result<usize> {
     let op = "reading events";
     let mut updates: Vec<EventUpdate> = Vec::new();
     {
-        let mut st = tx
-            .prepare(
-                "SELECT rowid, session_id, seq, event_json, event_zstd, event_utf8_bytes \
-                 FROM transcript_events",
-            )
-            .map_err(sql_err(path, op))?;
-        let mut rows = st.query([]).map_err(sql_err(path, op))?;
-        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+        let base = "SELECT rowid, session_id, seq, event_json, event_zstd, event_utf8_bytes \
+                    FROM transcript_events";
+        for_rows(tx, path, base, None, sel, op, |r| {
             report.scanned += 1;
             let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
             let sid: String = r.get(1).map_err(sql_err(path, op))?;
@@ -1008,7 +1069,7 @@ fn redact_events(
             let was_zstd = json.is_none();
             let text = decode_event(path, &sid, seq, json, zst, len)?;
             let Some(new) = apply(&text, Col::Json, rw) else {
-                continue;
+                return Ok(());
             };
             if was_zstd {
                 let z = zstd::bulk::compress(new.as_bytes(), 3).map_err(|e| Error::io(path, e))?;
@@ -1017,7 +1078,8 @@ fn redact_events(
             } else {
                 updates.push((rowid, Some(new), None));
             }
-        }
+            Ok(())
+        })?;
     }
     let op = "rewriting events";
     for (rowid, json, zst) in &updates {
@@ -1038,31 +1100,33 @@ fn redact_events(
     Ok(updates.len())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn redact_column(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     table: &str,
     col: &str,
     kind: Col,
+    sel: &Sel,
     rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
     report: &mut RedactReport,
 ) -> Result<usize> {
     let op = "reading derived copies";
     let mut updates: Vec<(i64, String)> = Vec::new();
     {
-        let sql = format!("SELECT rowid, {col} FROM {table} WHERE {col} IS NOT NULL");
-        let mut st = tx.prepare(&sql).map_err(sql_err(path, op))?;
-        let mut rows = st.query([]).map_err(sql_err(path, op))?;
-        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+        let base = format!("SELECT rowid, {col} FROM {table}");
+        let cond = format!("{col} IS NOT NULL");
+        for_rows(tx, path, &base, Some(&cond), sel, op, |r| {
             report.scanned += 1;
             let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
             let Ok(text) = r.get::<_, String>(1) else {
-                continue;
+                return Ok(());
             };
             if let Some(new) = apply(&text, kind, rw) {
                 updates.push((rowid, new));
             }
-        }
+            Ok(())
+        })?;
     }
     // For the FTS5 table this UPDATE goes through the virtual table, which removes the old terms
     // from the index and adds the new ones; for memory_index_chunks the schema's triggers do the
@@ -1079,22 +1143,26 @@ fn redact_archives(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     table: &'static str,
+    sel: &Sel,
     rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>,
     report: &mut RedactReport,
 ) -> Result<usize> {
     let cold = table == "session_transcript_cold_archives";
-    let sql = if cold {
-        "SELECT rowid, 'zstd', archive_blob FROM session_transcript_cold_archives \
-         WHERE archive_blob IS NOT NULL"
+    let (base, cond) = if cold {
+        (
+            "SELECT rowid, 'zstd', archive_blob FROM session_transcript_cold_archives",
+            Some("archive_blob IS NOT NULL"),
+        )
     } else {
-        "SELECT rowid, encoding, archive_blob FROM session_transcript_archives"
+        (
+            "SELECT rowid, encoding, archive_blob FROM session_transcript_archives",
+            None,
+        )
     };
     let op = "reading archives";
     let mut updates: Vec<(i64, Vec<u8>, usize)> = Vec::new();
     {
-        let mut st = tx.prepare(sql).map_err(sql_err(path, op))?;
-        let mut rows = st.query([]).map_err(sql_err(path, op))?;
-        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+        for_rows(tx, path, base, cond, sel, op, |r| {
             report.scanned += 1;
             let rowid: i64 = r.get(0).map_err(sql_err(path, op))?;
             let enc: String = r.get(1).map_err(sql_err(path, op))?;
@@ -1108,7 +1176,8 @@ fn redact_archives(
                 };
                 updates.push((rowid, stored, new.len()));
             }
-        }
+            Ok(())
+        })?;
     }
     let op = "rewriting archives";
     for (rowid, blob, raw_len) in &updates {
@@ -1208,4 +1277,496 @@ fn apply_jsonl(text: &str, rw: &mut Rewrite<'_, impl FnMut(&mut Value) -> bool>)
         out.push_str(nl);
     }
     changed.then_some(out)
+}
+
+/// Which tables a redaction pass covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tables {
+    /// Every table that holds transcript text (the module docs list them).
+    All,
+    /// Only `trajectory_runtime_events` (the flight recorder the plugin's hooks never see).
+    Trajectory,
+}
+
+impl Tables {
+    fn covers(self, table: &str) -> bool {
+        match self {
+            Tables::All => true,
+            Tables::Trajectory => table == "trajectory_runtime_events",
+        }
+    }
+}
+
+/// Every table a pass may rewrite, each once.
+const SWEPT_TABLES: &[&str] = &[
+    "transcript_events",
+    "trajectory_runtime_events",
+    "acp_parent_stream_events",
+    "session_transcript_fts",
+    "memory_index_chunks",
+    "session_pending_inputs",
+    "context_engine_turn_outbox",
+    "session_input_completions",
+    "session_goal_operations",
+    "conversation_deliveries",
+    "session_suggestions",
+    "session_progress_cards",
+    "session_nodes",
+    "session_windows",
+    "session_transcript_archives",
+    "session_transcript_cold_archives",
+];
+
+/// How [`AgentDb::redact_incremental`] finds a table's new and changed rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    /// Rows are appended (rowid = max + 1) and rewritten in place only by a transcript
+    /// rewrite, which the gateway logs in `transcript_rewrite_watermarks`: rows above the
+    /// mark's rowid, plus every row of a rewritten session.
+    Append(SessionLink),
+    /// `memory_index_chunks`: appended, or upserted in place with a new `updated_at`.
+    Stamped,
+    /// `session_transcript_cold_archives`: one row per session whose blob can be replaced in
+    /// place; a row is new when its `archive_sha256` is.
+    Digest,
+    /// Small per-session tables updated in place all the time: always read whole.
+    Whole,
+}
+
+/// How the rows of one session are found in an [`Strategy::Append`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionLink {
+    /// A `session_id` column (the leading column of the primary key).
+    Column,
+    /// `session_transcript_fts` rows, through `session_transcript_fts_rows(id, session_id)`.
+    FtsRows,
+}
+
+fn strategy(table: &str) -> Strategy {
+    match table {
+        "transcript_events"
+        | "trajectory_runtime_events"
+        | "acp_parent_stream_events"
+        | "session_transcript_archives" => Strategy::Append(SessionLink::Column),
+        "session_transcript_fts" => Strategy::Append(SessionLink::FtsRows),
+        "memory_index_chunks" => Strategy::Stamped,
+        "session_transcript_cold_archives" => Strategy::Digest,
+        _ => Strategy::Whole,
+    }
+}
+
+/// The version of [`SweepMark`]'s layout; a mark of another version is not trusted.
+const MARK_VERSION: u32 = 1;
+
+/// Where an incremental redaction of one database stopped: per table the largest rowid seen
+/// and a digest of that row, the gateway's transcript rewrite generations, the newest memory
+/// chunk stamp and the cold archives' digests. Serialized by the caller between passes
+/// (`moltvault_gateway::sweep` keeps it in moltvault's own directory); it holds no transcript
+/// text, only rowids, session ids, timestamps and digests.
+///
+/// A mark vouches for the rows under it only while the gateway keeps appending: when the row
+/// at a table's mark is gone or differs (the gateway deleted the newest rows, so rowids can be
+/// handed out again, or a `VACUUM` renumbered them), that table is read whole again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepMark {
+    version: u32,
+    tables: BTreeMap<String, TableMark>,
+    #[serde(default)]
+    rewrites: BTreeMap<String, String>,
+    #[serde(default)]
+    memory_at: Option<i64>,
+    #[serde(default)]
+    cold: BTreeMap<String, String>,
+}
+
+/// One table's part of a [`SweepMark`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct TableMark {
+    /// The largest rowid when the pass committed (`None`: the table was empty).
+    rowid: Option<i64>,
+    /// A digest of every column of that row, as the pass left it.
+    tail: Option<String>,
+}
+
+/// Why [`AgentDb::redact_incremental`] read a table whole instead of from its mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FullReason {
+    /// No mark was given (the first sweep of this database).
+    NoMark,
+    /// The mark was written by another version of this code.
+    MarkVersion,
+    /// The database has no `transcript_rewrite_watermarks` table, so in-place rewrites of old
+    /// rows cannot be told apart.
+    NoRewriteLog,
+    /// The mark has no entry for this table.
+    NewTable(&'static str),
+    /// The row at this table's mark is gone or changed: rowids may have been reused.
+    TableChanged(&'static str),
+    /// A transcript rewrite touched this table and its rows cannot be found by session.
+    Rewritten(&'static str),
+    /// The caller's periodic full pass was due (set by `moltvault_gateway::sweep`, which then
+    /// passes no mark).
+    Scheduled,
+}
+
+impl std::fmt::Display for FullReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FullReason::NoMark => f.write_str("no mark from an earlier sweep of this database"),
+            FullReason::Scheduled => f.write_str("the periodic full pass was due"),
+            FullReason::MarkVersion => f.write_str("the sweep mark is from another version"),
+            FullReason::NoRewriteLog => {
+                f.write_str("the database does not log transcript rewrites")
+            }
+            FullReason::NewTable(t) => write!(f, "{t} has no sweep mark yet"),
+            FullReason::TableChanged(t) => {
+                write!(
+                    f,
+                    "{t} changed under its sweep mark (rows deleted or renumbered)"
+                )
+            }
+            FullReason::Rewritten(t) => write!(f, "{t} was rewritten"),
+        }
+    }
+}
+
+/// What [`AgentDb::redact_incremental`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncrementalReport {
+    /// The rows examined and rewritten.
+    pub report: RedactReport,
+    /// The mark to pass to the next call.
+    pub mark: SweepMark,
+    /// Why some table was read whole (the first reason found); `None` when every table with
+    /// a mark was read from it.
+    pub full: Option<FullReason>,
+}
+
+/// Which rows of one table a pass visits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sel {
+    /// Every row.
+    All,
+    /// Rows whose rowid is above `after` (none by range when `None`), and the rows in `also`.
+    Some {
+        after: Option<i64>,
+        also: std::collections::BTreeSet<i64>,
+    },
+}
+
+/// Runs `base` (a `SELECT … FROM <one table>`) restricted to `cond` and to the rows of `sel`,
+/// calling `each` per row: one range query above the mark, then one lookup per extra rowid.
+#[allow(clippy::too_many_arguments)]
+fn for_rows(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    base: &str,
+    cond: Option<&str>,
+    sel: &Sel,
+    op: &'static str,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
+    let cond = cond.unwrap_or("1");
+    let mut run = |sql: String, arg: Option<i64>| -> Result<()> {
+        let mut st = tx.prepare_cached(&sql).map_err(sql_err(path, op))?;
+        let mut rows = match arg {
+            Some(a) => st.query([a]),
+            None => st.query([]),
+        }
+        .map_err(sql_err(path, op))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, op))? {
+            each(r)?;
+        }
+        Ok(())
+    };
+    match sel {
+        Sel::All => run(format!("{base} WHERE {cond}"), None),
+        Sel::Some { after, also } => {
+            if let Some(w) = after {
+                run(format!("{base} WHERE ({cond}) AND rowid > ?1"), Some(*w))?;
+            }
+            for r in also {
+                if after.is_some_and(|w| *r > w) {
+                    continue;
+                }
+                run(format!("{base} WHERE ({cond}) AND rowid = ?1"), Some(*r))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A digest of one row's identity and text columns (`None` when the row does not exist).
+fn row_digest(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    table: &str,
+    rowid: i64,
+) -> Result<Option<String>> {
+    use rusqlite::types::ValueRef;
+    let op = "reading the sweep mark's row";
+    // The row's identity and text, not the metadata the gateway updates after the insert
+    // (publish attempts, navigation counters, a chunk's re-index): a changed digest costs a
+    // whole-table read. Another schema without these columns digests every column.
+    let cols = match table {
+        "transcript_events" => "session_id, seq, event_json, event_zstd, created_at",
+        "session_transcript_archives" => {
+            "session_id, generation, session_key, reason, encoding, archive_blob, archive_sha256, created_at"
+        }
+        "memory_index_chunks" => "id, path, source, start_line, end_line",
+        _ => "*",
+    };
+    let sql = format!("SELECT {cols} FROM \"{table}\" WHERE rowid = ?1");
+    let mut st = match tx.prepare_cached(&sql) {
+        Ok(st) => st,
+        Err(_) => tx
+            .prepare_cached(&format!("SELECT * FROM \"{table}\" WHERE rowid = ?1"))
+            .map_err(sql_err(path, op))?,
+    };
+    let n = st.column_count();
+    let mut rows = st.query([rowid]).map_err(sql_err(path, op))?;
+    let Some(r) = rows.next().map_err(sql_err(path, op))? else {
+        return Ok(None);
+    };
+    let mut h = Sha256::new();
+    for i in 0..n {
+        let v = r.get_ref(i).map_err(sql_err(path, op))?;
+        let (tag, bytes): (u8, Vec<u8>) = match v {
+            ValueRef::Null => (0, Vec::new()),
+            ValueRef::Integer(i) => (1, i.to_le_bytes().to_vec()),
+            ValueRef::Real(f) => (2, f.to_le_bytes().to_vec()),
+            ValueRef::Text(t) => (3, t.to_vec()),
+            ValueRef::Blob(b) => (4, b.to_vec()),
+        };
+        h.update([tag]);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(Some(hex::encode(&h.finalize()[..16])))
+}
+
+fn max_rowid(tx: &rusqlite::Transaction<'_>, path: &Path, table: &str) -> Result<Option<i64>> {
+    // `ORDER BY … LIMIT 1` rather than `max(rowid)`: an FTS5 table answers it from its index
+    // instead of a scan.
+    tx.query_row(
+        &format!("SELECT rowid FROM \"{table}\" ORDER BY rowid DESC LIMIT 1"),
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sql_err(path, "reading the largest rowid"))
+}
+
+fn rowids(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<i64>> {
+    let op = "finding changed rows";
+    let mut st = tx.prepare_cached(sql).map_err(sql_err(path, op))?;
+    st.query_map(args, |r| r.get(0))
+        .map_err(sql_err(path, op))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err(path, op))
+}
+
+fn string_map(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    sql: &str,
+) -> Result<BTreeMap<String, String>> {
+    let op = "reading the sweep state";
+    let mut st = tx.prepare(sql).map_err(sql_err(path, op))?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql_err(path, op))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err(path, op))
+}
+
+const REWRITES_SQL: &str = "SELECT session_id, generation FROM transcript_rewrite_watermarks";
+const COLD_SQL: &str = "SELECT session_id, archive_sha256 FROM session_transcript_cold_archives \
+                        WHERE archive_blob IS NOT NULL";
+
+/// Decides, inside the redaction transaction, which rows an incremental pass visits.
+struct Planner<'a> {
+    prev: Option<&'a SweepMark>,
+    /// Every table is read whole.
+    whole: bool,
+    /// Sessions the gateway rewrote since the mark (their generation changed).
+    rewritten: Vec<String>,
+    has_fts_rows: bool,
+    full: Option<FullReason>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(prev: Option<&'a SweepMark>) -> Self {
+        Planner {
+            prev,
+            whole: false,
+            rewritten: Vec::new(),
+            has_fts_rows: false,
+            full: None,
+        }
+    }
+
+    fn fall_back(&mut self, why: FullReason) {
+        self.full.get_or_insert(why);
+    }
+
+    fn begin(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        path: &Path,
+        present: &[String],
+    ) -> Result<()> {
+        let has = |t: &str| present.iter().any(|p| p == t);
+        self.has_fts_rows = has("session_transcript_fts_rows");
+        let Some(prev) = self.prev else {
+            self.whole = true;
+            self.fall_back(FullReason::NoMark);
+            return Ok(());
+        };
+        if prev.version != MARK_VERSION {
+            self.whole = true;
+            self.fall_back(FullReason::MarkVersion);
+            return Ok(());
+        }
+        if !has("transcript_rewrite_watermarks") {
+            self.whole = true;
+            self.fall_back(FullReason::NoRewriteLog);
+            return Ok(());
+        }
+        let now = string_map(tx, path, REWRITES_SQL)?;
+        self.rewritten = now
+            .into_iter()
+            .filter(|(sid, generation)| prev.rewrites.get(sid) != Some(generation))
+            .map(|(sid, _)| sid)
+            .collect();
+        Ok(())
+    }
+
+    fn plan(&mut self, tx: &rusqlite::Transaction<'_>, path: &Path, table: &str) -> Result<Sel> {
+        let Some(prev) = self.prev.filter(|_| !self.whole) else {
+            return Ok(Sel::All);
+        };
+        // `table` comes from SWEPT_TABLES: keep the 'static name for the reasons.
+        let name = SWEPT_TABLES
+            .iter()
+            .copied()
+            .find(|t| *t == table)
+            .unwrap_or("?");
+        let st = strategy(table);
+        match st {
+            Strategy::Whole => Ok(Sel::All),
+            Strategy::Digest => {
+                let now = string_map(tx, path, COLD_SQL)?;
+                let mut also = std::collections::BTreeSet::new();
+                for (sid, sha) in now {
+                    if prev.cold.get(&sid) != Some(&sha) {
+                        also.extend(rowids(
+                            tx,
+                            path,
+                            "SELECT rowid FROM session_transcript_cold_archives WHERE session_id = ?1",
+                            [&sid],
+                        )?);
+                    }
+                }
+                Ok(Sel::Some { after: None, also })
+            }
+            Strategy::Append(_) | Strategy::Stamped => {
+                let Some(tm) = prev.tables.get(table) else {
+                    self.fall_back(FullReason::NewTable(name));
+                    return Ok(Sel::All);
+                };
+                let Some(w) = tm.rowid else {
+                    // Empty at the mark: every row is new.
+                    return Ok(Sel::All);
+                };
+                if tm.tail.is_none() || row_digest(tx, path, table, w)? != tm.tail {
+                    self.fall_back(FullReason::TableChanged(name));
+                    return Ok(Sel::All);
+                }
+                let mut also = std::collections::BTreeSet::new();
+                if st == Strategy::Stamped {
+                    if let Some(at) = prev.memory_at {
+                        also.extend(rowids(
+                            tx,
+                            path,
+                            "SELECT rowid FROM memory_index_chunks WHERE updated_at >= ?1 AND rowid <= ?2",
+                            [at, w],
+                        )?);
+                    }
+                } else if let Strategy::Append(link) = st {
+                    for sid in &self.rewritten {
+                        let sql = match link {
+                            SessionLink::Column => {
+                                format!(
+                                    "SELECT rowid FROM \"{table}\" WHERE session_id = ?1 AND rowid <= ?2"
+                                )
+                            }
+                            SessionLink::FtsRows if self.has_fts_rows => {
+                                "SELECT id FROM session_transcript_fts_rows \
+                                 WHERE session_id = ?1 AND id <= ?2"
+                                    .to_owned()
+                            }
+                            SessionLink::FtsRows => {
+                                self.fall_back(FullReason::Rewritten(name));
+                                return Ok(Sel::All);
+                            }
+                        };
+                        also.extend(rowids(tx, path, &sql, params![sid, w])?);
+                    }
+                }
+                Ok(Sel::Some {
+                    after: Some(w),
+                    also,
+                })
+            }
+        }
+    }
+
+    /// The mark after the pass (read in the same transaction, after the rewrites).
+    fn mark(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        path: &Path,
+        present: &[String],
+        tables: Tables,
+    ) -> Result<SweepMark> {
+        let has = |t: &str| present.iter().any(|p| p == t) && tables.covers(t);
+        let mut mark = SweepMark {
+            version: MARK_VERSION,
+            ..SweepMark::default()
+        };
+        for t in SWEPT_TABLES {
+            if !has(t) {
+                continue;
+            }
+            match strategy(t) {
+                Strategy::Append(_) | Strategy::Stamped => {
+                    let rowid = max_rowid(tx, path, t)?;
+                    let tail = match rowid {
+                        Some(w) => row_digest(tx, path, t, w)?,
+                        None => None,
+                    };
+                    mark.tables
+                        .insert((*t).to_owned(), TableMark { rowid, tail });
+                }
+                Strategy::Digest => mark.cold = string_map(tx, path, COLD_SQL)?,
+                Strategy::Whole => {}
+            }
+        }
+        if has("memory_index_chunks") {
+            mark.memory_at = tx
+                .query_row("SELECT max(updated_at) FROM memory_index_chunks", [], |r| {
+                    r.get(0)
+                })
+                .map_err(sql_err(path, "reading the memory index stamp"))?;
+        }
+        if present.iter().any(|p| p == "transcript_rewrite_watermarks") {
+            mark.rewrites = string_map(tx, path, REWRITES_SQL)?;
+        }
+        Ok(mark)
+    }
 }

@@ -5,10 +5,11 @@
 //! It owns no redaction logic. [`Engine::new`] builds the engine with
 //! [`moltvault_gateway::engine::EngineSource`], as `moltvault serve --stdio` does, from the
 //! gateway's literal secrets that `serve` read (its `inputs` reply), and
-//! [`Engine::patch`] answers with [`moltvault_gateway::engine::Engine::patch`], the function
-//! behind the protocol-2 `patch` request. The JavaScript side (`plugins/openclaw/bridge.js`,
-//! `AddonEngine`) encodes messages with the same codec as the stdio bridge and applies the same
-//! patch, so both bridges redact byte for byte alike.
+//! [`Engine::patch_edits`] answers with [`moltvault_gateway::engine::Engine::patch_edits`], the
+//! protocol-2 `patch` request's answer with each new text given as edits of the string the
+//! plugin sent. The JavaScript side (`plugins/openclaw/bridge.js`, `AddonEngine`) encodes
+//! messages with the same codec as the stdio bridge and rebuilds the same new texts, so both
+//! bridges redact byte for byte alike (the plugin's tests compare them).
 //!
 //! Every entry point runs under `catch_unwind`: a Rust panic becomes a JavaScript exception
 //! (which the plugin's failure policy handles) and never unwinds into Node.
@@ -17,12 +18,13 @@
 //! const { Engine, version, protocol } = require("./moltvault.node");
 //! // inputs: `moltvault serve --stdio`'s answer to {"op":"inputs"}
 //! const engine = new Engine({ vaultDir: inputs.vaultDir, literals: inputs.literals, mode: "all" });
-//! const reply = engine.patch(payload, skeletonLen, stringLens); // null when clean
+//! const reply = engine.patchEdits(payload, skeletonLen, stringLens); // null when clean
 //! ```
 // The FFI glue `#[napi]` expands to is unsafe code by nature (napi-rs checks it); this crate
 // itself writes none.
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
@@ -105,45 +107,79 @@ pub struct EngineOptions {
 }
 
 /// What a message with secrets becomes: the reply header of the protocol's `changed` answer
-/// (JSON: `findings`, `patch` entries, `len`) and the new texts it describes.
+/// (JSON: `findings`, `patch` entries, `len`) and, for each entry, a recipe that builds its new
+/// text from the string the plugin holds.
 ///
-/// The texts come back as JavaScript strings, not as one `Buffer` of Rust memory: an external
-/// buffer lives until V8 collects it, so each megabyte message kept its memory from being
-/// reused, which doubled the time of a 1 MB message with a secret (measured). Identical texts
-/// travel once (a tool result holds its output twice, `content` and `details.aggregated`, and
-/// both usually redact alike), and ASCII texts are created as Latin-1 strings (a copy, where a
-/// UTF-8 string is a decode): making the megabyte strings was a fifth of the 1 MB hook.
+/// A recipe is `[oldLength, keepStart, keepEnd, text, keepStart, keepEnd, text, …]`: the old
+/// string's length in UTF-16 code units (the plugin checks it), then triples that keep
+/// `old.slice(keepStart, keepEnd)` and append `texts[text]` ([`NO_TEXT`] for none). A megabyte
+/// tool result with one secret comes back as two slices and a placeholder: the plugin's
+/// `slice` and `+` make V8 views of the string it already has, where a whole new text cost a
+/// megabyte string to create (a fifth of the call, `perf`) and to collect. Entries with the
+/// same old string and the same new text (a tool result's `content` and
+/// `details.aggregated`) share one recipe.
 #[napi(object, object_from_js = false)]
 pub struct PatchReply {
     /// The reply header as JSON, as `moltvault serve` would send it.
     pub head: String,
-    /// The distinct new texts.
+    /// The inserted texts (placeholders, and whole new texts of short strings), each once.
     pub texts: Vec<Either<Latin1String, String>>,
-    /// For each of the header's `patch` entries, in order, the index of its new text in `texts`.
+    /// The distinct recipes.
+    pub recipes: Vec<Vec<u32>>,
+    /// For each of the header's `patch` entries, in order, the index of its recipe.
     pub index: Vec<u32>,
 }
 
+/// The recipe's "no text" index.
+pub const NO_TEXT: u32 = u32::MAX;
+
+/// Texts up to this length are sent once per reply (a placeholder that recurs).
+const DEDUPE_MAX: usize = 1024;
+
 impl PatchReply {
-    /// Builds the reply from the engine's patch, moving its texts.
-    fn new(p: engine::PatchTexts) -> napi::Result<PatchReply> {
+    /// Builds the reply from the engine's splices, moving their texts.
+    fn new(p: engine::PatchEdits) -> napi::Result<PatchReply> {
+        let too_big = || napi::Error::from_reason("patch: a text is too long for the addon");
+        let u32_of = |n: usize| u32::try_from(n).map_err(|_| too_big());
+        let text_index =
+            |n: usize| u32_of(n).and_then(|t| if t == NO_TEXT { Err(too_big()) } else { Ok(t) });
         let head = p.header(serde_json::Value::Null).to_string();
-        let mut distinct: Vec<String> = Vec::new();
-        let mut index = Vec::with_capacity(p.texts.len());
-        for t in p.texts {
-            // Against the first few distinct texts only (`==` compares lengths first), so a
-            // message with many findings stays linear.
-            let i = match distinct.iter().take(16).position(|d| *d == t) {
-                Some(i) => i,
-                None => {
-                    distinct.push(t);
-                    distinct.len() - 1
-                }
-            };
-            index.push(
-                u32::try_from(i).map_err(|_| napi::Error::from_reason("patch: too many texts"))?,
-            );
+        let mut texts: Vec<String> = Vec::new();
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        let mut recipes = Vec::with_capacity(p.splices.len());
+        for sp in p.splices {
+            let mut r = Vec::with_capacity(1 + 3 * sp.pieces.len());
+            r.push(u32_of(sp.old_units)?);
+            for piece in sp.pieces {
+                r.push(u32_of(piece.keep.start)?);
+                r.push(u32_of(piece.keep.end)?);
+                let t = if piece.insert.is_empty() {
+                    NO_TEXT
+                } else if piece.insert.len() <= DEDUPE_MAX {
+                    match seen.get(&piece.insert) {
+                        Some(&t) => t,
+                        None => {
+                            let t = text_index(texts.len())?;
+                            seen.insert(piece.insert.clone(), t);
+                            texts.push(piece.insert);
+                            t
+                        }
+                    }
+                } else {
+                    texts.push(piece.insert);
+                    text_index(texts.len() - 1)?
+                };
+                r.push(t);
+            }
+            recipes.push(r);
         }
-        let texts = distinct
+        let index = p
+            .index
+            .into_iter()
+            .map(u32_of)
+            .collect::<napi::Result<Vec<u32>>>()?;
+        // ASCII texts are created as Latin-1 strings (a copy, where UTF-8 is a decode).
+        let texts = texts
             .into_iter()
             .map(|t| {
                 if t.is_ascii() {
@@ -153,7 +189,12 @@ impl PatchReply {
                 }
             })
             .collect();
-        Ok(PatchReply { head, texts, index })
+        Ok(PatchReply {
+            head,
+            texts,
+            recipes,
+            index,
+        })
     }
 }
 
@@ -218,13 +259,14 @@ impl Engine {
 
     /// Redacts one message given as the protocol-2 `patch` payload: the JSON skeleton
     /// (`skeleton_len` bytes) followed by its long strings (`lens`). Returns `null` when the
-    /// message holds no secret, else the patch. The payload is read in place (no copy).
+    /// message holds no secret, else the patch as recipes ([`PatchReply`]). The payload is read
+    /// in place (no copy).
     ///
     /// # Errors
     /// Throws when the payload is malformed (the message names sizes, never text) or the engine
     /// panicked.
     #[napi]
-    pub fn patch(
+    pub fn patch_edits(
         &self,
         payload: BufferSlice,
         skeleton_len: u32,
@@ -238,7 +280,7 @@ impl Engine {
                     "patch: the skeleton is longer than the payload",
                 ));
             }
-            match self.inner.patch_texts(skeleton_len, &lens, &payload) {
+            match self.inner.patch_edits(skeleton_len, &lens, &payload) {
                 Ok(None) => Ok(None),
                 Ok(Some(p)) => PatchReply::new(p).map(Some),
                 Err(e) => Err(js_error(&e)),

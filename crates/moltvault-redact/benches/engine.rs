@@ -4,6 +4,11 @@
 //! `cargo bench -p moltvault-redact --bench engine -- [scan|redact|gate|gated|quality|dump] [MB] [REPS]`
 //! (REPS timed runs, median reported; default 5);
 //! made for `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*work*'`.
+//!
+//! `… -- value [ITERS]`: `redact_value` latency (p50/p99, wall and CPU time) on the gateway
+//! plugin's shape: a tool-result message whose shell-like text (build/test output, listings,
+//! logs, environment dumps) is held twice (`content[0].text` and `details.aggregated`), at
+//! 4 KB, 16 KB and 1 MB, clean and with one `GITHUB_TOKEN=…` in the middle.
 #![allow(clippy::print_stdout, clippy::disallowed_methods, missing_docs)]
 
 #[path = "../../../benches/redact_corpus.rs"]
@@ -13,6 +18,7 @@ mod corpus;
 use std::time::Instant;
 
 use moltvault_redact::{CountSink, FingerprintKey, Mode, Redactor, RedactorOptions, RuleSet};
+use serde_json::{Value, json};
 
 fn redactor(mode: Mode) -> Redactor {
     Redactor::new(
@@ -51,9 +57,155 @@ fn cpu_now() -> f64 {
         .map_or(0.0, |ns| ns * 1e-9)
 }
 
+/// Shell-like tool output of about `bytes` bytes (deterministic): the plugin bench's word
+/// lines, plus listings, log lines and environment dumps with credential-like names.
+fn shell_text(bytes: usize, seed: u32) -> String {
+    const WORDS: &[&str] = &[
+        "build",
+        "ok",
+        "src/main.rs",
+        "warning:",
+        "compiling",
+        "serde_json",
+        "v1.0.133",
+        "Finished",
+        "target/debug",
+        "PASS",
+        "test",
+        "127.0.0.1:8080",
+        "GET",
+        "/v1/models",
+        "200",
+        "ms",
+        "drwxr-xr-x",
+        "root",
+        "node_modules",
+        "README.md",
+    ];
+    const ENV: &[&str] = &[
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin",
+        "HOME=/home/user",
+        "OPENAI_API_KEY=${OPENAI_API_KEY}",
+        "max_tokens: 4096",
+        "TOKEN_TTL=3600",
+        "export NODE_ENV=production",
+        "GIT_ASKPASS=/usr/lib/git-core/git-gui--askpass",
+        "SLACK_BOT_TOKEN=xoxb-your-token-here",
+        "\"usage\": {\"input_tokens\": 1203, \"output_tokens\": 88}",
+    ];
+    let mut x = seed;
+    let mut rnd = |n: usize| {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (x >> 16) as usize % n
+    };
+    let mut s = String::with_capacity(bytes + 128);
+    while s.len() < bytes {
+        match rnd(20) {
+            0 => s.push_str(&format!("{}\n", ENV[rnd(ENV.len())])),
+            1 => s.push_str(&format!(
+                "2026-11-25T18:{:02}:{:02}Z INFO req={} took={}ms path=/api/v1/items/{}\n",
+                rnd(60),
+                rnd(60),
+                rnd(1 << 30),
+                rnd(900),
+                rnd(99999)
+            )),
+            2 => s.push_str(&format!(
+                "-rw-r--r-- 1 user user {} Nov 25 18:00 {}\n",
+                rnd(99999),
+                WORDS[rnd(WORDS.len())]
+            )),
+            _ => {
+                let w = |r: &mut dyn FnMut(usize) -> usize| WORDS[r(WORDS.len())];
+                let line = format!(
+                    "{} {} {} {} {}\n",
+                    w(&mut rnd),
+                    w(&mut rnd),
+                    w(&mut rnd),
+                    rnd(100_000),
+                    w(&mut rnd)
+                );
+                s.push_str(&line);
+            }
+        }
+    }
+    s.truncate(bytes);
+    s
+}
+
+/// The plugin's tool-result message, its text held twice.
+fn tool_message(bytes: usize, secret: bool) -> Value {
+    let mut text = shell_text(bytes, 7);
+    if secret {
+        // Assembled from pieces so that this file holds no token a scanner would flag.
+        let tok = ["gh", "p_", "A1b2C3d4E5f6G7h8I9j0", "K1l2M3n4O5p6Q7r8"].concat();
+        let mut at = text.len() / 2;
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+        text.insert_str(at, &format!("\nexport GITHUB_TOKEN={tok}\n"));
+    }
+    json!({
+        "role": "toolResult",
+        "toolCallId": "call_bench",
+        "toolName": "exec",
+        "content": [{"type": "text", "text": text}],
+        "details": {"status": "completed", "exitCode": 0, "durationMs": 12,
+            "aggregated": text, "cwd": "/home/user/ws"},
+        "isError": false,
+        "timestamp": 1_795_630_124_788u64,
+    })
+}
+
+/// `redact_value` latency on the plugin's message shape.
+fn value_mode(iters: usize) {
+    let r = redactor(Mode::Tools);
+    for (label, bytes) in [("4 KB", 4 << 10), ("16 KB", 16 << 10), ("1 MB", 1 << 20)] {
+        for secret in [false, true] {
+            let msg = tool_message(bytes, secret);
+            let n = if bytes >= 1 << 20 {
+                (iters / 20).max(20)
+            } else {
+                iters
+            };
+            let mut wall = Vec::with_capacity(n);
+            let mut found = 0;
+            let (mut busy, mut cpu) = (0.0, 0.0);
+            for i in 0..n + n / 10 {
+                let mut v = msg.clone();
+                let c = cpu_now();
+                let t = Instant::now();
+                found = r.redact_value(&mut v, &mut CountSink::default());
+                let w = t.elapsed().as_secs_f64();
+                let c = cpu_now() - c;
+                // The first tenth warms the caches.
+                if i >= n / 10 {
+                    wall.push(w * 1e6);
+                    busy += w;
+                    cpu += c;
+                }
+            }
+            wall.sort_by(|a, b| a.total_cmp(b));
+            let p = |q: f64| wall[((wall.len() as f64 * q) as usize).min(wall.len() - 1)];
+            println!(
+                "value {label} {}: p50 {:.1} µs, p99 {:.1} µs ({n} runs, {found} found; on CPU {:.0}% of the timed wall time)",
+                if secret { "secret" } else { "clean" },
+                p(0.5),
+                p(0.99),
+                // Below 100%: the thread was preempted or waiting.
+                100.0 * (cpu / busy).min(1.0),
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let what = args.get(1).map(String::as_str).unwrap_or("scan");
+    if what == "value" {
+        value_mode(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2000));
+        return;
+    }
     let mb: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
     let (data, _) = corpus::corpus(1, mb << 20, true, 2000);
     let r = redactor(Mode::All);

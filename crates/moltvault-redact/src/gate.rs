@@ -42,13 +42,20 @@ enum Pat {
         rules: Vec<usize>,
         context: bool,
         run: usize,
+        /// Index into [`Gate::pat_rules`].
+        id: u32,
     },
     /// `\u00`: counts for printable ASCII.
     Unicode,
     /// An escaped `://` (`:\/\/`, or `:\\\/` one level deeper): URLs may hide behind it.
     Slash,
     /// A short anchor confirmed by the regexes of its rules.
-    Short { rules: Vec<usize>, quick: Quick },
+    Short {
+        rules: Vec<usize>,
+        quick: Quick,
+        /// Index into [`Gate::pat_rules`].
+        id: u32,
+    },
 }
 
 /// One literal search over a record.
@@ -136,6 +143,12 @@ pub(crate) struct Gate {
     /// Per rule: its matches contain one of its keywords (see [`keyword_inside`]).
     local: Vec<bool>,
     n_rules: usize,
+    /// Per rule: how far before a keyword hit its matches can start, when every match is
+    /// known to hold a keyword hit within that distance of its start (see [`reach_back`]);
+    /// such rules run their regexes only around the hits.
+    back: Vec<Option<usize>>,
+    /// Per keyword pattern id: the rules it gates.
+    pat_rules: Vec<Vec<usize>>,
     pub(crate) literals: Option<AhoCorasick>,
 }
 
@@ -151,6 +164,8 @@ pub(crate) struct Candidates {
     /// Whether every string must be examined (escapes, literals, a rule whose keyword can
     /// sit outside its match), not only the strings holding a hit.
     pub spread: bool,
+    /// The keyword hits with their pattern ids (for [`Gate::hit_rules`]), ascending by offset.
+    pub khits: Vec<(usize, u32)>,
 }
 
 impl Candidates {
@@ -166,6 +181,18 @@ impl Candidates {
         let i = self.hits.partition_point(|&h| h < lo);
         i < self.hits.len() && self.hits[i] < hi
     }
+}
+
+/// The most literals of a slim Teddy pass.
+const SLIM: usize = 32;
+
+/// Whether two literals can overlap in a text (one inside the other, or an end of one
+/// starting the other).
+fn overlap(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    memmem::find(a, b).is_some()
+        || memmem::find(b, a).is_some()
+        || (1..n).any(|k| a.ends_with(&b[..k]) || b.ends_with(&a[..k]))
 }
 
 /// Escape markers searched with the rare literals. `\/` matters only where it hides the
@@ -262,6 +289,7 @@ impl Gate {
                     rules,
                     context,
                     run,
+                    id: 0,
                 },
             )
         };
@@ -276,6 +304,7 @@ impl Gate {
                     Pat::Short {
                         rules: owners,
                         quick,
+                        id: 0,
                     },
                 )
             })
@@ -285,6 +314,26 @@ impl Gate {
         for (e, unicode) in ESCAPES {
             let p = if *unicode { Pat::Unicode } else { Pat::Slash };
             short.push((e.as_bytes().to_vec(), p));
+        }
+        // Slim Teddy (32 bytes a step) takes at most 32 literals, fat Teddy (16 a step) 64:
+        // rare literals beyond 32 ride with the short anchors, or else with the stems, while
+        // those have room (longest first; never next to a literal they could overlap, which
+        // could hide a hit of it in a leftmost-first pass).
+        let mut rare: Vec<(Vec<u8>, Pat)> = rare;
+        let mut ctx: Vec<(Vec<u8>, Pat)> = ctx;
+        let others = [&mut short, &mut ctx];
+        while rare.len() > SLIM {
+            let mut order: Vec<usize> = (0..rare.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(rare[i].0.len()));
+            let moved = order.into_iter().find_map(|i| {
+                let to = others.iter().position(|o| {
+                    o.len() < SLIM && o.iter().all(|(k, _)| !overlap(k, &rare[i].0))
+                })?;
+                Some((i, to))
+            });
+            let Some((i, to)) = moved else { break };
+            let e = rare.remove(i);
+            others[to].push(e);
         }
         let mut passes = Vec::new();
         for entries in [rare, ctx, short] {
@@ -296,6 +345,22 @@ impl Gate {
                 entries = tail;
             }
         }
+        // Number the keyword patterns, so that hits can name their rules.
+        let mut pat_rules = Vec::new();
+        for pass in &mut passes {
+            for pat in &mut pass.pats {
+                if let Pat::Keyword { rules, id, .. } | Pat::Short { rules, id, .. } = pat {
+                    *id = pat_rules.len() as u32;
+                    pat_rules.push(rules.clone());
+                }
+            }
+        }
+        let local: Vec<bool> = rules.iter().map(keyword_inside).collect();
+        let back = rules
+            .iter()
+            .zip(&local)
+            .map(|(r, &l)| if l { reach_back(r) } else { None })
+            .collect();
         let literals = if literal_forms.is_empty() {
             None
         } else {
@@ -307,8 +372,10 @@ impl Gate {
         Gate {
             passes,
             always,
-            local: rules.iter().map(keyword_inside).collect(),
+            local,
             n_rules: rules.len(),
+            back,
+            pat_rules,
             literals,
         }
     }
@@ -321,6 +388,7 @@ impl Gate {
         c.literal = false;
         c.any = false;
         c.hits.clear();
+        c.khits.clear();
         c.spread = false;
         for &i in &self.always {
             c.rules[i] = true;
@@ -352,6 +420,7 @@ impl Gate {
                     rules,
                     context,
                     run,
+                    id,
                 } => {
                     if *context && !assignment_follows(hay, end, 32 + run) {
                         return;
@@ -361,15 +430,18 @@ impl Gate {
                         c.spread |= !self.local[r];
                     }
                     c.hits.push(start);
+                    c.khits.push((start, *id));
                     c.any = true;
                 }
                 Pat::Short {
                     rules: owners,
                     quick,
+                    id,
                 } => {
                     if owners.iter().all(|&r| c.rules[r]) {
                         // Every owner is already a candidate: the hit only marks its string.
                         c.hits.push(start);
+                        c.khits.push((start, *id));
                         return;
                     }
                     if !screen(*quick, hay, start, end) {
@@ -382,6 +454,7 @@ impl Gate {
                     // cheaper than confirming every position).
                     if owners.iter().any(|&r| c.rules[r]) {
                         c.hits.push(start);
+                        c.khits.push((start, *id));
                     }
                 }
             });
@@ -394,6 +467,18 @@ impl Gate {
             c.spread = true;
         }
         c.hits.sort_unstable();
+        c.khits.sort_unstable();
+    }
+
+    /// The rules a keyword hit (from [`Candidates::khits`]) gates.
+    pub fn hit_rules(&self, id: u32) -> &[usize] {
+        &self.pat_rules[id as usize]
+    }
+
+    /// How far before a keyword hit a match of `rule` can start, when its regex may run
+    /// only around its hits (`None`: it runs over whole strings).
+    pub fn back(&self, rule: usize) -> Option<usize> {
+        self.back.get(rule).copied().flatten()
     }
 }
 
@@ -450,18 +535,16 @@ fn confirm(
     let lo = pos.saturating_sub(160);
     let hi = (pos + 1024).min(hay.len());
     let escaped_before = memchr::memchr(b'\\', &hay[pos.saturating_sub(24)..pos]).is_some();
-    let mut level: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&hay[lo..hi]);
+    let mut level: &[u8] = &hay[lo..hi];
+    // Decoded levels alternate between two buffers.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut hit = false;
     for depth in 0..=crate::text::MAX_DEPTH {
         for &r in owners {
             if c.rules[r] {
                 continue;
             }
-            if rules[r]
-                .regex
-                .as_ref()
-                .is_some_and(|re| re.is_match(&level))
-            {
+            if rules[r].regex.as_ref().is_some_and(|re| re.is_match(level)) {
                 c.rules[r] = true;
                 c.spread |= !local[r];
                 hit = true;
@@ -469,11 +552,13 @@ fn confirm(
         }
         if !escaped_before
             || depth == crate::text::MAX_DEPTH
-            || memchr::memchr(b'\\', &level).is_none()
+            || memchr::memchr(b'\\', level).is_none()
         {
             break;
         }
-        level = std::borrow::Cow::Owned(crate::text::unescape(&level).0);
+        crate::text::unescape_into(level, &mut a);
+        std::mem::swap(&mut a, &mut b);
+        level = &b;
     }
     hit
 }
@@ -500,6 +585,67 @@ fn keyword_inside(rule: &Rule) -> bool {
         });
         any && ok
     })
+}
+
+/// How far before a keyword hit a match of `rule` can start, so that its regex may run only
+/// from there: the longest text the regex can match before its first unbounded piece, when
+/// every match of every example holds a keyword ending within that bounded head (judged on
+/// the examples, as [`keyword_inside`] is). `None` means whole strings: key rules, keywords a
+/// JSON escape could hide (`/`, control bytes), heads over 4 KiB, regexes whose head does not
+/// hold a keyword in every example match.
+fn reach_back(rule: &Rule) -> Option<usize> {
+    let re = rule.regex.as_ref()?;
+    if rule.examples.is_empty()
+        || rule
+            .keywords
+            .iter()
+            .any(|k| k.bytes().any(|b| !(b' '..=b'~').contains(&b) || b == b'/'))
+    {
+        return None;
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(re.as_str())
+        .ok()?;
+    let head = bounded_head(&hir).0;
+    if head > 4096 {
+        return None;
+    }
+    let ok = rule.examples.iter().all(|ex| {
+        let ex = ex.as_bytes();
+        re.find_iter(ex).all(|m| {
+            let h = &ex[m.start()..(m.start() + head).min(m.end())];
+            rule.keywords
+                .iter()
+                .any(|k| memmem::find(h, k.as_bytes()).is_some())
+        })
+    });
+    ok.then_some(head)
+}
+
+/// The longest text a regex can match before its first unbounded piece, and whether the whole
+/// regex is bounded.
+fn bounded_head(h: &regex_syntax::hir::Hir) -> (usize, bool) {
+    use regex_syntax::hir::HirKind;
+    match h.kind() {
+        HirKind::Capture(c) => bounded_head(&c.sub),
+        HirKind::Concat(items) => {
+            let mut n = 0usize;
+            for it in items {
+                let (l, whole) = bounded_head(it);
+                n = n.saturating_add(l);
+                if !whole {
+                    return (n, false);
+                }
+            }
+            (n, true)
+        }
+        _ => match h.properties().maximum_len() {
+            Some(m) => (m, true),
+            None => (0, false),
+        },
+    }
 }
 
 /// Whether an assignment-shaped, non-numeric value follows a contextual keyword ending at `at`:
@@ -623,7 +769,18 @@ mod locality {
             .filter(|r| !keyword_inside(r))
             .map(|r| r.id.as_str())
             .collect();
-        assert_eq!(wide, ["discord-bot-token", "twilio-api-key"]);
+        assert_eq!(
+            wide,
+            [
+                "discord-bot-token",
+                "twilio-api-key",
+                "whatsapp-key",
+                "whatsapp-prekey",
+                "whatsapp-pairing-code",
+                "claude-oauth-token",
+                "whatsapp-session"
+            ]
+        );
     }
 }
 
@@ -677,5 +834,66 @@ mod screens {
         assert!(passes(br#"{"apiKey": "Zq8x2Lm4Vt7Rk9Pw3Hs6"}"#));
         assert!(!passes(br#"{"apiKey": process.env.X}"#));
         assert!(!passes(b"let token_count = parse(x);"));
+    }
+}
+
+#[cfg(test)]
+mod windows {
+    use super::*;
+
+    #[test]
+    fn contextual_and_vendor_rules_run_around_their_hits() {
+        let set = crate::RuleSet::builtin();
+        let g = Gate::new(set.rules(), &[]);
+        let back = |id: &str| {
+            let i = set.rules().iter().position(|r| r.id == id).unwrap();
+            g.back(i)
+        };
+        // The keyword starts the match, or follows a bounded name.
+        assert_eq!(back("generic-assignment"), Some(34));
+        assert_eq!(back("github-pat"), Some(40));
+        assert_eq!(back("generic-sk-key"), Some(4));
+        assert_eq!(back("private-key"), Some(72));
+        for id in [
+            "authorization-header",
+            "bearer-token",
+            "slack-bot-token",
+            "mistral-api-key",
+        ] {
+            assert!(back(id).is_some(), "{id}");
+        }
+        // Keywords outside the match, after an unbounded piece (`.eyJ` of a JWT), or
+        // holding a `/` run over whole strings.
+        for id in ["discord-bot-token", "twilio-api-key", "jwt", "url-password"] {
+            assert_eq!(back(id), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn builtin_passes_fit_slim_teddy() {
+        let set = crate::RuleSet::builtin();
+        let g = Gate::new(set.rules(), &[]);
+        assert_eq!(g.passes.len(), 3);
+        for p in &g.passes {
+            assert!(p.pats.len() <= SLIM, "{}", p.pats.len());
+        }
+        assert!(overlap(b"xx:A", b":AA") && overlap(b"foo_sk-bar", b"sk-"));
+        assert!(!overlap(b"claudeAiOauth", b"sk-") && !overlap(b"ghp_", b"gho_"));
+    }
+
+    #[test]
+    fn bounded_heads() {
+        let head = |re: &str| {
+            let hir = regex_syntax::ParserBuilder::new()
+                .utf8(false)
+                .build()
+                .parse(re)
+                .unwrap();
+            bounded_head(&hir)
+        };
+        assert_eq!(head("abc"), (3, true));
+        assert_eq!(head(r"(?P<n>ab|abcd)x{0,3}[ \t]*y"), (7, false));
+        assert_eq!(head(r"(?-u:\b)(?P<s>ghp_[a-z]{36})"), (40, true));
+        assert_eq!(head(r"a+b"), (0, false));
     }
 }

@@ -32,9 +32,11 @@
 
 mod gate;
 mod json;
+mod keypath;
 mod redactor;
 mod rules;
 mod text;
+mod validate;
 
 pub use redactor::{Redacted, Redactor, Stats};
 pub use rules::{Rule, RuleSet};

@@ -212,7 +212,9 @@ impl Redactor {
     }
 
     /// Stage B on one piece of (decoded) text: every candidate regex rule and the literals.
-    fn find(&self, hay: &[u8], cand: &Candidates, out: &mut Vec<Span>) {
+    /// With the keyword `hits` of this text, a rule whose matches start near a hit of its own
+    /// keywords (see `Gate::back`) runs its regex only there.
+    fn find(&self, hay: &[u8], cand: &Candidates, hits: text::Hits<'_>, out: &mut Vec<Span>) {
         let ph = text::placeholder_ranges(hay);
         let overlaps = |s: usize, e: usize| ph.iter().any(|&(a, b)| s < b && a < e);
         // Literal secrets first: on equal spans the first pushed wins the label.
@@ -232,11 +234,26 @@ impl Redactor {
                 });
             }
         }
+        // Key-path rules on JSON documents printed in this text (h2: see `keypath`).
+        if crate::keypath::wanted(&self.rules, cand) {
+            crate::keypath::text_hits(&self.rules, hay, 0, &mut |s, e, rule, v| {
+                let fp = self.fp4(v);
+                if !overlaps(s, e) && !self.allowed(&fp, v) {
+                    out.push(Span {
+                        start: s,
+                        end: e,
+                        rule,
+                        fp,
+                    });
+                }
+            });
+        }
+        let mut near: Vec<usize> = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             if r.regex.is_none() || !cand.wants(i) {
                 continue;
             }
-            text::rule_spans(r, hay, |s, e| {
+            let push = |s: usize, e: usize| {
                 if overlaps(s, e) {
                     return;
                 }
@@ -250,25 +267,54 @@ impl Redactor {
                     rule: i,
                     fp,
                 });
-            });
+            };
+            match (hits, self.gate.back(i)) {
+                // An escape may hide a keyword (`cand.all`): whole text.
+                (Some(h), Some(back)) if !cand.all => {
+                    near.clear();
+                    near.extend(
+                        h.iter()
+                            .filter(|(_, id)| self.gate.hit_rules(*id).contains(&i))
+                            .map(|&(p, _)| p),
+                    );
+                    if !near.is_empty() {
+                        text::rule_spans_near(r, hay, &near, back, push);
+                    }
+                }
+                _ => text::rule_spans(r, hay, push),
+            }
         }
     }
 
-    /// Spans in a piece of text and in its escaped levels.
-    fn text_spans(&self, text: &[u8], depth: u8, cand: &Candidates) -> Vec<Span> {
+    /// Spans in a piece of text and in its escaped levels (`hits`: the keyword hits in `text`).
+    fn text_spans(
+        &self,
+        text: &[u8],
+        depth: u8,
+        cand: &Candidates,
+        hits: text::Hits<'_>,
+    ) -> Vec<Span> {
         let mut spans = Vec::new();
-        text::spans_levels(text, depth, &|h, o| self.find(h, cand, o), &mut spans);
+        text::spans_levels(
+            text,
+            depth,
+            hits,
+            &|h, k, o| self.find(h, cand, k, o),
+            &mut spans,
+        );
         text::merge(&mut spans);
         spans
     }
 
-    /// Spans in the raw (escaped) content of a JSON string token.
-    fn token_spans(&self, raw: &[u8], cand: &Candidates) -> Vec<Span> {
+    /// Spans in the raw (escaped) content of a JSON string token (`hits`: the keyword hits in
+    /// `raw`).
+    fn token_spans(&self, raw: &[u8], cand: &Candidates, hits: text::Hits<'_>) -> Vec<Span> {
         if memchr::memchr(b'\\', raw).is_none() {
-            return self.text_spans(raw, 1, cand);
+            return self.text_spans(raw, 1, cand, hits);
         }
         let (v, starts) = text::unescape(raw);
-        let mut spans = self.text_spans(&v, 1, cand);
+        let inner = hits.map(|h| text::map_hits(h, &starts));
+        let mut spans = self.text_spans(&v, 1, cand, inner.as_deref());
         for s in &mut spans {
             s.start = starts[s.start];
             s.end = starts[s.end];
@@ -361,6 +407,12 @@ impl Redactor {
                     })
                     .map(|(_, k)| &k[..k.len() - 1])
                     .collect();
+                let mut local_hits: Vec<(usize, u32)> = Vec::new();
+                // Key-path rules on the record's own structure (h2: see `keypath`).
+                let path_hits = match crate::keypath::wanted(&self.rules, cand) {
+                    true => crate::keypath::doc_hits(&self.rules, body, &strs, false),
+                    false => Vec::new(),
+                };
                 for (s, path) in strs.iter().zip(&keys) {
                     let in_tool = tool_objects.iter().any(|p| path.starts_with(p));
                     if !self.scope(path, in_tool) {
@@ -377,7 +429,12 @@ impl Redactor {
                         continue;
                     }
                     let raw = &body[s.start..s.end];
-                    let mut spans = self.token_spans(raw, cand);
+                    // The keyword hits inside this string, relative to it.
+                    let a = cand.khits.partition_point(|&(p, _)| p < s.start);
+                    let b = cand.khits.partition_point(|&(p, _)| p < s.end);
+                    local_hits.clear();
+                    local_hits.extend(cand.khits[a..b].iter().map(|&(p, id)| (p - s.start, id)));
+                    let mut spans = self.token_spans(raw, cand, Some(&local_hits));
                     if let Some(PathKey::Key(k)) = path.last() {
                         let value = if raw.contains(&b'\\') {
                             Cow::Owned(text::unescape(raw).0)
@@ -388,6 +445,19 @@ impl Redactor {
                             spans.push(Span {
                                 start: 0,
                                 end: raw.len(),
+                                rule,
+                                fp,
+                            });
+                            text::merge(&mut spans);
+                        }
+                    }
+                    if let Some(h) = path_hits.iter().find(|h| h.start == s.start) {
+                        let fp = self.fp4(&h.value);
+                        if !self.allowed(&fp, &h.value) {
+                            let (start, end, rule) = (0, raw.len(), h.rule);
+                            spans.push(Span {
+                                start,
+                                end,
                                 rule,
                                 fp,
                             });
@@ -409,7 +479,7 @@ impl Redactor {
             }
             None => {
                 stats.raw_fallback += 1;
-                for sp in self.text_spans(body, 0, cand) {
+                for sp in self.text_spans(body, 0, cand, Some(&cand.khits)) {
                     self.emit(sink, &sp, line, "");
                     let ph = self.placeholder(&sp);
                     edits.push((sp, ph));
@@ -515,86 +585,226 @@ impl Redactor {
 
     /// Redacts one transcript entry (or any JSON value) in place; returns the number of secrets.
     pub fn redact_value(&self, value: &mut Value, sink: &mut dyn FindingSink) -> usize {
-        let mut path = Vec::new();
-        let mut cand = Candidates::default();
-        self.walk_value(value, &mut path, false, &mut cand, sink)
+        // Matching reads the value (so identical long strings can be compared in place, without
+        // copies); the edits are applied afterwards.
+        let mut edits: Vec<(usize, Vec<Span>)> = Vec::new();
+        {
+            let mut path = Vec::new();
+            let mut st = ValueState::default();
+            self.walk_value(value, &mut path, false, &mut st, &mut edits, sink);
+        }
+        let n = edits.iter().map(|(_, s)| s.len()).sum();
+        if !edits.is_empty() {
+            let mut next = 0;
+            self.apply_edits(value, &edits, &mut next);
+        }
+        n
     }
 
+    /// Finds the spans of every string of a value (in document order, keyed by the string's
+    /// address) and reports the findings.
     fn walk_value<'v>(
         &self,
-        v: &'v mut Value,
+        v: &'v Value,
         path: &mut Vec<PathKey<'v>>,
         in_tool: bool,
-        cand: &mut Candidates,
+        st: &mut ValueState<'v>,
+        edits: &mut Vec<(usize, Vec<Span>)>,
         sink: &mut dyn FindingSink,
-    ) -> usize {
+    ) {
         match v {
             Value::Object(map) => {
                 let in_tool = in_tool
                     || matches!(map.get("role"), Some(Value::String(r)) if r == "toolResult" || r == "tool");
-                let mut n = 0;
-                for (k, x) in map.iter_mut() {
+                let buffer = crate::keypath::is_buffer(map);
+                for (k, x) in map.iter() {
                     path.push(PathKey::Key(Cow::Borrowed(k.as_bytes())));
-                    n += self.walk_value(x, path, in_tool, cand, sink);
+                    if !self.path_value(x, path, in_tool, buffer, edits, sink) {
+                        self.walk_value(x, path, in_tool, st, edits, sink);
+                    }
                     path.pop();
                 }
-                n
             }
             Value::Array(a) => {
-                let mut n = 0;
-                for (i, x) in a.iter_mut().enumerate() {
+                for (i, x) in a.iter().enumerate() {
                     path.push(PathKey::Index(i));
-                    n += self.walk_value(x, path, in_tool, cand, sink);
+                    self.walk_value(x, path, in_tool, st, edits, sink);
                     path.pop();
                 }
-                n
             }
             Value::String(s) => {
                 if !self.scope(path, in_tool) {
-                    return 0;
+                    return;
                 }
                 let key: Option<&[u8]> = match path.last() {
                     Some(PathKey::Key(k)) => Some(k.as_ref()),
                     _ => None,
                 };
-                // Gate the value where it is, then `"key":"` with the value's first bytes
-                // (enough for a keyword in the key and the assignment check after it).
-                self.gate.check(&self.rules, s.as_bytes(), cand);
-                if let Some(k) = key {
-                    let head = &s.as_bytes()[..s.len().min(KEY_PROBE_VALUE)];
-                    let mut probe = Vec::with_capacity(k.len() + head.len() + 4);
-                    probe.push(b'"');
-                    probe.extend_from_slice(k);
-                    probe.extend_from_slice(b"\":\"");
-                    probe.extend_from_slice(head);
-                    self.gate.check_more(&self.rules, &probe, cand);
-                }
-                if !cand.any {
-                    return 0;
-                }
-                let key_hit = key.and_then(|k| self.key_rule(k, s.as_bytes(), cand));
-                let mut spans = self.text_spans(s.as_bytes(), 1, cand);
-                if let Some((rule, fp)) = key_hit {
-                    spans.push(Span {
-                        start: 0,
-                        end: s.len(),
-                        rule,
-                        fp,
-                    });
-                    text::merge(&mut spans);
-                }
+                let spans = self.value_spans(s, key, st);
                 if spans.is_empty() {
-                    return 0;
+                    return;
                 }
                 let ptr = pointer(path);
                 for sp in &spans {
                     self.emit(sink, sp, 1, &ptr);
                 }
-                *s = self.splice(s, &spans);
-                spans.len()
+                edits.push((addr(s), spans));
             }
-            _ => 0,
+            _ => {}
         }
+    }
+
+    /// Replaces the spans found by [`Redactor::walk_value`] (`edits` in document order).
+    fn apply_edits(&self, v: &mut Value, edits: &[(usize, Vec<Span>)], next: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                for x in map.values_mut() {
+                    if *next == edits.len() {
+                        return;
+                    }
+                    self.apply_edits(x, edits, next);
+                }
+            }
+            Value::Array(a) => {
+                for x in a.iter_mut() {
+                    if *next == edits.len() {
+                        return;
+                    }
+                    self.apply_edits(x, edits, next);
+                }
+            }
+            Value::String(s) => {
+                if let Some((at, spans)) = edits.get(*next)
+                    && *at == addr(s)
+                {
+                    *s = self.splice(s, spans);
+                    *next += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The spans of one string value under `key`. Stage A and B on the value alone run once
+    /// per distinct long text of the call (a tool result holds its text twice); then the
+    /// `"key":"` probe (a keyword in the key, with the value's first bytes for the assignment
+    /// check) may add rules, which then run on this text, and the key rule applies.
+    fn value_spans<'v>(
+        &self,
+        s: &'v str,
+        key: Option<&[u8]>,
+        st: &mut ValueState<'v>,
+    ) -> Vec<Span> {
+        let big = s.len() >= MEMO_MIN;
+        let mut at = if big {
+            st.memo
+                .iter()
+                .position(|m| m.text.len() == s.len() && (std::ptr::eq(m.text, s) || m.text == s))
+        } else {
+            None
+        };
+        if at.is_none() {
+            self.gate.check(&self.rules, s.as_bytes(), &mut st.cand);
+            let spans = if st.cand.any {
+                self.text_spans(s.as_bytes(), 1, &st.cand, Some(&st.cand.khits))
+            } else {
+                Vec::new()
+            };
+            if big && st.memo.len() < MEMO_MAX {
+                st.memo.push(ValueMemo {
+                    text: s,
+                    cand: st.cand.clone(),
+                    spans,
+                });
+                at = Some(st.memo.len() - 1);
+            } else {
+                st.spans = spans;
+            }
+        }
+        let mut probe_any = false;
+        if let Some(k) = key {
+            let head = &s.as_bytes()[..s.len().min(KEY_PROBE_VALUE)];
+            st.probe_buf.clear();
+            st.probe_buf.push(b'"');
+            st.probe_buf.extend_from_slice(k);
+            st.probe_buf.extend_from_slice(b"\":\"");
+            st.probe_buf.extend_from_slice(head);
+            self.gate.check(&self.rules, &st.probe_buf, &mut st.probe);
+            probe_any = st.probe.any;
+        }
+        let (vcand, vspans) = match at {
+            Some(i) => (&st.memo[i].cand, &st.memo[i].spans),
+            None => (&st.cand, &st.spans),
+        };
+        if !vcand.any && !probe_any {
+            return Vec::new();
+        }
+        let p = &st.probe;
+        let extra = probe_any
+            && ((p.all && !vcand.all)
+                || (p.literal && !vcand.literal)
+                || p.rules.iter().zip(&vcand.rules).any(|(a, b)| *a && !*b));
+        let (mut spans, merged) = if extra {
+            let mut m = vcand.clone();
+            for (a, b) in m.rules.iter_mut().zip(&p.rules) {
+                *a |= *b;
+            }
+            m.all |= p.all;
+            m.literal |= p.literal;
+            m.any = true;
+            let spans = self.text_spans(s.as_bytes(), 1, &m, Some(&vcand.khits));
+            (spans, Cow::Owned(m))
+        } else {
+            (vspans.clone(), Cow::Borrowed(vcand))
+        };
+        if let Some(k) = key
+            && let Some((rule, fp)) = self.key_rule(k, s.as_bytes(), &merged)
+        {
+            spans.push(Span {
+                start: 0,
+                end: s.len(),
+                rule,
+                fp,
+            });
+            text::merge(&mut spans);
+        }
+        spans
+    }
+
+    /// Key-path rules on a string of a tree (h2: see `keypath`; `buffer`: its object is a
+    /// serialised `Buffer`): the whole string is replaced and `Some(1)` returned on a hit.
+    fn path_value(
+        &self,
+        x: &Value,
+        path: &[PathKey<'_>],
+        in_tool: bool,
+        buffer: bool,
+        edits: &mut Vec<(usize, Vec<Span>)>,
+        sink: &mut dyn FindingSink,
+    ) -> bool {
+        let Value::String(s) = x else { return false };
+        let rev = path.iter().rev().map(|p| match p {
+            PathKey::Key(k) => Some(k.as_ref()),
+            PathKey::Index(_) => None,
+        });
+        let Some(rule) = crate::keypath::path_rule(&self.rules, rev, buffer, s.as_bytes(), None)
+        else {
+            return false;
+        };
+        let fp = self.fp4(s.as_bytes());
+        if !self.scope(path, in_tool) || self.allowed(&fp, s.as_bytes()) {
+            return false;
+        }
+        let (start, end) = (0, s.len());
+        let sp = Span {
+            start,
+            end,
+            rule,
+            fp,
+        };
+        self.emit(sink, &sp, 1, &pointer(path));
+        edits.push((addr(s), vec![sp]));
+        true
     }
 
     /// `text` with each span replaced by its placeholder (spans sorted, disjoint).
@@ -631,7 +841,7 @@ impl Redactor {
                 findings,
             };
         }
-        let spans = self.text_spans(input.as_bytes(), 0, &cand);
+        let spans = self.text_spans(input.as_bytes(), 0, &cand, Some(&cand.khits));
         for sp in &spans {
             self.emit(&mut findings, sp, 1, "");
         }
@@ -654,6 +864,38 @@ fn push_piece(out: &mut String, text: &str, a: usize, b: usize) {
 
 /// How many bytes of a value follow its key in the gate's `"key":"value` probe.
 const KEY_PROBE_VALUE: usize = 96;
+
+/// Strings at least this long are matched once per [`Redactor::redact_value`] call however
+/// often they occur in the value.
+const MEMO_MIN: usize = 1024;
+
+/// How many distinct long strings one [`Redactor::redact_value`] call remembers.
+const MEMO_MAX: usize = 16;
+
+/// The gate's and stage B's outcome for one long string value, on the value alone.
+#[derive(Debug)]
+struct ValueMemo<'v> {
+    text: &'v str,
+    cand: Candidates,
+    spans: Vec<Span>,
+}
+
+/// Scratch state of one [`Redactor::redact_value`] call.
+#[derive(Debug, Default)]
+struct ValueState<'v> {
+    cand: Candidates,
+    probe: Candidates,
+    probe_buf: Vec<u8>,
+    /// The spans of the last string not remembered in `memo`.
+    spans: Vec<Span>,
+    memo: Vec<ValueMemo<'v>>,
+}
+
+/// The address of a string of a value: names it between reading and editing the value.
+#[allow(clippy::ptr_arg)] // The `String`'s own address (its slot in the value), not its buffer's.
+fn addr(s: &String) -> usize {
+    s as *const String as usize
+}
 
 /// A decoded path step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -697,4 +939,155 @@ fn pointer(path: &[PathKey<'_>]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod windows {
+    use super::*;
+    use crate::{FingerprintKey, RedactorOptions};
+    use moltvault_testutils::secrets::{FakeRng, contextual_secrets, decoys, provider_secrets};
+    use serde_json::json;
+
+    fn redactor() -> Redactor {
+        let opts = RedactorOptions::new(Mode::All, FingerprintKey::from_bytes([9; 32]));
+        Redactor::new(&RuleSet::builtin(), opts).unwrap()
+    }
+
+    /// Stage B with the gate's keyword hits and with none (every candidate rule over the
+    /// whole text), as `(start, end, rule)`.
+    type Found = Vec<(usize, usize, usize)>;
+
+    fn both(r: &Redactor, text: &str) -> (Found, Found) {
+        let mut cand = Candidates::default();
+        r.gate.check(&r.rules, text.as_bytes(), &mut cand);
+        if !cand.any {
+            return (Vec::new(), Vec::new());
+        }
+        let key = |v: Vec<Span>| v.iter().map(|s| (s.start, s.end, s.rule)).collect();
+        let near = r.text_spans(text.as_bytes(), 0, &cand, Some(&cand.khits));
+        let whole = r.text_spans(text.as_bytes(), 0, &cand, None);
+        (key(near), key(whole))
+    }
+
+    #[test]
+    fn windows_find_what_whole_texts_find() {
+        let r = redactor();
+        let mut rng = FakeRng::new(11);
+        let filler = "token_count: 12, the tokenizer and a password hint; export PATH=/usr/bin\n";
+        let mut texts: Vec<String> = Vec::new();
+        let mut pieces: Vec<String> = Vec::new();
+        for s in provider_secrets(&mut rng)
+            .into_iter()
+            .chain(contextual_secrets(&mut rng))
+        {
+            pieces.push(s.text);
+        }
+        pieces.extend(decoys(&mut rng));
+        for rule in r.rules.iter() {
+            pieces.extend(rule.examples.iter().cloned());
+            pieces.extend(rule.negative_examples.iter().cloned());
+        }
+        for p in &pieces {
+            let escaped = serde_json::to_string(p).unwrap();
+            texts.push(p.clone());
+            texts.push(format!("{0}{p}{0}{p}", filler.repeat(30)));
+            texts.push(format!(
+                "out: {escaped} and {}",
+                serde_json::to_string(&escaped).unwrap()
+            ));
+        }
+        // Everything in one text, as shell output.
+        texts.push(pieces.join("\n"));
+        texts.push(serde_json::to_string(&pieces.join("\n")).unwrap());
+        let mut found = 0;
+        for t in &texts {
+            let (near, whole) = both(&r, t);
+            assert_eq!(near, whole, "{t}");
+            found += near.len();
+        }
+        assert!(found > pieces.len(), "{found}");
+    }
+
+    #[test]
+    fn a_keyword_far_from_a_secret_in_a_megabyte_finds_exactly_the_secrets() {
+        let r = redactor();
+        let mut rng = FakeRng::new(5);
+        let pass = format!("Zq{}9", rng.alnum(22));
+        let sk = format!(
+            "sk-ant-api03-{}AA",
+            rng.chars(
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
+                93
+            )
+        );
+        let line =
+            "drwxr-xr-x  2 root root  4096 Nov 26 05:14 tokens/ (see the password manager)\n";
+        let mut text = String::from("GITHUB_TOKEN and API_TOKEN are read from the environment\n");
+        while text.len() < 500_000 {
+            text.push_str(line);
+        }
+        let a = text.len() + "export API_TOKEN=".len();
+        text.push_str(&format!("export API_TOKEN={pass}\n"));
+        while text.len() < 1_000_000 {
+            text.push_str(line);
+        }
+        let b = text.len() + "key: ".len();
+        text.push_str(&format!("key: {sk}\nend token\n"));
+        let (near, whole) = both(&r, &text);
+        assert_eq!(near, whole);
+        let rule = |id: &str| r.rules.iter().position(|x| x.id == id).unwrap();
+        assert_eq!(
+            near,
+            [
+                (a, a + pass.len(), rule("generic-assignment")),
+                (b, b + sk.len(), rule("anthropic-api-key")),
+            ]
+        );
+        // Through the value API, in both copies of a tool result.
+        let mut v = json!({"role": "toolResult", "content": [{"type": "text", "text": text}],
+            "details": {"aggregated": text}});
+        let mut findings: Vec<crate::Finding> = Vec::new();
+        assert_eq!(r.redact_value(&mut v, &mut findings), 4);
+        let out = v.to_string();
+        assert!(!out.contains(&pass) && !out.contains(&sk));
+        let ptrs: Vec<&str> = findings.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(
+            ptrs,
+            [
+                "/content/0/text",
+                "/content/0/text",
+                "/details/aggregated",
+                "/details/aggregated"
+            ]
+        );
+        assert_eq!(v["content"][0]["text"], v["details"]["aggregated"]);
+    }
+
+    #[test]
+    fn repeated_long_texts_match_once_but_keys_still_count() {
+        let r = redactor();
+        let mut rng = FakeRng::new(8);
+        // A long random value: a secret under a credential key, nothing under `text`.
+        let text = format!("Xy{}7", rng.alnum(1500));
+        // The same text under a credential key is a secret as a whole; under `text` it is not.
+        let mut v = json!({"a": {"text": text}, "b": {"apiKey": text}, "c": [text]});
+        let mut findings: Vec<crate::Finding> = Vec::new();
+        r.redact_value(&mut v, &mut findings);
+        let ptrs: Vec<&str> = findings.iter().map(|f| f.pointer.as_str()).collect();
+        assert_eq!(ptrs, ["/b/apiKey"]);
+        assert_eq!(v["a"]["text"], text.as_str());
+        assert!(
+            v["b"]["apiKey"]
+                .as_str()
+                .unwrap()
+                .starts_with("[REDACTED:generic-credential-field:")
+        );
+        // Same result as redacting each string in its own call.
+        for (ptr, key) in [("/a", "text"), ("/b", "apiKey")] {
+            let mut one = json!({ key: text });
+            let mut f: Vec<crate::Finding> = Vec::new();
+            r.redact_value(&mut one, &mut f);
+            assert_eq!(one[key], *v.pointer(&format!("{ptr}/{key}")).unwrap());
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
+use crate::keypath::{self, PathValue};
 use crate::{Error, Result};
 
 /// The built-in rule files, embedded at build time, in matching order.
@@ -16,6 +17,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("code.toml", include_str!("../data/rules/code.toml")),
     ("cloud.toml", include_str!("../data/rules/cloud.toml")),
     ("keys.toml", include_str!("../data/rules/keys.toml")),
+    ("keypaths.toml", include_str!("../data/rules/keypaths.toml")),
     ("generic.toml", include_str!("../data/rules/generic.toml")),
 ];
 
@@ -31,6 +33,12 @@ pub(crate) enum Validate {
     Credential,
     /// Only references and placeholders (`$X`, `<token>`) are rejected.
     Placeholder,
+    /// A GitHub `gh?_` token whose last 6 base62 characters are the CRC32 of the 30 before.
+    #[serde(rename = "github-crc32")]
+    GithubCrc32,
+    /// A base64 run that decodes to a PEM/OpenSSH/PGP private key block.
+    #[serde(rename = "base64-pem")]
+    Base64Pem,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +68,10 @@ struct RawRule {
     regex: Option<String>,
     #[serde(default)]
     key: Option<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    value: PathValue,
     #[serde(default)]
     keywords: Vec<String>,
     #[serde(default)]
@@ -93,6 +105,10 @@ pub struct Rule {
     pub line: usize,
     pub(crate) regex: Option<Regex>,
     pub(crate) key: Option<Regex>,
+    /// Key-path rules: the key suffixes (`["noiseKey", "private"]`) whose values are secrets.
+    pub(crate) paths: Vec<Vec<String>>,
+    /// Key-path rules: the shape a matching value must have.
+    pub(crate) path_value: PathValue,
     pub(crate) secret_group: Option<usize>,
     pub(crate) name_group: Option<usize>,
     pub(crate) context: bool,
@@ -175,9 +191,13 @@ impl RuleSet {
             if self.rules.iter().any(|x| x.id == id) {
                 return Err(err("this id is already used by another rule".into()));
             }
-            if r.regex.is_none() == r.key.is_none() {
-                return Err(err("a rule has exactly one of `regex` or `key`".into()));
+            let kinds = [r.regex.is_some(), r.key.is_some(), !r.paths.is_empty()];
+            if kinds.iter().filter(|&&k| k).count() != 1 {
+                return Err(err(
+                    "a rule has exactly one of `regex`, `key` or `paths`".into()
+                ));
             }
+            let paths = keypath::parse_paths(&r.paths).map_err(err)?;
             for k in &r.keywords {
                 if k.len() < 3 || k.bytes().any(|b| b == b'"' || b == b'\\' || b >= 0x80) {
                     return Err(err(format!(
@@ -225,6 +245,8 @@ impl RuleSet {
                 line,
                 regex,
                 key,
+                paths,
+                path_value: r.value,
                 context: r.context,
                 entropy: r.entropy,
                 validate: r.validate,
@@ -277,15 +299,28 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Checks one rule against its own examples with [`crate::text::rule_matches`].
+/// Whether a rule finds a secret in an example: key-path rules search the JSON documents in
+/// it, other rules go through [`crate::text::rule_finds`].
+fn finds(rule: &Rule, ex: &[u8]) -> bool {
+    if rule.paths.is_empty() {
+        return crate::text::rule_finds(rule, ex);
+    }
+    let mut found = false;
+    keypath::text_hits(std::slice::from_ref(rule), ex, 0, &mut |_, _, _, _| {
+        found = true
+    });
+    found
+}
+
+/// Checks one rule against its own examples.
 fn check_examples(rule: &Rule) -> std::result::Result<(), String> {
     for ex in &rule.examples {
-        if !crate::text::rule_finds(rule, ex.as_bytes()) {
+        if !finds(rule, ex.as_bytes()) {
             return Err(format!("does not find its example {:?}", short(ex)));
         }
     }
     for ex in &rule.negative_examples {
-        if crate::text::rule_finds(rule, ex.as_bytes()) {
+        if finds(rule, ex.as_bytes()) {
             return Err(format!("finds its negative example {:?}", short(ex)));
         }
     }
@@ -299,7 +334,11 @@ fn short(s: &str) -> String {
 /// Expands `{{class:len}}` templates in rule examples with deterministic pseudo-random
 /// characters, so the rule files hold no literal token a push-protection scanner would flag.
 ///
-/// Classes: `alnum`, `hex`, `digits`, `upper`, `lower`, `urlsafe`, `b64`, `base32`, `bech32`.
+/// Classes: `alnum`, `hex`, `digits`, `upper`, `lower`, `urlsafe`, `b64`, `base32`, `bech32`;
+/// `ghsum:N` is `N` alphanumeric characters followed by their 6-character GitHub checksum
+/// (base62 CRC32), the body of a valid `ghp_`/`gho_`/`ghs_`/`ghu_`/`ghr_` token when `N` is 30;
+/// `pemb64:N` is the base64 of an OpenSSH private key block with an `N`-character body
+/// (`pemb64w:N` wrapped at 76 columns).
 pub fn expand_template(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -312,16 +351,33 @@ pub fn expand_template(s: &str) -> String {
             return out;
         };
         let inner = &after[..j];
-        let parsed = inner
-            .split_once(':')
-            .and_then(|(c, n)| Some((class_chars(c)?, n.parse::<usize>().ok()?)));
+        let (class, count) = inner.split_once(':').unwrap_or((inner, ""));
+        let checksum = class == "ghsum";
+        let pem = class.strip_prefix("pemb64");
+        let chars = if checksum {
+            class_chars("alnum")
+        } else if pem.is_some() {
+            class_chars("b64")
+        } else {
+            class_chars(class)
+        };
+        let parsed = chars.and_then(|c| Some((c, count.parse::<usize>().ok()?)));
         match parsed {
             Some((chars, n)) => {
+                let from = out.len();
                 for _ in 0..n {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
                     out.push(chars[(seed % chars.len() as u64) as usize] as char);
+                }
+                if checksum {
+                    let sum = crate::validate::github_checksum(&out.as_bytes()[from..]);
+                    out.extend(sum.iter().map(|&b| b as char));
+                }
+                if let Some(wrap) = pem {
+                    let body = out.split_off(from);
+                    out.push_str(&pem_base64(&body, wrap == "w"));
                 }
             }
             None => out.push_str(&rest[i..i + 4 + j]),
@@ -330,6 +386,24 @@ pub fn expand_template(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The base64 of an OpenSSH private key block with `body` as its body, on one line or wrapped
+/// at 76 columns like `base64` prints it.
+fn pem_base64(body: &str, wrapped: bool) -> String {
+    use base64::Engine as _;
+    let pem =
+        format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+    if !wrapped {
+        return b64;
+    }
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    lines.join("\n")
 }
 
 fn class_chars(class: &str) -> Option<&'static [u8]> {
@@ -358,6 +432,9 @@ mod tests {
         assert_eq!(a.len(), 2 + 8 + 1 + 3);
         assert!(a[2..10].bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(expand_template("${VAR} {{ x }}"), "${VAR} {{ x }}");
+        let t = expand_template("ghp_{{ghsum:30}}");
+        assert_eq!(t.len(), 4 + 36);
+        assert!(crate::validate::github_crc32(t.as_bytes()), "{t}");
     }
 
     #[test]

@@ -227,40 +227,110 @@ pub(crate) fn rule_spans(rule: &Rule, hay: &[u8], mut hit: impl FnMut(usize, usi
         };
         let (ms, me) = (m.start(), m.end());
         at = if me > ms { me } else { me + 1 };
-        let (s, e) = match rule.secret_group.and_then(|g| locs.get(g)) {
-            Some(x) => x,
-            None if rule.secret_group.is_some() => continue,
-            None => (ms, me),
-        };
-        let v = &hay[s..e];
-        if v.is_empty() || contains_ci(v, b"EXAMPLE") {
-            continue;
+        if let Some((s, e)) = validated(rule, hay, &locs, ms, me) {
+            hit(s, e);
         }
-        if let Some(min) = rule.entropy
-            && entropy(v) < min
-        {
-            continue;
-        }
-        match rule.validate {
-            Validate::None => {}
-            Validate::Placeholder => {
-                if is_placeholder(v) {
-                    continue;
-                }
-            }
-            Validate::Credential => {
-                let name = rule
-                    .name_group
-                    .and_then(|g| locs.get(g))
-                    .map(|(a, b)| &hay[a..b])
-                    .unwrap_or(rule.id.as_bytes());
-                if !credential_ok(name, v) {
-                    continue;
-                }
-            }
-        }
-        hit(s, e);
     }
+}
+
+/// Like [`rule_spans`], but only for the matches that start at most `back` bytes before one
+/// of `hits` (ascending keyword offsets) and not after it: the same matches as
+/// [`rule_spans`] when every match holds a hit within `back` bytes of its start. Each search
+/// starts where the previous one may not have looked, and a search that found nothing near
+/// its hit remembers where the next match starts, so the regex reads each byte at most once
+/// (whole-string cost in the worst case, a few windows in the usual one).
+pub(crate) fn rule_spans_near(
+    rule: &Rule,
+    hay: &[u8],
+    hits: &[usize],
+    back: usize,
+    mut hit: impl FnMut(usize, usize),
+) {
+    let Some(re) = &rule.regex else { return };
+    let mut locs = re.capture_locations();
+    // Matches starting before `at` are done.
+    let mut at = 0;
+    // `(from, q)`: the leftmost match at or after `from` starts at `q`.
+    let mut known: Option<(usize, usize)> = None;
+    for &h in hits {
+        let mut lo = h.saturating_sub(back).max(at);
+        while lo <= h && lo <= hay.len() {
+            if let Some((from, q)) = known
+                && from <= lo
+                && q > h
+            {
+                break;
+            }
+            // No match at or after `lo`: none after any later hit either.
+            let Some(m) = re.captures_read_at(&mut locs, hay, lo) else {
+                return;
+            };
+            let (ms, me) = (m.start(), m.end());
+            if ms > h {
+                known = Some((lo, ms));
+                break;
+            }
+            at = if me > ms { me } else { me + 1 };
+            lo = at;
+            if let Some((s, e)) = validated(rule, hay, &locs, ms, me) {
+                hit(s, e);
+            }
+        }
+    }
+}
+
+/// The secret of one regex match `ms..me` (capture locations in `locs`) when it passes the
+/// rule's checks.
+fn validated(
+    rule: &Rule,
+    hay: &[u8],
+    locs: &regex::bytes::CaptureLocations,
+    ms: usize,
+    me: usize,
+) -> Option<(usize, usize)> {
+    let (s, e) = match rule.secret_group.and_then(|g| locs.get(g)) {
+        Some(x) => x,
+        None if rule.secret_group.is_some() => return None,
+        None => (ms, me),
+    };
+    let v = &hay[s..e];
+    if v.is_empty() || contains_ci(v, b"EXAMPLE") {
+        return None;
+    }
+    if let Some(min) = rule.entropy
+        && entropy(v) < min
+    {
+        return None;
+    }
+    match rule.validate {
+        Validate::None => {}
+        Validate::Placeholder => {
+            if is_placeholder(v) {
+                return None;
+            }
+        }
+        Validate::Credential => {
+            let name = rule
+                .name_group
+                .and_then(|g| locs.get(g))
+                .map(|(a, b)| &hay[a..b])
+                .unwrap_or(rule.id.as_bytes());
+            if !credential_ok(name, v) {
+                return None;
+            }
+        }
+        Validate::GithubCrc32 => {
+            if !crate::validate::github_crc32(v) {
+                return None;
+            }
+        }
+        Validate::Base64Pem => {
+            if !crate::validate::base64_pem_private_key(v) {
+                return None;
+            }
+        }
+    }
+    Some((s, e))
 }
 
 /// Whether a rule finds a secret in `text` (used for the example checks), searching escaped
@@ -313,18 +383,28 @@ fn level_search(text: &[u8], depth: u8, f: &mut dyn FnMut(&[u8])) {
     }
 }
 
-/// Finds spans in `text` and in its escaped levels below `depth`, mapped back to `text`.
+/// Keyword hits (offset, gate pattern id) in some text, ascending; `None` when unknown (every
+/// rule then runs over the whole text).
+pub(crate) type Hits<'a> = Option<&'a [(usize, u32)]>;
+
+/// The finder of one level: text, its keyword hits, spans out.
+pub(crate) type Finder<'a> = dyn Fn(&[u8], Hits<'_>, &mut Vec<Span>) + 'a;
+
+/// Finds spans in `text` and in its escaped levels below `depth`, mapped back to `text`;
+/// `hits` are the keyword hits in `text`, carried to each decoded level.
 pub(crate) fn spans_levels(
     text: &[u8],
     depth: u8,
-    find: &dyn Fn(&[u8], &mut Vec<Span>),
+    hits: Hits<'_>,
+    find: &Finder<'_>,
     out: &mut Vec<Span>,
 ) {
-    find(text, out);
+    find(text, hits, out);
     if depth < MAX_DEPTH && memchr::memchr(b'\\', text).is_some() {
         let (d, starts) = unescape(text);
+        let inner_hits = hits.map(|h| map_hits(h, &starts));
         let mut inner = Vec::new();
-        spans_levels(&d, depth + 1, find, &mut inner);
+        spans_levels(&d, depth + 1, inner_hits.as_deref(), find, &mut inner);
         for s in inner {
             out.push(Span {
                 start: starts[s.start],
@@ -333,6 +413,79 @@ pub(crate) fn spans_levels(
                 fp: s.fp,
             });
         }
+    }
+}
+
+/// Maps keyword hits in escaped text to its decoded text (`starts` from [`unescape`]).
+/// Keywords hold no byte an escape produces, so a hit maps to the decoded byte starting at its
+/// offset; a hit inside an escape (the `n` of `\n`) is no keyword in the decoded text and is
+/// dropped.
+pub(crate) fn map_hits(hits: &[(usize, u32)], starts: &[usize]) -> Vec<(usize, u32)> {
+    hits.iter()
+        .filter_map(|&(p, id)| {
+            let i = starts.partition_point(|&s| s < p);
+            (i + 1 < starts.len() && starts[i] == p).then_some((i, id))
+        })
+        .collect()
+}
+
+/// Decodes JSON string escapes like [`unescape`], into `out`, without the offset map.
+pub(crate) fn unescape_into(esc: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(esc.len());
+    let mut i = 0;
+    while i < esc.len() {
+        let Some(rel) = memchr::memchr(b'\\', &esc[i..]) else {
+            out.extend_from_slice(&esc[i..]);
+            return;
+        };
+        out.extend_from_slice(&esc[i..i + rel]);
+        i += rel;
+        let Some(&e) = esc.get(i + 1) else {
+            out.push(b'\\');
+            return;
+        };
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        if e == b'u'
+            && let Some(cp) = hex4(esc, i + 2)
+        {
+            let mut len = 6;
+            let mut ch = None;
+            if (0xD800..0xDC00).contains(&cp) {
+                if esc.get(i + 6) == Some(&b'\\')
+                    && esc.get(i + 7) == Some(&b'u')
+                    && let Some(lo) = hex4(esc, i + 8)
+                    && (0xDC00..0xE000).contains(&lo)
+                {
+                    ch = char::from_u32(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+                    len = 12;
+                }
+            } else {
+                ch = char::from_u32(cp);
+            }
+            let ch = ch.unwrap_or('\u{FFFD}');
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            i += len;
+            continue;
+        }
+        out.push(b'\\');
+        i += 1;
     }
 }
 

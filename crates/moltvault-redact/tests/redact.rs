@@ -134,7 +134,7 @@ fn tools_mode_skips_user_text_all_mode_does_not() {
     let secret = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     let line = user_msg(&format!("my token is {secret}"));
     let (out, f) = run(&redactor(Mode::Tools), line.as_bytes());
@@ -151,7 +151,7 @@ fn tool_call_arguments_are_in_scope() {
     let secret = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     let line = json!({"type":"message","id":"113d0369","message":{"role":"assistant","content":[
         {"type":"toolCall","id":"call_1","name":"exec","arguments":{"command":format!("gh auth login --with-token {secret}")}}]}}).to_string();
@@ -166,7 +166,7 @@ fn structural_fields_are_never_rewritten() {
     let tok = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     let line = json!({"type":"message","id":tok,"parentId":tok,"message":{"role":"toolResult","toolCallId":tok,
         "content":[{"type":"text","text":"ok"}]}}).to_string();
@@ -237,7 +237,7 @@ fn invalid_json_falls_back_to_raw_text() {
     let tok = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     let line = format!("{{\"broken\": \"{tok}\"\n");
     let (out, f) = run(&r, line.as_bytes());
@@ -262,7 +262,7 @@ fn framing_edge_cases() {
     let tok = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     // CRLF kept, last line without newline kept without.
     let input = format!("{{\"a\":\"{tok}\"}}\r\n{{\"b\":\"{tok}\"}}");
@@ -287,7 +287,7 @@ fn big_single_line_is_handled() {
     let tok = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     let text = "lorem ipsum ".repeat(20 << 20 >> 4) + &tok;
     let line = json!({"t": text}).to_string() + "\n";
@@ -406,7 +406,7 @@ fn value_and_text_apis() {
     let tok = format!(
         "{}{}",
         ["gh", "p_"].concat(),
-        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o50smkjE"
     );
     let mut v: Value = serde_json::from_str(&tool_result(&format!("t={tok}"))).unwrap();
     let mut f = Vec::new();
@@ -497,7 +497,7 @@ impl std::io::Read for Trickle<'_> {
 fn records_longer_than_the_read_block_survive_trickled_reads() {
     let r = redactor(Mode::Tools);
     let mut rng = FakeRng::new(11);
-    let secret = format!("{}{}", ["gh", "p_"].concat(), rng.alnum(36));
+    let secret = format!("{}{}", ["gh", "p_"].concat(), rng.github_body());
     let mut big = String::new();
     while big.len() < 2_500_000 {
         big.push_str(&format!("{} {}\n", rng.uuid(), rng.hex(40)));

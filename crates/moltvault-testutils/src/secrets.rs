@@ -50,6 +50,20 @@ impl FakeRng {
         self.chars(ALNUM, n)
     }
 
+    /// The 36-character body of a GitHub `gh?_` token: 30 random alphanumerics and their
+    /// checksum (base62 CRC32, left-padded to 6), so the redactor's checksum validator accepts it.
+    pub fn github_body(&mut self) -> String {
+        const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let random = self.alnum(30);
+        let mut crc = crc32fast::hash(random.as_bytes());
+        let mut sum = [b'0'; 6];
+        for slot in sum.iter_mut().rev() {
+            *slot = BASE62[(crc % 62) as usize];
+            crc /= 62;
+        }
+        format!("{random}{}", String::from_utf8_lossy(&sum))
+    }
+
     /// `n` lowercase hex digits.
     pub fn hex(&mut self, n: usize) -> String {
         self.chars(HEX, n)
@@ -241,14 +255,17 @@ pub fn provider_secrets(r: &mut FakeRng) -> Vec<FakeSecret> {
                 r.alnum(24)
             ),
         ),
-        bare("github-pat", format!("{}{}", p(&["gh", "p_"]), r.alnum(36))),
+        bare(
+            "github-pat",
+            format!("{}{}", p(&["gh", "p_"]), r.github_body()),
+        ),
         bare(
             "github-oauth-token",
-            format!("{}{}", p(&["gh", "o_"]), r.alnum(36)),
+            format!("{}{}", p(&["gh", "o_"]), r.github_body()),
         ),
         bare(
             "github-app-token",
-            format!("{}{}", p(&["gh", "s_"]), r.alnum(36)),
+            format!("{}{}", p(&["gh", "s_"]), r.github_body()),
         ),
         bare(
             "github-refresh-token",

@@ -18,12 +18,16 @@
 //! Verification is pipelined: while one thread encrypts the plaintext into the temp file, a
 //! second thread reads that temp file back (positioned reads, just behind what the writer has
 //! handed to the kernel), decrypts and authenticates it chunk by chunk, and compares every byte
-//! with the plaintext file read at the same offset. On two cores the wall time is close to one
-//! encryption pass. The plaintext is removed only when all of this holds:
+//! with the plaintext the writer read and encrypted (the writer hands its plaintext over in
+//! buffers of 16 chunks, at most 8 at once, so the plaintext file is read only once; runs
+//! beyond that, when the verifier lags, are read again from the file). On two cores the wall time is close to one encryption pass. The plaintext is removed
+//! only when all of this holds:
 //!
-//! 1. the whole ciphertext decrypted and authenticated (final chunk included) and equals the
-//!    plaintext byte for byte, with the same length and nothing after the final chunk;
-//! 2. the plaintext did not change while it was sealed (same size and mtime afterwards);
+//! 1. the whole ciphertext, as re-read from the temp file, decrypted and authenticated (final
+//!    chunk included) and equals the plaintext that was read and encrypted byte for byte, with
+//!    the same length and nothing after the final chunk;
+//! 2. the plaintext did not change while it was sealed (same size and mtime afterwards), so
+//!    what was read and encrypted is the file's content;
 //! 3. the sealed file's content is durable (its fsync; in a batch, fsyncs issued together or
 //!    one `syncfs` of the filesystem after the last write), it is linked under its final
 //!    name, and that directory is fsynced.
@@ -251,12 +255,12 @@ pub fn seal_file(
     opts: &SealOptions,
 ) -> Result<Sealed> {
     let staged = stage_with(plain, recipient, opts, None, false)?;
-    let dir = dir_of(&staged.sealed);
+    let dir = dir_of(&staged.new);
     if let Err(e) = fsio::sync_dir(dir) {
         staged.roll_back();
         return Err(e.into());
     }
-    staged.remove_plain(opts.sync_removal)
+    staged.remove_old(opts.sync_removal).map(sealed_of)
 }
 
 /// A step of a batch seal ([`seal_files_with`]), announced to [`BatchConfig::hook`] just
@@ -271,7 +275,8 @@ pub enum BatchStep {
     Link,
     /// The final names are in place; next the directory is fsynced.
     SyncDir,
-    /// The sealed copies and their names are durable; next the plaintexts are removed.
+    /// The new copies and their names are durable; next the files they replace are removed
+    /// (the plaintexts when sealing, the sealed files when unsealing).
     RemovePlain,
 }
 
@@ -368,18 +373,68 @@ pub fn seal_files_with(
     cfg: &BatchConfig<'_>,
     on_done: &mut dyn FnMut(usize, Result<Sealed>),
 ) {
+    let stage = |p: &Path| stage_with(p, recipient, opts, None, true);
+    run_batches(plains, cfg, opts.sync_removal, &stage, sealed_of, on_done);
+}
+
+/// Unseals every file of `sealed` like [`unseal_file`], in batches of up to `cfg.batch`
+/// files per directory made durable together, like [`seal_files_with`] the other way round.
+///
+/// For each batch:
+/// 1. every sealed file is decrypted into a temp file beside it (mode as recorded at
+///    sealing, [`MODE_XATTR`]; 0600 when absent), on `cfg.workers` threads; a temp file is
+///    kept only once the whole file authenticated; nothing is synced yet;
+/// 2. all the plaintext temp files are made durable at once ([`BatchConfig::sync`]);
+/// 3. each takes its final name (never over an existing file), then the directory is
+///    fsynced once;
+/// 4. only then are the sealed files unlinked (on helper threads, while the next batch is
+///    decrypted), and the directory fsynced once more.
+///
+/// So a sealed file is removed only after its plaintext's content and name are durable. A
+/// crash or an error before step 4 leaves every sealed file in place; what may also remain
+/// is a complete plaintext beside it (which the next `unseal` recognises: identical copies
+/// are merged) or a `.mvtmp-` temp file (removed by [`sweep_stale_temps`]). A plaintext that
+/// already exists with the same content (a crash left both) only has its sealed copy
+/// removed, in step 4; one that differs fails that file ([`Error::Conflict`]).
+///
+/// `on_done` receives each file's index in `sealed` and its result, once per file, from the
+/// calling thread, as batches complete.
+pub fn unseal_files_with(
+    sealed: &[PathBuf],
+    identity: &Identity,
+    cfg: &BatchConfig<'_>,
+    on_done: &mut dyn FnMut(usize, Result<Unsealed>),
+) {
+    let stage = |p: &Path| stage_unseal(p, identity, true);
+    run_batches(sealed, cfg, true, &stage, unsealed_of, on_done);
+}
+
+/// The stage function of a batch: writes (not syncs) the new file of one path.
+type StageFn<'a> = dyn Fn(&Path) -> Result<Staged> + Sync + 'a;
+
+/// Runs the batches of [`seal_files_with`] / [`unseal_files_with`]: groups `paths` by
+/// directory, stages each batch ([`seal_batch`]), and removes the replaced files of one batch
+/// on a helper thread while the next one is staged.
+fn run_batches<T>(
+    paths: &[PathBuf],
+    cfg: &BatchConfig<'_>,
+    sync_removal: bool,
+    stage: &StageFn<'_>,
+    finish: fn(Staged) -> T,
+    on_done: &mut dyn FnMut(usize, Result<T>),
+) {
     let mut by_dir: std::collections::BTreeMap<&Path, Vec<usize>> = Default::default();
-    for (i, p) in plains.iter().enumerate() {
+    for (i, p) in paths.iter().enumerate() {
         by_dir.entry(dir_of(p)).or_default().push(i);
     }
-    // Step 4 of a batch (removing its plaintexts, which often waits on the filesystem's
+    // Step 4 of a batch (removing the replaced files, which often waits on the filesystem's
     // journal) runs on a helper thread while the next batch is staged.
-    type Done = Vec<(usize, Result<Sealed>)>;
+    type Done = Vec<(usize, Result<Staged>)>;
     std::thread::scope(|sc| {
         let mut removing: Option<std::thread::ScopedJoinHandle<'_, Done>> = None;
         let mut report = |done: Done| {
             for (i, r) in done {
-                on_done(i, r);
+                on_done(i, r.map(finish));
             }
         };
         let join = |h: std::thread::ScopedJoinHandle<'_, Done>| {
@@ -387,7 +442,7 @@ pub fn seal_files_with(
         };
         for (dir, idx) in by_dir {
             for batch in idx.chunks(cfg.batch.max(1)) {
-                let ready = seal_batch(dir, plains, batch, recipient, opts, cfg);
+                let ready = seal_batch(dir, paths, batch, stage, cfg);
                 if let Some(h) = removing.take() {
                     report(join(h));
                 }
@@ -403,10 +458,10 @@ pub fn seal_files_with(
                 let take = std::sync::Arc::new(take);
                 let t2 = std::sync::Arc::clone(&take);
                 match std::thread::Builder::new()
-                    .spawn_scoped(sc, move || remove_plains(dir, t2(), opts.sync_removal))
+                    .spawn_scoped(sc, move || remove_replaced(dir, t2(), sync_removal))
                 {
                     Ok(h) => removing = Some(h),
-                    Err(_) => report(remove_plains(dir, take(), opts.sync_removal)),
+                    Err(_) => report(remove_replaced(dir, take(), sync_removal)),
                 }
             }
         }
@@ -425,14 +480,14 @@ fn step_error(op: &'static str, dir: &Path, e: &io::Error) -> Error {
     ))
 }
 
-/// Stages one batch of files of one directory: steps 1–3 of [`seal_files_with`]; what is
-/// `Ok` is durable under its final name, ready for [`remove_plains`].
+/// Stages one batch of files of one directory: steps 1–3 of [`seal_files_with`] (or
+/// [`unseal_files_with`]); what is `Ok` is durable under its final name, ready for
+/// [`remove_replaced`].
 fn seal_batch(
     dir: &Path,
-    plains: &[PathBuf],
+    paths: &[PathBuf],
     batch: &[usize],
-    recipient: &age::x25519::Recipient,
-    opts: &SealOptions,
+    stage: &StageFn<'_>,
     cfg: &BatchConfig<'_>,
 ) -> Vec<(usize, Result<Staged>)> {
     let hook = |step: BatchStep| cfg.hook.map_or(Ok(()), |h| h(step, dir));
@@ -447,7 +502,7 @@ fn seal_batch(
                 .collect();
         }
     };
-    let mut results = stage_parallel(plains, batch, recipient, opts, cfg.workers.max(1));
+    let mut results = stage_parallel(paths, batch, stage, cfg.workers.max(1));
     // Fails every file still in flight (their temp files or sealed copies are removed).
     let fail_all = |results: &mut Vec<(usize, Result<Staged>)>, op, e: &io::Error| {
         for (_, r) in results.iter_mut() {
@@ -466,6 +521,7 @@ fn seal_batch(
                 let mut temps = Vec::new();
                 for (_, r) in results.iter_mut() {
                     if let Ok(s) = r
+                        && matches!(s.temp, Temp::Written(_))
                         && let Temp::Written(f) = std::mem::replace(&mut s.temp, Temp::Gone)
                     {
                         temps.push(f);
@@ -473,7 +529,10 @@ fn seal_batch(
                 }
                 let mut synced = anchor.sync(temps, cfg.sync).into_iter();
                 for (_, r) in results.iter_mut() {
-                    if let Ok(s) = r {
+                    // The files whose temp file went to the sync (not those that existed).
+                    if let Ok(s) = r
+                        && matches!(s.temp, Temp::Gone)
+                    {
                         match synced.next() {
                             Some(Ok(f)) => s.temp = Temp::Synced(f),
                             Some(Err(e)) => *r = Err(e.into()),
@@ -491,6 +550,7 @@ fn seal_batch(
             Ok(()) => {
                 for (_, r) in results.iter_mut() {
                     if let Ok(s) = r
+                        && matches!(s.temp, Temp::Synced(_))
                         && let Temp::Synced(f) = std::mem::replace(&mut s.temp, Temp::Gone)
                     {
                         match f.commit_without_dir_sync() {
@@ -518,13 +578,14 @@ fn seal_batch(
     results
 }
 
-/// Step 4 of [`seal_files_with`]: removes the plaintexts of a staged batch (on a few threads:
-/// each removal may wait on the journal), then fsyncs `dir` once when `sync_removal`.
-fn remove_plains(
+/// Step 4 of [`seal_files_with`] / [`unseal_files_with`]: removes the replaced files of a
+/// staged batch (the plaintexts, or the sealed files; on a few threads: each removal may wait
+/// on the journal), then fsyncs `dir` once when `sync_removal`.
+fn remove_replaced(
     dir: &Path,
     staged: Vec<(usize, Result<Staged>)>,
     sync_removal: bool,
-) -> Vec<(usize, Result<Sealed>)> {
+) -> Vec<(usize, Result<Staged>)> {
     /// Removals in flight at once.
     const REMOVERS: usize = 4;
     let n = staged.len();
@@ -537,11 +598,11 @@ fn remove_plains(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .next();
             let Some((i, r)) = next else { break };
-            out.push((i, r.and_then(|s| s.remove_plain(false))));
+            out.push((i, r.and_then(|s| s.remove_old(false))));
         }
         out
     };
-    let mut done: Vec<(usize, Result<Sealed>)> = std::thread::scope(|sc| {
+    let mut done: Vec<(usize, Result<Staged>)> = std::thread::scope(|sc| {
         // Helpers that cannot be spawned are simply missing: this thread drains the queue.
         let helpers: Vec<_> = (1..REMOVERS.min(n))
             .filter_map(|_| std::thread::Builder::new().spawn_scoped(sc, work).ok())
@@ -554,8 +615,8 @@ fn remove_plains(
     });
     done.sort_by_key(|(i, _)| *i);
     if sync_removal && done.iter().any(|(_, r)| r.is_ok()) {
-        // The removals are not needed for safety (the sealed copies are durable); a failure
-        // here only means a crash could bring identical plaintexts back.
+        // The removals are not needed for safety (the new copies are durable); a failure
+        // here only means a crash could bring identical old copies back.
         let _ = fsio::sync_dir(dir);
     }
     done
@@ -571,10 +632,9 @@ fn io_kind(e: &fsio::FsError) -> io::ErrorKind {
 /// Stages the files `batch` (indexes into `plains`) on up to `workers` threads, deferring
 /// their sync to the caller.
 fn stage_parallel(
-    plains: &[PathBuf],
+    paths: &[PathBuf],
     batch: &[usize],
-    recipient: &age::x25519::Recipient,
-    opts: &SealOptions,
+    stage: &StageFn<'_>,
     workers: usize,
 ) -> Vec<(usize, Result<Staged>)> {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -584,7 +644,7 @@ fn stage_parallel(
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             let Some(&i) = batch.get(k) else { break };
-            out.push((i, stage_with(&plains[i], recipient, opts, None, true)));
+            out.push((i, stage(&paths[i])));
         }
         out
     };
@@ -605,7 +665,7 @@ fn stage_parallel(
     all
 }
 
-/// Where a staged sealed copy is.
+/// Where a staged new file (sealed copy, or unsealed plaintext) is.
 #[derive(Debug)]
 enum Temp {
     /// Written and verified in its temp file, not synced.
@@ -614,42 +674,62 @@ enum Temp {
     Synced(fsio::SyncedFile),
     /// Durable and linked under its final name (its directory entry perhaps not yet durable).
     Linked,
+    /// Nothing written: the new file already existed with the same content (an unseal after
+    /// a crash left both copies); only the old one is to be removed.
+    Existing,
     /// Moved out while a step runs.
     Gone,
 }
 
-/// A verified sealed copy of a plaintext that is still in place.
+/// A verified new copy of a file that is still in place: a sealed copy of a plaintext, or
+/// the plaintext of a sealed file.
 struct Staged {
-    plain: PathBuf,
-    sealed: PathBuf,
+    /// The file being replaced (seal: the plaintext; unseal: the sealed file).
+    old: PathBuf,
+    /// Its new copy (seal: the sealed file; unseal: the plaintext).
+    new: PathBuf,
     bytes: u64,
     temp: Temp,
 }
 
 impl Staged {
-    /// Removes the plaintext; call only once the sealed copy is linked and the directory
-    /// fsync after that succeeded.
-    fn remove_plain(self, durably: bool) -> Result<Sealed> {
-        debug_assert!(matches!(self.temp, Temp::Linked));
+    /// Removes the old file; call only once the new copy is linked (or existed) and the
+    /// directory fsync after that succeeded.
+    fn remove_old(self, durably: bool) -> Result<Staged> {
+        debug_assert!(matches!(self.temp, Temp::Linked | Temp::Existing));
         if durably {
-            fsio::remove_durably(&self.plain)?;
+            fsio::remove_durably(&self.old)?;
         } else {
-            fs::remove_file(&self.plain)
-                .map_err(|e| fsio::FsError::io("remove", &self.plain, e))?;
+            fs::remove_file(&self.old).map_err(|e| fsio::FsError::io("remove", &self.old, e))?;
         }
-        Ok(Sealed {
-            plain: self.plain,
-            sealed: self.sealed,
-            bytes: self.bytes,
-        })
+        Ok(self)
     }
 
-    /// Removes the sealed copy again (the plaintext stays the only copy); a temp file not
-    /// yet linked just goes with its handle.
+    /// Removes the new copy again (the old file stays the only copy); a temp file not yet
+    /// linked just goes with its handle, and a copy that existed before is left alone.
     fn roll_back(self) {
         if matches!(self.temp, Temp::Linked) {
-            let _ = fsio::remove_durably(&self.sealed);
+            let _ = fsio::remove_durably(&self.new);
         }
+    }
+}
+
+/// What a seal reports of a staged file whose plaintext is gone.
+fn sealed_of(s: Staged) -> Sealed {
+    Sealed {
+        plain: s.old,
+        sealed: s.new,
+        bytes: s.bytes,
+    }
+}
+
+/// What an unseal reports of a staged file whose sealed copy is gone.
+fn unsealed_of(s: Staged) -> Unsealed {
+    Unsealed {
+        already_plain: matches!(s.temp, Temp::Existing),
+        sealed: s.old,
+        plain: s.new,
+        bytes: s.bytes,
     }
 }
 
@@ -753,7 +833,15 @@ fn stage_with(
     }
     let mut out = AtomicFile::create(&dest, WriteOptions::secret_new())?;
     let ct = out.reopen_read()?;
-    let handoff = Handoff::default();
+    let pipelined = len >= PIPELINE_MIN;
+    let handoff = Handoff {
+        // A small file is verified after it is written: its one buffer must not wait.
+        limit: if pipelined { PLAIN_AHEAD } else { 0 },
+        ..Handoff::default()
+    };
+    // Set when the verifier cannot run beside the writer: it then re-reads the plaintext file
+    // instead of waiting for buffers the writer could not hand over without bound.
+    let reread = std::sync::atomic::AtomicBool::new(false);
     let write = |out: &mut AtomicFile| -> Result<u64> {
         let r = (|| {
             let mut sink = Published {
@@ -765,11 +853,22 @@ fn stage_with(
             };
             let werr = |e| Error::Fs(fsio::FsError::io("write", &dest, e));
             sink.write_all(&header).map_err(werr)?;
-            stream::encrypt_file(&file, len, &cipher, &mut sink).map_err(|e| match e {
-                CopyError::Read(e) if e.kind() == io::ErrorKind::UnexpectedEof => changed(),
-                CopyError::Read(e) => io_err("read", plain, e),
-                CopyError::Write(e) => werr(e),
-            })?;
+            let mut tap = PlainTap {
+                handoff: &handoff,
+                cur: None,
+                cap: (stream::RUN as usize * stream::CHUNK).min(len as usize),
+                pos: 0,
+            };
+            let hand = !reread.load(std::sync::atomic::Ordering::Relaxed);
+            let mut keep = |data: &[u8]| if hand { tap.keep(data) } else { Ok(()) };
+            let encrypted = stream::encrypt_file(&file, len, &cipher, &mut sink, &mut keep);
+            encrypted
+                .and_then(|()| tap.finish().map_err(CopyError::Write))
+                .map_err(|e| match e {
+                    CopyError::Read(e) if e.kind() == io::ErrorKind::UnexpectedEof => changed(),
+                    CopyError::Read(e) => io_err("read", plain, e),
+                    CopyError::Write(e) => werr(e),
+                })?;
             Ok(len)
         })();
         match &r {
@@ -784,15 +883,27 @@ fn stage_with(
             pos: 0,
             handoff: &handoff,
         };
-        let r = verify_copy(follow, &file, &file_key, &cipher, &dest, header.len(), len);
+        let source = if reread.load(std::sync::atomic::Ordering::Relaxed) {
+            PlainSource::File {
+                file: &file,
+                pos: 0,
+                buf: Vec::new(),
+            }
+        } else {
+            PlainSource::handed(&handoff, &file)
+        };
+        let r = verify_copy(follow, source, &file_key, &cipher, &dest, header.len(), len);
         if r.is_err() {
             handoff.fail(Side::Verifier);
         }
         r
     };
-    let (written, verified) = if len >= PIPELINE_MIN {
+    let (written, verified) = if pipelined {
         std::thread::scope(|s| {
             let v = std::thread::Builder::new().spawn_scoped(s, verify);
+            if v.is_err() {
+                reread.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let w = write(&mut out);
             let v = match v {
                 Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
@@ -843,8 +954,8 @@ fn stage_with(
         Temp::Linked
     };
     Ok(Staged {
-        plain: plain.to_path_buf(),
-        sealed: dest,
+        old: plain.to_path_buf(),
+        new: dest,
         bytes,
         temp,
     })
@@ -861,15 +972,14 @@ fn stage_with(
 /// and decrypted in place ([`stream::open_chunk`]), with no allocation per chunk.
 fn verify_copy(
     mut ct: impl Read,
-    plain: &File,
+    mut plain: PlainSource<'_>,
     file_key: &std::sync::OnceLock<age_core::format::FileKey>,
     cipher: &chacha20poly1305::ChaCha20Poly1305,
     dest: &Path,
     hdr_len: usize,
     len: u64,
 ) -> Result<u64> {
-    use std::os::unix::fs::FileExt;
-    use stream::{CHUNK, RUN, TAG};
+    use stream::{RUN, TAG};
     let decrypt_err = |e: age::DecryptError| Error::Decrypt {
         path: dest.to_path_buf(),
         kind: DecryptFailure::from_age(&e),
@@ -894,7 +1004,6 @@ fn verify_copy(
         .map_err(decrypt_err)?;
     let run = RUN.min(total) as usize;
     let mut got = vec![0u8; (run * stream::ENC_CHUNK).min(len as usize + TAG)];
-    let mut want = vec![0u8; (run * CHUNK).min(len as usize)];
     r.read_exact(&mut got[..first]).map_err(|e| damaged(&e))?;
     if total == 1 {
         // Reading on authenticates the final-chunk flag and finds the end.
@@ -904,7 +1013,7 @@ fn verify_copy(
             Err(e) => return Err(damaged(&e)),
         }
     }
-    if plain.read_exact_at(&mut want[..first], 0).is_err() || got[..first] != want[..first] {
+    if !plain.matches(&got[..first]).map_err(|e| damaged(&e))? {
         return Err(mismatch());
     }
     // 2. The other chunks, in runs, authenticated and decrypted in place.
@@ -914,19 +1023,15 @@ fn verify_copy(
         let plain_len: usize = (idx..end).map(|i| stream::chunk_len(len, i)).sum();
         let ct_len = plain_len + (end - idx) as usize * TAG;
         ct.read_exact(&mut got[..ct_len]).map_err(|e| damaged(&e))?;
-        plain
-            .read_exact_at(&mut want[..plain_len], idx * CHUNK as u64)
-            .map_err(|_| mismatch())?;
-        let (mut c, mut p) = (0, 0);
+        let mut c = 0;
         for i in idx..end {
             let n = stream::chunk_len(len, i);
             let (data, tag) = got[c..c + n + TAG].split_at_mut(n);
             stream::open_chunk(cipher, i, i + 1 == total, data, tag).map_err(|e| damaged(&e))?;
-            if *data != want[p..p + n] {
+            if !plain.matches(data).map_err(|e| damaged(&e))? {
                 return Err(mismatch());
             }
             c += n + TAG;
-            p += n;
         }
         idx = end;
     }
@@ -991,21 +1096,55 @@ enum Side {
     Verifier,
 }
 
-/// The writer → verifier hand-off of one seal: how much ciphertext the temp file holds.
+/// Plaintext buffers ([`stream::RUN`] chunks each, about 1 MiB) a pipelined writer may have
+/// handed to its verifier and not had back yet. Beyond that the writer does not wait: it
+/// tells the verifier to read those chunks from the plaintext file again
+/// ([`Piece::Reread`]), which bounds the memory of a seal whatever the file size.
+const PLAIN_AHEAD: usize = 8;
+
+/// A run of plaintext the writer encrypted, as handed to the verifier.
+enum Piece {
+    /// The bytes themselves, exactly as read and encrypted.
+    Bytes(Vec<u8>),
+    /// `len` bytes at offset `at` of the plaintext file (no buffer was free): the verifier
+    /// reads them again from the file.
+    Reread { at: u64, len: usize },
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Piece::Bytes(b) => b.len(),
+            Piece::Reread { len, .. } => *len,
+        }
+    }
+}
+
+/// The writer → verifier hand-off of one seal: how much ciphertext the temp file holds, and
+/// the plaintext the writer encrypted (its own buffers, in order), for the verifier to compare
+/// with what it decrypts back from the temp file.
 #[derive(Default)]
 struct Handoff {
     state: std::sync::Mutex<Flow>,
     cv: std::sync::Condvar,
+    /// At most this many plaintext buffers exist at once (0: no limit).
+    limit: usize,
 }
 
 #[derive(Default)]
 struct Flow {
     /// Ciphertext bytes written to the temp file so far.
     written: u64,
-    /// The writer finished: `written` is final.
+    /// The writer finished: `written` is final and every plaintext buffer is queued.
     done: bool,
     /// The side that failed first, if any; the other stops at its next step.
     failed: Option<Side>,
+    /// Plaintext the writer encrypted, in order, not yet taken by the verifier.
+    plains: std::collections::VecDeque<Piece>,
+    /// Buffers the verifier is done with, for the writer to refill.
+    spare: Vec<Vec<u8>>,
+    /// Plaintext buffers in existence (queued, being filled or being compared).
+    buffers: usize,
 }
 
 impl Handoff {
@@ -1038,6 +1177,64 @@ impl Handoff {
 
     fn failed_first(&self, side: Side) -> bool {
         self.lock().failed == Some(side)
+    }
+
+    /// An empty plaintext buffer of capacity `cap` for the writer: a spare one, or a new one
+    /// while fewer than `limit` exist; `None` when all are in use (the writer never waits).
+    /// Fails once the verifier gave up.
+    fn take_buffer(&self, cap: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut f = self.lock();
+        if f.failed.is_some() {
+            return Err(io::Error::other("the seal was abandoned"));
+        }
+        if let Some(b) = f.spare.pop() {
+            return Ok(Some(b));
+        }
+        if self.limit == 0 || f.buffers < self.limit {
+            f.buffers += 1;
+            return Ok(Some(Vec::with_capacity(cap)));
+        }
+        Ok(None)
+    }
+
+    /// Queues plaintext the writer encrypted for the verifier.
+    fn push_plain(&self, buf: Piece) -> io::Result<()> {
+        let mut f = self.lock();
+        if f.failed.is_some() {
+            return Err(io::Error::other("the seal was abandoned"));
+        }
+        f.plains.push_back(buf);
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    /// The next plaintext buffer the writer encrypted, once it is queued; `None` when the
+    /// writer is done and nothing is left. Fails if the writer failed.
+    fn take_plain(&self) -> io::Result<Option<Piece>> {
+        let mut f = self.lock();
+        loop {
+            if f.failed.is_some() {
+                return Err(io::Error::other("the seal was abandoned"));
+            }
+            if let Some(b) = f.plains.pop_front() {
+                return Ok(Some(b));
+            }
+            if f.done {
+                return Ok(None);
+            }
+            f = self
+                .cv
+                .wait(f)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Gives a compared plaintext buffer back to the writer.
+    fn give_back(&self, piece: Piece) {
+        if let Piece::Bytes(mut buf) = piece {
+            buf.clear();
+            self.lock().spare.push(buf);
+        }
     }
 
     /// Waits until the file holds bytes past `pos` (returns how many) or the writer is done
@@ -1135,6 +1332,140 @@ impl Read for Follow<'_> {
     }
 }
 
+/// The writer's side of the plaintext hand-off: collects each chunk's plaintext, just before
+/// it is encrypted, into buffers of [`stream::RUN`] chunks and queues them for the verifier
+/// (or, when no buffer is free, queues where to read those chunks again).
+struct PlainTap<'a> {
+    handoff: &'a Handoff,
+    /// The piece being filled (at most `cap` bytes; none before the first chunk).
+    cur: Option<Piece>,
+    cap: usize,
+    /// Plaintext offset of the next chunk.
+    pos: u64,
+}
+
+impl PlainTap<'_> {
+    fn keep(&mut self, data: &[u8]) -> io::Result<()> {
+        if self
+            .cur
+            .as_ref()
+            .is_some_and(|c| c.len() + data.len() > self.cap)
+        {
+            self.finish()?;
+        }
+        let cur = match &mut self.cur {
+            Some(c) => c,
+            None => {
+                let piece = match self.handoff.take_buffer(self.cap)? {
+                    Some(b) => Piece::Bytes(b),
+                    None => Piece::Reread {
+                        at: self.pos,
+                        len: 0,
+                    },
+                };
+                self.cur.insert(piece)
+            }
+        };
+        match cur {
+            Piece::Bytes(b) => b.extend_from_slice(data),
+            Piece::Reread { len, .. } => *len += data.len(),
+        }
+        self.pos += data.len() as u64;
+        Ok(())
+    }
+
+    /// Queues the piece being filled.
+    fn finish(&mut self) -> io::Result<()> {
+        match self.cur.take() {
+            Some(c) => self.handoff.push_plain(c),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where the verifier finds the plaintext it compares each decrypted chunk with.
+enum PlainSource<'a> {
+    /// What the writer handed over ([`PlainTap`]): the bytes it read and encrypted, or where
+    /// to read them again from `file` when no buffer was free.
+    Handed {
+        handoff: &'a Handoff,
+        file: &'a File,
+        cur: Piece,
+        at: usize,
+        buf: Vec<u8>,
+    },
+    /// The plaintext file, read again at the same offsets (when the verifier cannot run
+    /// beside the writer).
+    File {
+        file: &'a File,
+        pos: u64,
+        buf: Vec<u8>,
+    },
+}
+
+impl<'a> PlainSource<'a> {
+    /// The plaintext `handoff`'s writer hands over (`file` is the plaintext file).
+    fn handed(handoff: &'a Handoff, file: &'a File) -> Self {
+        PlainSource::Handed {
+            handoff,
+            file,
+            cur: Piece::Bytes(Vec::new()),
+            at: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether the next `data.len()` plaintext bytes equal `data`.
+    ///
+    /// # Errors
+    /// Fails when the writer failed (the hand-off was abandoned).
+    fn matches(&mut self, data: &[u8]) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let same_in_file = |file: &File, buf: &mut Vec<u8>, data: &[u8], pos: u64| {
+            buf.resize(data.len(), 0);
+            file.read_exact_at(buf, pos).is_ok() && buf[..] == *data
+        };
+        match self {
+            PlainSource::Handed {
+                handoff,
+                file,
+                cur,
+                at,
+                buf,
+            } => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    if *at == cur.len() {
+                        let Some(next) = handoff.take_plain()? else {
+                            return Ok(false);
+                        };
+                        handoff.give_back(std::mem::replace(cur, next));
+                        *at = 0;
+                    }
+                    let n = rest.len().min(cur.len() - *at);
+                    let same = match cur {
+                        Piece::Bytes(b) => rest[..n] == b[*at..*at + n],
+                        Piece::Reread { at: off, .. } => {
+                            same_in_file(file, buf, &rest[..n], *off + *at as u64)
+                        }
+                    };
+                    if !same {
+                        return Ok(false);
+                    }
+                    rest = &rest[n..];
+                    *at += n;
+                }
+                Ok(true)
+            }
+            PlainSource::File { file, pos, buf } => {
+                let same = same_in_file(file, buf, data, *pos);
+                *pos += data.len() as u64;
+                Ok(same)
+            }
+        }
+    }
+}
+
 /// A writer to a temp file that asks the kernel to start writing back every
 /// [`WRITEBACK_STEP`] bytes ([`fsio::start_writeback`]), so the final fsync finds little to do.
 struct EarlyWriteback<'a> {
@@ -1186,6 +1517,21 @@ pub struct Unsealed {
 /// Fails on a symlink or non-regular file, a file not for the identity, any damage (nothing is
 /// written), a differing plaintext ([`Error::Conflict`]) or an I/O failure.
 pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
+    let staged = stage_unseal(sealed, identity, false)?;
+    if matches!(staged.temp, Temp::Linked)
+        && let Err(e) = fsio::sync_dir(dir_of(&staged.new))
+    {
+        staged.roll_back();
+        return Err(e.into());
+    }
+    staged.remove_old(true).map(unsealed_of)
+}
+
+/// Decrypts `sealed` into a temp file beside it (kept only once the whole file
+/// authenticated); unless `defer_sync`, also fsyncs it and links it under its final name
+/// (everything but the directory fsync and the removal of the sealed file). A plaintext that
+/// already exists with the same content is staged as [`Temp::Existing`].
+fn stage_unseal(sealed: &Path, identity: &Identity, defer_sync: bool) -> Result<Staged> {
     let plain = plain_path(sealed).ok_or_else(|| Error::NotRegularFile {
         path: sealed.to_path_buf(),
         symlink: false,
@@ -1222,12 +1568,11 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
                 sealed: sealed.to_path_buf(),
             });
         }
-        fsio::remove_durably(sealed)?;
-        return Ok(Unsealed {
-            sealed: sealed.to_path_buf(),
-            plain,
+        return Ok(Staged {
+            old: sealed.to_path_buf(),
+            new: plain,
             bytes: n,
-            already_plain: true,
+            temp: Temp::Existing,
         });
     }
     let mut out = AtomicFile::create(
@@ -1250,14 +1595,18 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
     if let Ok(mtime) = meta.modified() {
         let _ = out.as_file().set_modified(mtime);
     }
-    // Only now, after the final chunk authenticated, does the plaintext become visible.
-    out.commit()?;
-    fsio::remove_durably(sealed)?;
-    Ok(Unsealed {
-        sealed: sealed.to_path_buf(),
-        plain,
+    // Only now, after the final chunk authenticated, may the plaintext take its name.
+    let temp = if defer_sync {
+        Temp::Written(out)
+    } else {
+        out.commit_without_dir_sync()?;
+        Temp::Linked
+    };
+    Ok(Staged {
+        old: sealed.to_path_buf(),
+        new: plain,
         bytes: n,
-        already_plain: false,
+        temp,
     })
 }
 
@@ -1730,7 +2079,7 @@ mod tests {
                         "{at}: {kind:?}"
                     );
                 }
-                other => panic!("flip at {at}: {:?}", other.map(|s| s.sealed)),
+                other => panic!("flip at {at}: {:?}", other.map(|s| s.new)),
             }
             assert_untouched(dir.path(), &p, &body);
         }
@@ -1774,7 +2123,7 @@ mod tests {
                     Some(rustix::io::Errno::NOSPC.raw_os_error())
                 );
             }
-            other => panic!("{:?}", other.map(|s| s.sealed)),
+            other => panic!("{:?}", other.map(|s| s.new)),
         }
         assert_untouched(dir.path(), &p, &body);
     }
@@ -1796,13 +2145,20 @@ mod tests {
         let hdr_len = ct.len();
         let nonce: [u8; 16] = ct[hdr_len - 16..].try_into().unwrap();
         let cipher = stream::payload_cipher(key.get().unwrap().expose_secret(), &nonce);
-        stream::encrypt_file(&File::open(&p).unwrap(), len, &cipher, &mut ct)
-            .map_err(|_| ())
-            .unwrap();
+        stream::encrypt_file(&File::open(&p).unwrap(), len, &cipher, &mut ct, &mut |_| {
+            Ok(())
+        })
+        .map_err(|_| ())
+        .unwrap();
         let dest = dir.path().join("v.jsonl.age");
         let verify = |ct: &[u8]| {
             let f = File::open(&p).unwrap();
-            verify_copy(ct, &f, &key, &cipher, &dest, hdr_len, len)
+            let source = PlainSource::File {
+                file: &f,
+                pos: 0,
+                buf: Vec::new(),
+            };
+            verify_copy(ct, source, &key, &cipher, &dest, hdr_len, len)
         };
         assert_eq!(verify(&ct).unwrap(), len);
         // The stock age reader agrees.
@@ -1842,6 +2198,67 @@ mod tests {
         }
         fs::write(&p, &body[..body.len() - 10]).unwrap();
         assert!(matches!(verify(&ct), Err(Error::VerifyMismatch { .. })));
+
+        // The same against the plaintext a writer handed over (what seal does): buffers of
+        // any size, not aligned with the chunks, every other one (with `reread`) to be read
+        // again from the file instead.
+        fs::write(&p, &body).unwrap();
+        let handed = |plain: &[u8], piece: usize, reread: bool| {
+            let h = Handoff::default();
+            for (k, part) in plain.chunks(piece).enumerate() {
+                let piece = if reread && k % 2 == 1 {
+                    Piece::Reread {
+                        at: (k * piece) as u64,
+                        len: part.len(),
+                    }
+                } else {
+                    Piece::Bytes(part.to_vec())
+                };
+                h.push_plain(piece).unwrap();
+            }
+            h.end();
+            let f = File::open(&p).unwrap();
+            let source = PlainSource::handed(&h, &f);
+            verify_copy(&ct[..], source, &key, &cipher, &dest, hdr_len, len)
+        };
+        for piece in [stream::RUN as usize * stream::CHUNK, 100_000, 7] {
+            for reread in [false, true] {
+                assert_eq!(handed(&body, piece, reread).unwrap(), len, "{piece}");
+                for at in [0, 100, body.len() / 2, body.len() - 1] {
+                    // The writer read (and handed over, or left in the file) other bytes
+                    // than those the ciphertext holds.
+                    let mut changed = body.clone();
+                    changed[at] ^= 1;
+                    fs::write(&p, &changed).unwrap();
+                    assert!(
+                        matches!(
+                            handed(&changed, piece, reread),
+                            Err(Error::VerifyMismatch { .. })
+                        ),
+                        "{piece} {at}"
+                    );
+                }
+                fs::write(&p, &body).unwrap();
+                assert!(matches!(
+                    handed(&body[..body.len() - 10], piece, reread),
+                    Err(Error::VerifyMismatch { .. })
+                ));
+            }
+        }
+        // A piece to read again that changed in the file since it was encrypted: mismatch.
+        let mut changed = body.clone();
+        changed[150_000] ^= 1;
+        fs::write(&p, &changed).unwrap();
+        assert!(matches!(
+            handed(&body, 100_000, true),
+            Err(Error::VerifyMismatch { .. })
+        ));
+        // A writer that failed stops the verifier.
+        let h = Handoff::default();
+        h.fail(Side::Writer);
+        let f = File::open(&p).unwrap();
+        let source = PlainSource::handed(&h, &f);
+        assert!(verify_copy(&ct[..], source, &key, &cipher, &dest, hdr_len, len).is_err());
     }
 
     /// Builds `n` small transcripts in `dir`; returns their paths and bodies.
@@ -2026,6 +2443,123 @@ mod tests {
                 "no temp files"
             );
         }
+    }
+
+    /// Seals `plains` one by one (setup for the unseal batch tests); returns the sealed paths.
+    fn seal_all(plains: &[PathBuf], id: &Identity) -> Vec<PathBuf> {
+        plains
+            .iter()
+            .map(|p| seal_file(p, &id.to_public(), &old_opts()).unwrap().sealed)
+            .collect()
+    }
+
+    #[test]
+    fn an_error_at_any_unseal_batch_step_keeps_every_sealed_file_and_leaves_no_plaintext() {
+        let id = Identity::generate();
+        for strategy in [
+            fsio::BatchSync::Syncfs,
+            fsio::BatchSync::Fsync { threads: 3 },
+        ] {
+            for fail_at in [
+                BatchStep::Sync,
+                BatchStep::Link,
+                BatchStep::SyncDir,
+                BatchStep::RemovePlain,
+            ] {
+                let dir = tempfile::tempdir().unwrap();
+                let (plains, bodies) = many(dir.path(), 40);
+                let sealed = seal_all(&plains, &id);
+                let hook = |step: BatchStep, _: &Path| {
+                    // No sealed file has gone before the last step.
+                    assert!(sealed.iter().all(|s| s.exists()));
+                    if step == fail_at {
+                        Err(io::Error::from_raw_os_error(
+                            rustix::io::Errno::IO.raw_os_error(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                };
+                let cfg = BatchConfig {
+                    workers: 2,
+                    batch: 16,
+                    sync: strategy,
+                    hook: Some(&hook),
+                };
+                let mut n = 0;
+                unseal_files_with(&sealed, &id, &cfg, &mut |_, r| {
+                    n += 1;
+                    assert!(matches!(r, Err(Error::Fs(_))), "{fail_at:?}: {r:?}");
+                });
+                assert_eq!(n, sealed.len(), "every file reported");
+                assert_whole(dir.path(), &plains, &bodies, &id);
+                assert!(
+                    plains
+                        .iter()
+                        .all(|p| !p.exists() && sealed_path(p).exists()),
+                    "{fail_at:?}: all sealed, no plaintext"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unseal_files_restores_a_batch_and_resolves_leftover_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let (plains, bodies) = many(dir.path(), 70);
+        for (k, p) in plains.iter().enumerate() {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o600 | (k as u32 % 2) << 5))
+                .unwrap();
+        }
+        let (big, big_body) = transcript(dir.path(), "big.jsonl", 30_000);
+        let (plains, bodies): (Vec<_>, Vec<_>) = plains
+            .into_iter()
+            .zip(bodies)
+            .chain([(big, big_body)])
+            .unzip();
+        let sealed = seal_all(&plains, &id);
+        // A crash left file 3 plain beside its sealed copy (identical); file 4 differs.
+        fs::write(&plains[3], &bodies[3]).unwrap();
+        fs::write(&plains[4], b"something else\n").unwrap();
+        let cfg = BatchConfig {
+            batch: 32,
+            ..BatchConfig::default()
+        };
+        let mut results: Vec<Option<Result<Unsealed>>> = sealed.iter().map(|_| None).collect();
+        unseal_files_with(&sealed, &id, &cfg, &mut |i, r| {
+            assert!(results[i].replace(r).is_none(), "one result per file");
+        });
+        for (i, r) in results.into_iter().enumerate() {
+            let r = r.expect("every file reported");
+            if i == 4 {
+                assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
+                assert!(sealed[4].exists());
+                assert_eq!(fs::read(&plains[4]).unwrap(), b"something else\n");
+                continue;
+            }
+            let u = r.unwrap();
+            assert_eq!(u.already_plain, i == 3, "{i}");
+            assert_eq!(u.plain, plains[i]);
+            assert_eq!(u.bytes, bodies[i].len() as u64);
+            assert!(!sealed[i].exists());
+            assert_eq!(fs::read(&plains[i]).unwrap(), bodies[i]);
+            if i < 70 && i != 3 {
+                let mode = fs::metadata(&plains[i]).unwrap().mode() & 0o777;
+                assert_eq!(mode, 0o600 | (i as u32 % 2) << 5, "{i}: mode restored");
+            }
+        }
+        let temps = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".mvtmp-")
+            })
+            .count();
+        assert_eq!(temps, 0, "no temp files");
     }
 
     #[test]

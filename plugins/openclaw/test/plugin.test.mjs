@@ -9,7 +9,7 @@ import { test } from "node:test";
 globalThis.__nodeTest = test;
 import plugin, { PLUGIN_ID, Redactor, WITHHELD, resolveConfig, serveArgs, withhold } from "../index.js";
 import { AddonEngine, loadAddon, startEngine } from "../bridge.js";
-import { BIG, Encoder, REF_KEY, applyPatch, decodePatch } from "../codec.js";
+import { BIG, Encoder, NO_TEXT, REF_KEY, applyPatch, decodePatch, splice } from "../codec.js";
 
 const BIN = process.env.MOLTVAULT_BIN;
 const STATE = process.env.MOLTVAULT_TEST_STATE_DIR;
@@ -18,7 +18,7 @@ const ADDON = process.env.MOLTVAULT_TEST_ADDON;
 const VAULT = process.env.MOLTVAULT_DIR;
 const needsAddon = { skip: ADDON ? false : "MOLTVAULT_TEST_ADDON is not set" };
 // A provider-format token assembled from fragments (no literal secret in the repo).
-const GH = "gh" + "p_" + "Zq8RfT2mWk9LxV4nBc7YhJ3sPd6Ga1Ue5Ko0";
+const GH = "gh" + "p_" + "Zq8RfT2mWk9LxV4nBc7YhJ3sPd6Ga10mqmPb";
 
 function fakeApi(pluginConfig) {
   const hooks = {};
@@ -214,6 +214,31 @@ test("applyPatch copies only the path to each replaced string and never touches 
   assert.throws(() => applyPatch(msg, [["/shared/missing", "x"]]), /does not match/);
 });
 
+test("splice builds the new text from slices of the old one and refuses a recipe that does not fit", () => {
+  const old = "héllo 😀 SECRET tail";
+  const at = old.indexOf("SECRET");
+  const recipe = [old.length, 0, at, 0, at + 6, old.length, NO_TEXT];
+  assert.equal(splice(old, recipe, ["[REDACTED:x:1]"]), "héllo 😀 [REDACTED:x:1] tail");
+  assert.equal(splice(old, [old.length, 0, 0, 0], ["whole"]), "whole");
+  // An unpaired surrogate is kept as the U+FFFD it was sent as (what the stdio bridge answers).
+  assert.equal(splice("a\ud800b S", [5, 0, 3, 0], ["[R]"]), "a\ufffdb[R]");
+  for (const bad of [
+    [old.length + 1, 0, 1, NO_TEXT], // another string's length
+    [old.length, 0, 1], // not triples
+    [old.length, 3, 2, NO_TEXT], // a backwards run
+    [old.length, 0, 5, NO_TEXT, 4, 6, NO_TEXT], // overlapping runs
+    [old.length, 0, old.length + 1, NO_TEXT], // past the end
+    [old.length, 0, 1, 7], // no such text
+    [old.length, 0.5, 1, NO_TEXT],
+    "not a recipe",
+  ]) {
+    assert.throws(() => splice(old, bad, ["x"]), TypeError, JSON.stringify(bad));
+  }
+  // applyPatch takes a function of the replaced string.
+  assert.deepEqual(applyPatch({ a: ["xy"] }, [["/a/0", (s) => s + "!"]]), { a: ["xy!"] });
+  assert.throws(() => applyPatch({ a: 1 }, [[7, "x"]]), /malformed/);
+});
+
 test("decodePatch rejects a payload that does not add up", () => {
   const buf = Buffer.from("abcdef");
   assert.deepEqual(decodePatch([["/a", 2], ["/b", 4]], buf, 0, 6), [["/a", "ab"], ["/b", "cdef"]]);
@@ -348,8 +373,16 @@ test("an engine that speaks another protocol is refused (fail policy)", async ()
 
 test("addon and stdio bridges redact identically (one engine, one key)", needsAddon, () => {
   const long = filler(70_000) + ` apiKey: "${GH}" ` + filler(70_000, 9);
+  const uni = filler(3000) + "é日本😀" + filler(3000, 4);
   const msgs = [
     toolResult(`GITHUB_TOKEN=${GH}\n${TOKEN}\nok`),
+    // Long strings come back as splices: non-ASCII around and between secrets, secrets at the
+    // ends, several secrets in a row, unpaired surrogates, a secret only in one copy.
+    toolResult(`😀 ${GH} ${uni} token=${TOKEN}${GH} ${uni} ${GH}`),
+    toolResult(`${GH}\n${filler(2000)}\n${GH}`),
+    toolResult(`lone \ud800 here ${filler(1000)} GITHUB_TOKEN=${GH} \udc00 ${filler(500)}`),
+    { role: "toolResult", toolCallId: "c3", content: [{ type: "text", text: `${filler(4000)} ${GH}` }], details: { aggregated: filler(4000) } },
+    { role: "toolResult", toolCallId: "c4", content: [{ type: "text", text: `${uni} ${GH}` }], details: { aggregated: `${uni} ${TOKEN}` } },
     { role: "assistant", content: [{ type: "toolCall", id: "c1", name: "exec", arguments: { apiKey: GH, cmd: "ls" } }], stopReason: "toolUse" },
     { role: "user", content: `token ${TOKEN} and ${GH}` },
     { role: "toolResult", toolCallId: "c2", content: [{ type: "text", text: long }], details: { aggregated: long } },
@@ -439,7 +472,7 @@ test("a Rust panic in the addon is an exception: the fail policy applies and the
   assert.equal(r.redactMessage({ role: "user", content: "warm up" }), undefined);
   assert.equal(r.engine.transport, "addon");
   // The engine's next call panics inside Rust.
-  r.engine.engine.patch = () => mod.panicForTest();
+  r.engine.engine.patchEdits = () => mod.panicForTest();
   const out = r.redactMessage(toolResult(`k=${GH}`));
   assert.equal(out.content[0].text, WITHHELD);
   assert.equal(out.toolCallId, "call_1");
@@ -449,6 +482,45 @@ test("a Rust panic in the addon is an exception: the fail policy applies and the
   // After the back-off a fresh engine is opened.
   r.downUntil = 0;
   assert.match(r.redactMessage({ role: "user", content: `again ${GH}` }).content, PLACEHOLDER);
+});
+
+test("a malformed addon reply is never persisted: the message is withheld", needsAddon, () => {
+  const text = filler(3000) + ` GITHUB_TOKEN=${GH} ` + filler(3000, 2);
+  const logs = [];
+  const r = new Redactor(addonConfig(), { info() {}, error: (m) => logs.push(m) });
+  assert.match(r.redactMessage(toolResult(text)).content[0].text, PLACEHOLDER);
+  const real = r.engine.engine;
+  const good = real.patchEdits(...(() => {
+    const enc = r.engine.encoder.encode(toolResult(text));
+    return [Buffer.from(enc.buf.subarray(enc.start, enc.end)), enc.head.skeleton, enc.head.strings];
+  })());
+  assert.equal(good.recipes.length, 1, "content and details.aggregated share one recipe");
+  assert.equal(good.index.length, 2);
+  const n = text.length;
+  const broken = [
+    { ...good, index: [0] },
+    { ...good, index: [0, 5] },
+    { ...good, recipes: [[n + 1, 0, n, NO_TEXT]] },
+    { ...good, recipes: [[n, 0, n, 9]] },
+    { ...good, recipes: [[n, 10, 5, NO_TEXT]] },
+    { ...good, recipes: [[n, 0, n + 3, NO_TEXT]] },
+    { ...good, recipes: ["x"] },
+    { ...good, head: "{" },
+    { ...good, head: JSON.stringify({ ...JSON.parse(good.head), patch: [["/content/0", 1], ["/details/aggregated", 1]] }) },
+  ];
+  for (const bad of broken) {
+    logs.length = 0;
+    r.downUntil = 0;
+    r.loggedFailure = false;
+    r.ensureEngine();
+    r.engine.engine.patchEdits = () => bad;
+    const out = r.redactMessage(toolResult(text));
+    assert.equal(out.content[0].text, WITHHELD, JSON.stringify(bad).slice(0, 200));
+    assert.equal(out.details.withheld, true);
+    assert.equal(logs.length, 1);
+    assert.match(logs[0], /cannot apply/);
+    assert.ok(!logs[0].includes(GH));
+  }
 });
 
 test("the addon refuses an unknown mode and a missing rules file with an error naming it", needsAddon, () => {

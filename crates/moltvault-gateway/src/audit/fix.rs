@@ -220,7 +220,7 @@ pub fn fix(
 /// The transcripts `moltvault seal --all-idle --idle <idle>` seals: every unsealed transcript
 /// file (transcripts, trajectory sidecars, `.deleted`, `.reset` and `.bak` copies, `.zst`
 /// archives) untouched for `idle` at `now`, except the files of each session key's current
-/// session (the gateway reopens those every turn).
+/// session (the gateway reopens those every turn). [`idle_transcripts`] also lists those.
 ///
 /// # Errors
 /// Fails when the sessions directories or their `sessions.json` cannot be read.
@@ -229,15 +229,38 @@ pub fn idle_seal_candidates(
     idle: Duration,
     now: SystemTime,
 ) -> Result<Vec<PathBuf>> {
+    Ok(idle_transcripts(gateway, idle, now)?.idle)
+}
+
+/// The unsealed transcript files untouched for a while, split by whether they belong to a
+/// session key's current session ([`idle_transcripts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdleTranscripts {
+    /// Files of no current session: what `seal --all-idle` seals.
+    pub idle: Vec<PathBuf>,
+    /// Files of current sessions: left out unless asked for (`seal --include-current`).
+    pub current: Vec<PathBuf>,
+}
+
+/// Every unsealed transcript file untouched for `idle` at `now`, in the gateway's listing
+/// order, split into the files of current sessions and the others.
+///
+/// # Errors
+/// Fails when the sessions directories or their `sessions.json` cannot be read.
+pub fn idle_transcripts(
+    gateway: &Gateway,
+    idle: Duration,
+    now: SystemTime,
+) -> Result<IdleTranscripts> {
     let current: BTreeSet<PathBuf> = gateway
         .sessions()?
         .into_iter()
         .filter(|s| s.current)
         .flat_map(|s| s.paths)
         .collect();
-    let mut out = Vec::new();
+    let mut out = IdleTranscripts::default();
     for f in gateway.transcript_files()? {
-        if f.kind == TranscriptKind::Sealed || current.contains(&f.path) {
+        if f.kind == TranscriptKind::Sealed {
             continue;
         }
         let idle_enough = std::fs::symlink_metadata(&f.path)
@@ -245,8 +268,13 @@ pub fn idle_seal_candidates(
             .ok()
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|d| d >= idle);
-        if idle_enough {
-            out.push(f.path);
+        if !idle_enough {
+            continue;
+        }
+        if current.contains(&f.path) {
+            out.current.push(f.path);
+        } else {
+            out.idle.push(f.path);
         }
     }
     Ok(out)

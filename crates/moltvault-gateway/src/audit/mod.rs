@@ -35,7 +35,9 @@ mod fsscan;
 mod plaintext;
 
 pub use checks::ref_capable;
-pub use fix::{FixAction, FixOptions, FixOutcome, fix, idle_seal_candidates};
+pub use fix::{
+    FixAction, FixOptions, FixOutcome, IdleTranscripts, fix, idle_seal_candidates, idle_transcripts,
+};
 
 use crate::Result;
 use crate::discover::Gateway;

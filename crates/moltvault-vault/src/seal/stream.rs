@@ -63,6 +63,8 @@ fn chunk_nonce(idx: u64, last: bool) -> chacha20poly1305::Nonce {
 
 /// Encrypts the first `len` bytes of `plain` into `out`: runs of [`RUN`] chunks, each read
 /// from the file into place (positioned reads), encrypted in place and written with one call.
+/// `tap` sees each chunk's plaintext, in order, just before it is encrypted (the seal hands
+/// it to its verifier); an error from `tap` stops the encryption as a write error.
 ///
 /// A file shorter than `len` fails with `UnexpectedEof` (it changed under us).
 pub(super) fn encrypt_file(
@@ -70,6 +72,7 @@ pub(super) fn encrypt_file(
     len: u64,
     cipher: &ChaCha20Poly1305,
     out: &mut impl Write,
+    tap: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), CopyError> {
     let total = chunks(len);
     let cap = if total == 1 {
@@ -88,6 +91,7 @@ pub(super) fn encrypt_file(
             plain
                 .read_exact_at(data, i * CHUNK as u64)
                 .map_err(CopyError::Read)?;
+            tap(data).map_err(CopyError::Write)?;
             let tag = cipher
                 .encrypt_in_place_detached(&chunk_nonce(i, i + 1 == total), b"", data)
                 .map_err(|_| CopyError::Write(io::Error::other("chunk too large to encrypt")))?;
@@ -160,9 +164,15 @@ mod tests {
             use age_core::secrecy::ExposeSecret;
             let cipher = payload_cipher(key_slot.get().unwrap().expose_secret(), &nonce);
             let hdr = out.len();
-            encrypt_file(&File::open(&p).unwrap(), len as u64, &cipher, &mut out)
-                .map_err(|_| ())
-                .unwrap();
+            encrypt_file(
+                &File::open(&p).unwrap(),
+                len as u64,
+                &cipher,
+                &mut out,
+                &mut |_| Ok(()),
+            )
+            .map_err(|_| ())
+            .unwrap();
             assert_eq!((out.len() - hdr) as u64, payload_len(len as u64), "{len}");
             let mut back = Vec::new();
             age::Decryptor::new(&out[..])
@@ -194,7 +204,13 @@ mod tests {
         let p = dir.path().join("short");
         std::fs::write(&p, vec![7u8; 1000]).unwrap();
         let cipher = payload_cipher(&[1u8; 16], &[2u8; 16]);
-        match encrypt_file(&File::open(&p).unwrap(), 5000, &cipher, &mut Vec::new()) {
+        match encrypt_file(
+            &File::open(&p).unwrap(),
+            5000,
+            &cipher,
+            &mut Vec::new(),
+            &mut |_| Ok(()),
+        ) {
             Err(CopyError::Read(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
             _ => panic!("expected a read error"),
         }
