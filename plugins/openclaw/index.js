@@ -23,6 +23,21 @@ export function serveArgs(cfg) {
   return args;
 }
 
+/**
+ * Builds the post-turn sweep's arguments: the same state dir, vault dir (so the same
+ * fingerprint key and sweep marks), rules and mode as the engine.
+ */
+export function sweepArgs(cfg, ctx) {
+  const args = ["serve", "--sweep", "--settle-ms", "1500"];
+  if (cfg.stateDir) args.unshift("--state-dir", cfg.stateDir);
+  if (cfg.vaultDir) args.unshift("--vault-dir", cfg.vaultDir);
+  if (ctx?.agentId) args.push("--agent", String(ctx.agentId));
+  if (ctx?.sessionKey) args.push("--session-key", String(ctx.sessionKey));
+  if (cfg.rulesFile) args.push("--rules", cfg.rulesFile);
+  args.push("--mode", cfg.mode);
+  return args;
+}
+
 /** Resolves the plugin config (gateway-validated against configSchema) with defaults. */
 export function resolveConfig(pluginConfig, env = process.env) {
   const cfg = { ...DEFAULTS, ...(pluginConfig ?? {}) };
@@ -138,14 +153,8 @@ export class Redactor {
     const now = performance.now();
     if (now < this.nextSweep) return;
     this.nextSweep = now + 2000;
-    const args = ["--sweep", "--settle-ms", "1500"];
-    if (this.cfg.stateDir) args.unshift("--state-dir", this.cfg.stateDir);
-    if (ctx?.agentId) args.push("--agent", String(ctx.agentId));
-    if (ctx?.sessionKey) args.push("--session-key", String(ctx.sessionKey));
-    if (this.cfg.rulesFile) args.push("--rules", this.cfg.rulesFile);
-    args.push("--mode", this.cfg.mode);
     try {
-      const child = spawn(this.cfg.binary, ["serve", ...args], { detached: true, stdio: "ignore", env: process.env });
+      const child = spawn(this.cfg.binary, sweepArgs(this.cfg, ctx), { detached: true, stdio: "ignore", env: process.env });
       child.on("error", () => {});
       child.unref();
     } catch {

@@ -448,11 +448,11 @@ fn sweep_jsonl(
         let canon = std::fs::canonicalize(sessions).ok()?;
         Some(d.join(format!("{}-jsonl.json", path_key(&canon))))
     });
-    let mut marks: FileMarks = store
+    let loaded: Option<FileMarks> = store
         .as_ref()
         .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut marks = loaded.clone().unwrap_or_default();
     // Group each sidecar with its transcript: the transcript's lock covers both.
     let mut done = BTreeSet::new();
     let mut seen = BTreeSet::new();
@@ -486,7 +486,10 @@ fn sweep_jsonl(
         // Marks of files gone or no longer recent are dropped: such a file is read whole if it
         // changes again.
         marks.retain(|k, _| seen.contains(k));
-        save_json(p, &marks)?;
+        // Written only when it changed (a SQLite-era agent has no JSONL files at all).
+        if loaded.as_ref() != Some(&marks) {
+            save_json(p, &marks)?;
+        }
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
-/// The plugin protocol whose `patch` request and reply [`Engine::patch`] implements.
+/// The plugin protocol whose `patch` request [`Engine::patch_edits`] answers.
 #[napi]
 pub fn protocol() -> u32 {
     u32::try_from(engine::PROTOCOL).unwrap_or(0)

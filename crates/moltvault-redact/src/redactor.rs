@@ -16,7 +16,7 @@ use crate::text::{self, Span};
 use crate::{Error, Finding, FindingSink, Mode, RedactorOptions, Result, RuleSet};
 
 /// The read block of the JSONL redactor.
-const BLOCK: usize = 1 << 20;
+const BLOCK: usize = 1 << 17;
 
 /// Last keys whose string values are never rewritten: they hold the transcript's structure.
 const STRUCTURAL: &[&str] = &[

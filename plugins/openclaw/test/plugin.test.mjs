@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 
 globalThis.__nodeTest = test;
-import plugin, { PLUGIN_ID, Redactor, WITHHELD, resolveConfig, serveArgs, withhold } from "../index.js";
+import plugin, { PLUGIN_ID, Redactor, WITHHELD, resolveConfig, serveArgs, sweepArgs, withhold } from "../index.js";
 import { AddonEngine, loadAddon, startEngine } from "../bridge.js";
 import { BIG, Encoder, NO_TEXT, REF_KEY, applyPatch, decodePatch, splice } from "../codec.js";
 
@@ -352,6 +352,26 @@ test("a frozen serve is killed at timeoutMs", () => {
   assert.equal(r.redactMessage({ role: "user", content: `k ${GH}` }).content, WITHHELD);
   const took = performance.now() - t;
   assert.ok(took >= 450 && took < 2000, `${took} ms`);
+});
+
+test("the post-turn sweep uses the plugin's vault dir (its key and its marks), not the default one", async () => {
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mv-sweep-"));
+  const state = path.join(dir, "state");
+  fs.cpSync(STATE, state, { recursive: true });
+  const vault = path.join(dir, "vault");
+  const other = path.join(dir, "default-vault");
+  const cfg = resolveConfig({ binary: BIN, stateDir: state, vaultDir: vault });
+  const args = sweepArgs(cfg, { agentId: "main", sessionKey: "agent:main:main" });
+  assert.deepEqual(args.slice(0, 5), ["--vault-dir", vault, "--state-dir", state, "serve"]);
+  execFileSync(BIN, args.map((a) => (a === "1500" ? "50" : a)), { env: { ...process.env, MOLTVAULT_DIR: other } });
+  const marks = fs.readdirSync(path.join(vault, "sweep"));
+  assert.ok(marks.length > 0, "the sweep left its marks in the plugin's vault dir");
+  for (const m of marks) assert.equal(fs.statSync(path.join(vault, "sweep", m)).mode & 0o777, 0o600);
+  assert.equal(fs.existsSync(other), false, "nothing went to the default vault dir");
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("an engine that speaks another protocol is refused (fail policy)", async () => {
