@@ -288,7 +288,11 @@ fn main() {
         let mut secret_text = text.clone();
         secret_text.insert_str(
             n / 2,
-            &format!(" GITHUB_TOKEN={}{} ", ["gh", "p_"].concat(), rr.github_body()),
+            &format!(
+                " GITHUB_TOKEN={}{} ",
+                ["gh", "p_"].concat(),
+                rr.github_body()
+            ),
         );
         for (kind, t) in [("clean", &text), ("1 secret", &secret_text)] {
             let v = json!({"type":"message","id":"x","message":{"role":"toolResult","toolCallId":"c",

@@ -65,6 +65,9 @@ enum Finder {
     Ac(AhoCorasick),
 }
 
+/// A literal of a pass and what its hits mean.
+type Entry = (Vec<u8>, Pat);
+
 #[derive(Debug, Clone)]
 struct Pass {
     finder: Finder,
@@ -72,8 +75,9 @@ struct Pass {
 }
 
 impl Pass {
-    /// Builds a pass; literals whose first bytes share low nibbles are grouped, and the first
-    /// literal of each group comes first, so that Teddy gives each group its own bucket.
+    /// Builds a pass; literals whose first bytes share low nibbles are grouped (Teddy keeps
+    /// such a group in one bucket), and the groups are ordered so that each Teddy bucket
+    /// holds similar prefixes (see [`bucket_order`]).
     fn new(mut entries: Vec<(Vec<u8>, Pat)>) -> Option<Pass> {
         if entries.is_empty() {
             return None;
@@ -85,17 +89,30 @@ impl Pass {
             .unwrap_or(1)
             .min(4);
         let lonybs = |k: &[u8]| -> Vec<u8> { k[..n].iter().map(|b| b & 0xF).collect() };
-        let mut seen: Vec<Vec<u8>> = Vec::new();
-        let mut leaders = Vec::new();
-        let mut rest = Vec::new();
+        // Literals sharing low nibbles share a Teddy bucket whatever their order.
+        let mut classes: Vec<(Vec<u8>, Vec<Entry>)> = Vec::new();
         for e in entries.drain(..) {
             let l = lonybs(&e.0);
-            if seen.contains(&l) {
-                rest.push(e);
-            } else {
-                seen.push(l);
-                leaders.push(e);
+            match classes.iter_mut().find(|(k, _)| *k == l) {
+                Some((_, v)) => v.push(e),
+                None => classes.push((l, vec![e])),
             }
+        }
+        let order = {
+            let firsts: Vec<Vec<&[u8]>> = classes
+                .iter()
+                .map(|(_, v)| v.iter().map(|(k, _)| &k[..n]).collect())
+                .collect();
+            bucket_order(&firsts)
+        };
+        let mut leaders = Vec::new();
+        let mut rest = Vec::new();
+        let mut classes: Vec<Option<Vec<Entry>>> =
+            classes.into_iter().map(|(_, v)| Some(v)).collect();
+        for c in order {
+            let mut v = classes[c].take().unwrap_or_default().into_iter();
+            leaders.extend(v.next());
+            rest.extend(v);
         }
         leaders.extend(rest);
         let (lits, pats): (Vec<Vec<u8>>, Vec<Pat>) = leaders.into_iter().unzip();
@@ -133,6 +150,162 @@ impl Pass {
             }
         }
     }
+}
+
+/// Teddy's buckets (slim: 8).
+const BUCKETS: usize = 8;
+
+/// How often each printable ASCII byte (from ` `) occurs in transcripts, per 10,000 bytes
+/// (the reference session samples plus code-heavy tool output); other bytes count 1.
+const BYTE_SHARE: [u16; 95] = [
+    606, 1, 414, 7, 1, 1, 1, 3, 11, 11, 10, 14, 140, 171, 59, 165, //
+    186, 235, 225, 158, 164, 179, 165, 150, 166, 139, 179, 11, 14, 78, 18, 4, //
+    1, 28, 21, 29, 27, 37, 21, 20, 17, 39, 14, 20, 25, 21, 30, 36, //
+    22, 14, 46, 32, 55, 24, 15, 21, 15, 20, 36, 7, 112, 7, 1, 28, //
+    12, 455, 148, 276, 277, 644, 181, 76, 120, 317, 22, 75, 208, 210, 348, 370, //
+    189, 36, 275, 340, 427, 150, 76, 62, 44, 58, 21, 28, 2, 24, 1,
+];
+
+#[cfg(test)]
+/// The estimated share of text positions a Teddy bucket holding these literal prefixes
+/// flags as candidates: per prefix byte, the bucket accepts every byte whose low and high
+/// nibbles each occur at that place in one of its literals.
+fn bucket_cost(prefixes: &[&[u8]]) -> f64 {
+    let n = prefixes.iter().map(|p| p.len()).min().unwrap_or(0);
+    let masks: Vec<Masks> = prefixes.iter().map(|p| masks(&p[..n])).collect();
+    masks_cost(&masks, n)
+}
+
+/// Per prefix byte (at most 4): the low and high nibbles a Teddy bucket accepts there.
+type Masks = [(u16, u16); 4];
+
+/// The nibble masks of one literal prefix.
+fn masks(prefix: &[u8]) -> Masks {
+    let mut m = [(0, 0); 4];
+    for (j, &b) in prefix.iter().take(4).enumerate() {
+        m[j] = (1 << (b & 0xF), 1 << (b >> 4));
+    }
+    m
+}
+
+/// The estimated candidate share of a bucket holding literals with these masks, over their
+/// first `n` bytes (see `bucket_cost`).
+fn masks_cost(members: &[Masks], n: usize) -> f64 {
+    if members.is_empty() {
+        return 0.0;
+    }
+    (0..n.min(4))
+        .map(|j| {
+            let (lo, hi) = members
+                .iter()
+                .fold((0u16, 0u16), |(l, h), m| (l | m[j].0, h | m[j].1));
+            let mut share = 0u32;
+            let mut hs = hi;
+            while hs != 0 {
+                let h = hs.trailing_zeros() as usize;
+                hs &= hs - 1;
+                let mut ls = lo;
+                while ls != 0 {
+                    let l = ls.trailing_zeros() as usize;
+                    ls &= ls - 1;
+                    let i = (h << 4 | l).wrapping_sub(0x20);
+                    share += u32::from(BYTE_SHARE.get(i).copied().unwrap_or(1));
+                }
+            }
+            f64::from(share) / 10_000.0
+        })
+        .product()
+}
+
+/// The order in which to give Teddy its literal classes (each class: the prefixes of
+/// literals sharing low nibbles, which Teddy keeps in one bucket). Teddy puts the k-th new
+/// class into bucket `7 - k % 8`; classes are grouped so that each bucket holds similar
+/// prefixes, which keeps its nibble masks tight and its false candidates (each verified
+/// against every literal of the bucket) rare.
+fn bucket_order(classes: &[Vec<&[u8]>]) -> Vec<usize> {
+    let k = classes.len();
+    if k <= BUCKETS {
+        return (0..k).collect();
+    }
+    let slot_bucket = |i: usize| BUCKETS - 1 - i % BUCKETS;
+    let mut cap = [0usize; BUCKETS];
+    for i in 0..k {
+        cap[slot_bucket(i)] += 1;
+    }
+    let n = classes.iter().flatten().map(|p| p.len()).min().unwrap_or(0);
+    // Per class, the union of its literals' masks (they share low nibbles, not high ones).
+    let class_masks: Vec<Masks> = classes
+        .iter()
+        .map(|c| {
+            let mut u = [(0u16, 0u16); 4];
+            for p in c {
+                for (j, (l, h)) in masks(p).into_iter().enumerate() {
+                    u[j].0 |= l;
+                    u[j].1 |= h;
+                }
+            }
+            u
+        })
+        .collect();
+    let cost_of = |members: &[usize]| -> f64 {
+        let mut m = [[(0u16, 0u16); 4]; 1];
+        for &c in members {
+            for j in 0..4 {
+                m[0][j].0 |= class_masks[c][j].0;
+                m[0][j].1 |= class_masks[c][j].1;
+            }
+        }
+        if members.is_empty() {
+            0.0
+        } else {
+            masks_cost(&m, n)
+        }
+    };
+    // Greedy placement, then pairwise swaps while they lower the total.
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); BUCKETS];
+    for c in 0..k {
+        let best = (0..BUCKETS)
+            .filter(|&b| buckets[b].len() < cap[b])
+            .min_by(|&a, &b| {
+                let da = cost_of(&[buckets[a].as_slice(), &[c]].concat()) - cost_of(&buckets[a]);
+                let db = cost_of(&[buckets[b].as_slice(), &[c]].concat()) - cost_of(&buckets[b]);
+                da.total_cmp(&db)
+            })
+            .unwrap_or(0);
+        buckets[best].push(c);
+    }
+    for _ in 0..8 {
+        let mut improved = false;
+        for a in 0..BUCKETS {
+            for b in a + 1..BUCKETS {
+                for i in 0..buckets[a].len() {
+                    for j in 0..buckets[b].len() {
+                        let before = cost_of(&buckets[a]) + cost_of(&buckets[b]);
+                        let (x, y) = (buckets[a][i], buckets[b][j]);
+                        buckets[a][i] = y;
+                        buckets[b][j] = x;
+                        if cost_of(&buckets[a]) + cost_of(&buckets[b]) < before - 1e-12 {
+                            improved = true;
+                        } else {
+                            buckets[a][i] = x;
+                            buckets[b][j] = y;
+                        }
+                    }
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+    let mut next = [0usize; BUCKETS];
+    (0..k)
+        .map(|i| {
+            let b = slot_bucket(i);
+            next[b] += 1;
+            buckets[b][next[b] - 1]
+        })
+        .collect()
 }
 
 /// The prefilter built from a rule set and literal secrets.
@@ -648,14 +821,27 @@ fn bounded_head(h: &regex_syntax::hir::Hir) -> (usize, bool) {
     }
 }
 
+/// The bytes of a name (`[A-Za-z0-9_.-]`), which the assignment check skips after a keyword.
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+        b += 1;
+    }
+    t
+};
+
 /// Whether an assignment-shaped, non-numeric value follows a contextual keyword ending at `at`:
 /// `[\w.-]{0,run}` then quotes/backslashes/spaces, `=` or `:`, then a value.
 fn assignment_follows(hay: &[u8], mut at: usize, run: usize) -> bool {
     let n = hay.len();
     let stop = (at + run).min(n);
-    while at < stop && (hay[at].is_ascii_alphanumeric() || matches!(hay[at], b'_' | b'.' | b'-')) {
-        at += 1;
-    }
+    at += hay[at.min(stop)..stop]
+        .iter()
+        .position(|&b| !NAME_BYTE[usize::from(b)])
+        .unwrap_or(stop.saturating_sub(at));
     let stop = (at + 8).min(n);
     while at < stop && matches!(hay[at], b'"' | b'\'' | b'\\' | b' ' | b'\t') {
         at += 1;
@@ -867,6 +1053,48 @@ mod windows {
         for id in ["discord-bot-token", "twilio-api-key", "jwt", "url-password"] {
             assert_eq!(back(id), None, "{id}");
         }
+    }
+
+    #[test]
+    fn bucket_order_groups_similar_prefixes() {
+        // Teddy puts the k-th new class into bucket 7 - k % 8.
+        let bucket_of =
+            |order: &[usize], class: usize| 7 - order.iter().position(|&c| c == class).unwrap() % 8;
+        let words: Vec<&[u8]> = vec![
+            b"ghp_", b"AKIA", b"gho_", b"xai-", b"ghu_", b"npm_", b"ghs_", b"AIza", b"ghr_",
+            b"glpa", b"pypi", b"pplx", b"ya29", b"gsk_", b"LS0t", b"PRIV", b"AGE-", b"clau",
+        ];
+        let classes: Vec<Vec<&[u8]>> = words.iter().map(|w| vec![*w]).collect();
+        let order = bucket_order(&classes);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..words.len()).collect::<Vec<_>>());
+        // The estimated candidate share is lower than with Teddy's own round robin.
+        let total = |order: &[usize]| -> f64 {
+            (0..8)
+                .map(|b| {
+                    let p: Vec<&[u8]> = (0..words.len())
+                        .filter(|&c| bucket_of(order, c) == b)
+                        .map(|c| words[c])
+                        .collect();
+                    bucket_cost(&p)
+                })
+                .sum()
+        };
+        let naive: Vec<usize> = (0..words.len()).collect();
+        assert!(
+            total(&order) < total(&naive) * 0.5,
+            "{} {}",
+            total(&order),
+            total(&naive)
+        );
+        // GitHub's prefixes share a bucket with at most one other of them apart.
+        let gh = [0, 2, 4, 6, 8].map(|c| bucket_of(&order, c));
+        let most = gh
+            .iter()
+            .map(|b| gh.iter().filter(|x| *x == b).count())
+            .max();
+        assert!(most >= Some(2), "{gh:?}");
     }
 
     #[test]

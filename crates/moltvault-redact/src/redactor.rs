@@ -15,7 +15,8 @@ use crate::rules::Rule;
 use crate::text::{self, Span};
 use crate::{Error, Finding, FindingSink, Mode, RedactorOptions, Result, RuleSet};
 
-/// The read block of the JSONL redactor.
+/// The read block of the JSONL redactor: small enough that the block stays in L2 cache while
+/// the gate reads it back (1 MiB blocks measured a few % slower in the engine bench).
 const BLOCK: usize = 1 << 17;
 
 /// Last keys whose string values are never rewritten: they hold the transcript's structure.
@@ -506,7 +507,7 @@ impl Redactor {
     ///
     /// The output has as many lines as the input (a last line without `\n` stays without);
     /// invalid JSON records are redacted as raw text; invalid UTF-8 is kept as it is. Input is
-    /// read in 1 MiB blocks and runs of unchanged records are written in one call; a record
+    /// read in 128 KiB blocks and runs of unchanged records are written in one call; a record
     /// longer than the block grows it (a record is always held whole in memory).
     ///
     /// # Errors
