@@ -28,9 +28,8 @@ export function serveArgs(cfg) {
  * fingerprint key and sweep marks), rules and mode as the engine.
  */
 export function sweepArgs(cfg, ctx) {
-  const args = ["serve", "--sweep", "--settle-ms", "1500"];
-  if (cfg.stateDir) args.unshift("--state-dir", cfg.stateDir);
-  if (cfg.vaultDir) args.unshift("--vault-dir", cfg.vaultDir);
+  const args = ["serve", ...(cfg.stateDir ? ["--state-dir", cfg.stateDir] : []), "--sweep", "--settle-ms", "1500"];
+  if (cfg.vaultDir) args.push("--vault-dir", cfg.vaultDir);
   if (ctx?.agentId) args.push("--agent", String(ctx.agentId));
   if (ctx?.sessionKey) args.push("--session-key", String(ctx.sessionKey));
   if (cfg.rulesFile) args.push("--rules", cfg.rulesFile);

@@ -107,13 +107,14 @@ PY
 sweeping() {
   python3 - "$1" <<'PY'
 import os, sys
-want = ["serve", "--state-dir", sys.argv[1], "--sweep"]  # as the plugin starts it
+# A `moltvault serve --sweep` whose --state-dir is this one, whatever the order of its flags.
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         argv = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")
     except OSError:
         continue
-    if any(argv[i:i + 4] == want for i in range(len(argv))):
+    pairs = zip(argv, argv[1:])
+    if "serve" in argv and "--sweep" in argv and ("--state-dir", sys.argv[1]) in pairs:
         sys.exit(0)
 sys.exit(1)
 PY

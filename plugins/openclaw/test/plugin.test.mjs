@@ -365,7 +365,8 @@ test("the post-turn sweep uses the plugin's vault dir (its key and its marks), n
   const other = path.join(dir, "default-vault");
   const cfg = resolveConfig({ binary: BIN, stateDir: state, vaultDir: vault });
   const args = sweepArgs(cfg, { agentId: "main", sessionKey: "agent:main:main" });
-  assert.deepEqual(args.slice(0, 5), ["--vault-dir", vault, "--state-dir", state, "serve"]);
+  assert.deepEqual(args.slice(0, 4), ["serve", "--state-dir", state, "--sweep"]);
+  assert.deepEqual(args.slice(args.indexOf("--vault-dir"), args.indexOf("--vault-dir") + 2), ["--vault-dir", vault]);
   execFileSync(BIN, args.map((a) => (a === "1500" ? "50" : a)), { env: { ...process.env, MOLTVAULT_DIR: other } });
   const marks = fs.readdirSync(path.join(vault, "sweep"));
   assert.ok(marks.length > 0, "the sweep left its marks in the plugin's vault dir");
