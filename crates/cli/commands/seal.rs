@@ -200,37 +200,15 @@ pub fn run_seal(ctx: &Ctx, args: SealArgs) -> anyhow::Result<Status> {
     // batch's plaintexts go.
     sweep(&selected);
     let paths = selected;
-    let bar = ui::progress(paths.len() as u64, "sealing", false);
-    let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
-    let failpoint = failpoint();
-    let crash = |step: BatchStep, _: &Path| crash_at(failpoint.as_deref(), step);
-    let cfg = BatchConfig {
-        hook: failpoint.is_some().then_some(&crash as seal::BatchHook<'_>),
-        ..BatchConfig::default()
-    };
-    seal::seal_files_with(
-        &paths,
-        vault.recipient(),
-        &SealOptions::default(),
-        &cfg,
-        &mut |_, r| {
-            match r {
-                Ok(s) => {
-                    ok += 1;
-                    bar.suspend(|| ui::note(&format!("sealed {}", s.sealed.display())));
-                }
-                Err(e) => {
-                    failed += 1;
-                    let e = anyhow::Error::from(e);
-                    let text = crate::report::render(&e);
-                    bar.suspend(|| ui::warn(text.trim_start_matches("error: ")));
-                    first_err.get_or_insert(e);
-                }
-            }
-            bar.inc(1);
-        },
-    );
-    bar.finish_and_clear();
+    let (ok, failed, first_err) = batch(&paths, "sealing", |cfg, done| {
+        seal::seal_files_with(
+            &paths,
+            vault.recipient(),
+            &SealOptions::default(),
+            cfg,
+            &mut |_, r| done(r.map(|s| format!("sealed {}", s.sealed.display()))),
+        )
+    });
     let mut summary = format!("sealed {ok} file(s)");
     if skipped > 0 {
         summary.push_str(&format!(
@@ -272,7 +250,27 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
     // fsynced once, and only then do the batch's sealed files go.
     let paths: Vec<PathBuf> = selected.into_iter().map(|f| f.path).collect();
     sweep(&paths);
-    let bar = ui::progress(paths.len() as u64, "unsealing", false);
+    let (ok, failed, first_err) = batch(&paths, "unsealing", |cfg, done| {
+        seal::unseal_files_with(&paths, &identity, cfg, &mut |_, r| {
+            done(r.map(|u| format!("unsealed {}", u.plain.display())))
+        })
+    });
+    ui::note(&format!("unsealed {ok} file(s)"));
+    match first_err {
+        Some(e) if failed > 0 => Err(e.context(format!("{failed} file(s) could not be unsealed"))),
+        _ => Ok(Status::Ok),
+    }
+}
+
+/// Runs one batched seal or unseal over `paths` with a progress bar and the failpoint hook;
+/// `run` gets the batch config and reports each file's line or error. Returns the files done,
+/// the files failed and the first error.
+fn batch(
+    paths: &[PathBuf],
+    verb: &str,
+    run: impl FnOnce(&BatchConfig<'_>, &mut dyn FnMut(Result<String, moltvault_vault::Error>)),
+) -> (usize, usize, Option<anyhow::Error>) {
+    let bar = ui::progress(paths.len() as u64, verb, false);
     let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
     let failpoint = failpoint();
     let crash = |step: BatchStep, _: &Path| crash_at(failpoint.as_deref(), step);
@@ -280,11 +278,11 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
         hook: failpoint.is_some().then_some(&crash as seal::BatchHook<'_>),
         ..BatchConfig::default()
     };
-    seal::unseal_files_with(&paths, &identity, &cfg, &mut |_, r| {
+    run(&cfg, &mut |r| {
         match r {
-            Ok(u) => {
+            Ok(line) => {
                 ok += 1;
-                bar.suspend(|| ui::note(&format!("unsealed {}", u.plain.display())));
+                bar.suspend(|| ui::note(&line));
             }
             Err(e) => {
                 failed += 1;
@@ -297,11 +295,7 @@ pub fn run_unseal(ctx: &Ctx, args: UnsealArgs) -> anyhow::Result<Status> {
         bar.inc(1);
     });
     bar.finish_and_clear();
-    ui::note(&format!("unsealed {ok} file(s)"));
-    match first_err {
-        Some(e) if failed > 0 => Err(e.context(format!("{failed} file(s) could not be unsealed"))),
-        _ => Ok(Status::Ok),
-    }
+    (ok, failed, first_err)
 }
 
 /// The seal crash point of `MOLTVAULT_FAILPOINT` (`before:<step>`; debug builds only).
