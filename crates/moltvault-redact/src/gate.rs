@@ -72,6 +72,7 @@ type Entry = (Vec<u8>, Pat);
 struct Pass {
     finder: Finder,
     pats: Vec<Pat>,
+    literals: Vec<Vec<u8>>,
 }
 
 impl Pass {
@@ -131,7 +132,11 @@ impl Pass {
                     .ok()?,
             ),
         };
-        Some(Pass { finder, pats })
+        Some(Pass {
+            finder,
+            pats,
+            literals: lits,
+        })
     }
 
     /// Calls `f(pattern, start, end)` for each hit, leftmost first, non-overlapping.
@@ -323,6 +328,102 @@ pub(crate) struct Gate {
     /// Per keyword pattern id: the rules it gates.
     pat_rules: Vec<Vec<usize>>,
     pub(crate) literals: Option<AhoCorasick>,
+    /// Finds an exec result's repeated output (see [`Repeat`]); `None` when a literal holds a
+    /// `"` (a hit could then cross a string's quotes, and the copy's hits could differ).
+    repeat: Option<RepeatFinder>,
+}
+
+/// The raw key that starts the second copy of an exec tool's output in an OpenClaw record.
+const COPY_KEY: &[u8] = br#""aggregated":""#;
+/// The raw key that starts the first copy (`content[].text`).
+const ORIG_KEY: &[u8] = br#""text":""#;
+/// Shorter repeats are scanned twice: finding them would cost more than it saves.
+const MIN_REPEAT: usize = 256;
+/// How far after the end of the `"text"` string the `"aggregated"` key may start.
+const REACH: usize = 512;
+
+/// The searchers for [`COPY_KEY`] and [`ORIG_KEY`].
+#[derive(Debug, Clone)]
+struct RepeatFinder {
+    copy: memmem::Finder<'static>,
+    orig: memmem::Finder<'static>,
+}
+
+/// A string value that repeats an earlier one byte for byte: OpenClaw stores an exec tool's
+/// output twice, in `content[].text` and in `details.aggregated`, so on a typical transcript
+/// about 40% of the bytes are such second copies. Both ranges hold the raw (escaped) bytes
+/// between the quotes; `orig + len <= copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Repeat {
+    orig: usize,
+    copy: usize,
+    len: usize,
+}
+
+/// Ranks bytes by [`BYTE_SHARE`], so that `memmem` prefilters on the bytes rare in
+/// transcripts (`x`, `q`), not on those rare in prose but everywhere in JSON (`"`, `:`).
+struct TranscriptRank;
+
+impl memchr::arch::all::packedpair::HeuristicFrequencyRank for TranscriptRank {
+    fn rank(&self, byte: u8) -> u8 {
+        let share = BYTE_SHARE
+            .get(usize::from(byte.wrapping_sub(0x20)))
+            .copied();
+        // 644 (`e`) is the largest share.
+        (share.unwrap_or(1) / 3).min(255) as u8
+    }
+}
+
+impl RepeatFinder {
+    fn new() -> RepeatFinder {
+        let finder = |needle| {
+            memmem::FinderBuilder::new()
+                .build_forward_with_ranker(TranscriptRank, needle)
+                .into_owned()
+        };
+        RepeatFinder {
+            copy: finder(COPY_KEY),
+            orig: finder(ORIG_KEY),
+        }
+    }
+
+    /// The first `"text"` string of a record (of at least [`MIN_REPEAT`] bytes) that
+    /// `"aggregated"` repeats exactly, its key within [`REACH`] bytes after the text's end
+    /// (where OpenClaw writes it: `"}],"details":{…,"aggregated":"`). Costs a `memchr` over
+    /// each `"text"` string and a `memmem` between them.
+    fn find(&self, hay: &[u8]) -> Option<Repeat> {
+        if hay.len() < 2 * MIN_REPEAT {
+            return None;
+        }
+        let mut from = 0;
+        for _ in 0..8 {
+            let orig = from + self.orig.find(&hay[from..])? + ORIG_KEY.len();
+            let end = string_end(hay, orig)?;
+            from = end + 1;
+            let len = end - orig;
+            if len < MIN_REPEAT {
+                continue;
+            }
+            let near = &hay[from..(from + REACH).min(hay.len())];
+            let Some(k) = self.copy.find(near) else {
+                continue;
+            };
+            let copy = from + k + COPY_KEY.len();
+            if hay.get(copy..copy + len) == Some(&hay[orig..end])
+                && hay.get(copy + len) == Some(&b'"')
+            {
+                return Some(Repeat { orig, copy, len });
+            }
+        }
+        None
+    }
+}
+
+/// The offset of the quote that closes the JSON string whose first byte is at `at`.
+fn string_end(hay: &[u8], at: usize) -> Option<usize> {
+    memchr::memchr_iter(b'"', hay.get(at..)?)
+        .map(|q| at + q)
+        .find(|&q| hay[..q].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0)
 }
 
 /// The outcome of the gate for one record.
@@ -528,6 +629,11 @@ impl Gate {
                 }
             }
         }
+        // A hit never crosses a quote when no literal holds one: each string's hits then
+        // depend on its bytes alone, and a repeated string's hits can be copied.
+        let quote_free = passes
+            .iter()
+            .all(|p| p.literals.iter().all(|l| !l.contains(&b'"')));
         let local: Vec<bool> = rules.iter().map(keyword_inside).collect();
         let back = rules
             .iter()
@@ -550,6 +656,7 @@ impl Gate {
             back,
             pat_rules,
             literals,
+            repeat: quote_free.then(RepeatFinder::new),
         }
     }
 
@@ -574,63 +681,29 @@ impl Gate {
     /// Adds the candidates of another piece of the same record (hit offsets are then only
     /// meaningful for the piece examined last).
     pub fn check_more(&self, rules: &[Rule], hay: &[u8], c: &mut Candidates) {
-        for pass in &self.passes {
-            pass.each(hay, |pat, start, end| match pat {
-                Pat::Unicode => {
-                    // `\u00XX` counts only for printable ASCII (2x..7x).
-                    if matches!(hay.get(end), Some(b'2'..=b'7')) {
-                        c.all = true;
-                        c.any = true;
-                        c.spread = true;
+        match self.repeat.as_ref().and_then(|f| f.find(hay)) {
+            // The copy is skipped: the hits inside it are those of the first copy, moved.
+            // Nothing else is lost: the copy's quotes stop every hit at its edges, and
+            // the flags (escapes, confirmed rules) are the record's, set by the first copy.
+            Some(Repeat { orig, copy, len }) => {
+                let (h0, k0) = (c.hits.len(), c.khits.len());
+                self.scan(rules, hay, 0, copy, c);
+                let inside = |p: usize| (orig..orig + len).contains(&p);
+                let moved: Vec<usize> = c.hits[h0..]
+                    .iter()
+                    .copied()
+                    .filter(|&p| inside(p))
+                    .collect();
+                c.hits.extend(moved.into_iter().map(|p| p - orig + copy));
+                for i in k0..c.khits.len() {
+                    let (p, id) = c.khits[i];
+                    if inside(p) {
+                        c.khits.push((p - orig + copy, id));
                     }
                 }
-                Pat::Slash => {
-                    c.all = true;
-                    c.any = true;
-                    c.spread = true;
-                }
-                Pat::Keyword {
-                    rules,
-                    context,
-                    run,
-                    id,
-                } => {
-                    if *context && !assignment_follows(hay, end, 32 + run) {
-                        return;
-                    }
-                    for &r in rules {
-                        c.rules[r] = true;
-                        c.spread |= !self.local[r];
-                    }
-                    c.hits.push(start);
-                    c.khits.push((start, *id));
-                    c.any = true;
-                }
-                Pat::Short {
-                    rules: owners,
-                    quick,
-                    id,
-                } => {
-                    if owners.iter().all(|&r| c.rules[r]) {
-                        // Every owner is already a candidate: the hit only marks its string.
-                        c.hits.push(start);
-                        c.khits.push((start, *id));
-                        return;
-                    }
-                    if !screen(*quick, hay, start, end) {
-                        return;
-                    }
-                    if confirm(rules, owners, hay, start, c, &self.local) {
-                        c.any = true;
-                    }
-                    // A hit marks its string once any owner is a candidate (a superset:
-                    // cheaper than confirming every position).
-                    if owners.iter().any(|&r| c.rules[r]) {
-                        c.hits.push(start);
-                        c.khits.push((start, *id));
-                    }
-                }
-            });
+                self.scan(rules, hay, copy + len, hay.len(), c);
+            }
+            None => self.scan(rules, hay, 0, hay.len(), c),
         }
         if let Some(lit) = &self.literals
             && lit.is_match(hay)
@@ -641,6 +714,78 @@ impl Gate {
         }
         c.hits.sort_unstable();
         c.khits.sort_unstable();
+    }
+
+    /// Runs the keyword passes over `hay[lo..hi]` (whose edges no hit crosses), judging each
+    /// hit in the whole record.
+    fn scan(&self, rules: &[Rule], hay: &[u8], lo: usize, hi: usize, c: &mut Candidates) {
+        for pass in &self.passes {
+            pass.each(&hay[lo..hi], |pat, start, end| {
+                let (start, end) = (start + lo, end + lo);
+                match pat {
+                    Pat::Unicode => {
+                        // `\u00XX` counts only for printable ASCII (2x..7x).
+                        if matches!(hay.get(end), Some(b'2'..=b'7')) {
+                            c.all = true;
+                            c.any = true;
+                            c.spread = true;
+                        }
+                    }
+                    Pat::Slash => {
+                        c.all = true;
+                        c.any = true;
+                        c.spread = true;
+                    }
+                    Pat::Keyword {
+                        rules,
+                        context,
+                        run,
+                        id,
+                    } => {
+                        if *context && !assignment_follows(hay, end, 32 + run) {
+                            return;
+                        }
+                        for &r in rules {
+                            c.rules[r] = true;
+                            c.spread |= !self.local[r];
+                        }
+                        c.hits.push(start);
+                        c.khits.push((start, *id));
+                        c.any = true;
+                    }
+                    Pat::Short {
+                        rules: owners,
+                        quick,
+                        id,
+                    } => {
+                        if owners.iter().all(|&r| c.rules[r]) {
+                            // Every owner is already a candidate: the hit only marks its string.
+                            c.hits.push(start);
+                            c.khits.push((start, *id));
+                            return;
+                        }
+                        if !screen(*quick, hay, start, end) {
+                            return;
+                        }
+                        if confirm(rules, owners, hay, start, c, &self.local) {
+                            c.any = true;
+                        }
+                        // A hit marks its string once any owner is a candidate (a superset:
+                        // cheaper than confirming every position).
+                        if owners.iter().any(|&r| c.rules[r]) {
+                            c.hits.push(start);
+                            c.khits.push((start, *id));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Makes the gate scan repeated exec output like any other bytes (for tests).
+    #[cfg(test)]
+    pub(crate) fn scan_repeats(&mut self) {
+        self.repeat = None;
     }
 
     /// The rules a keyword hit (from [`Candidates::khits`]) gates.
@@ -1123,5 +1268,198 @@ mod windows {
         assert_eq!(head(r"(?P<n>ab|abcd)x{0,3}[ \t]*y"), (7, false));
         assert_eq!(head(r"(?-u:\b)(?P<s>ghp_[a-z]{36})"), (40, true));
         assert_eq!(head(r"a+b"), (0, false));
+    }
+}
+
+#[cfg(test)]
+mod repeats {
+    use super::*;
+    use moltvault_testutils::secrets::{FakeRng, contextual_secrets, decoys, provider_secrets};
+    use proptest::prelude::*;
+
+    /// An exec tool result as OpenClaw writes it: the output in `content[].text` and again in
+    /// `details.aggregated`.
+    fn exec_record(text: &str, aggregated: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "message",
+            "id": "9f288733",
+            "message": {
+                "role": "toolResult",
+                "toolName": "exec",
+                "content": [{"type": "text", "text": text}],
+                "details": {"status": "completed", "exitCode": 0, "aggregated": aggregated, "cwd": "/w"},
+            }
+        }))
+        .unwrap()
+    }
+
+    /// The gate and redactor with repeat skipping, and the same scanning repeats (built once:
+    /// building them dominates a case in debug builds).
+    struct Fixture {
+        set: crate::RuleSet,
+        skip: Gate,
+        scan: Gate,
+        redact_skip: crate::Redactor,
+        redact_scan: crate::Redactor,
+    }
+
+    static FIXTURE: std::sync::LazyLock<Fixture> = std::sync::LazyLock::new(|| {
+        let set = crate::RuleSet::builtin();
+        let skip = Gate::new(set.rules(), &[b"literal-secret-value".to_vec()]);
+        assert!(skip.repeat.is_some(), "no built-in literal holds a quote");
+        let mut scan = skip.clone();
+        scan.scan_repeats();
+        let r = || {
+            crate::Redactor::new(
+                &set,
+                crate::RedactorOptions::new(
+                    crate::Mode::All,
+                    crate::FingerprintKey::from_bytes([9; 32]),
+                ),
+            )
+            .unwrap()
+        };
+        Fixture {
+            redact_skip: r(),
+            redact_scan: r().scanning_repeats(),
+            set,
+            skip,
+            scan,
+        }
+    });
+
+    fn redact(r: &crate::Redactor, rec: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        r.redact_jsonl(rec, &mut out, &mut crate::CountSink::default())
+            .unwrap();
+        out
+    }
+
+    fn candidates(g: &Gate, set: &crate::RuleSet, hay: &[u8]) -> Candidates {
+        let mut c = Candidates::default();
+        g.check(set.rules(), hay, &mut c);
+        c
+    }
+
+    /// The same rules and flags, and no hit the whole scan does not have. (The whole scan
+    /// may hold more: an anchor whose rule became a candidate earlier in the record marks its
+    /// string unconfirmed, and in the copy that happens more often; those extra hits match
+    /// nothing, or the first copy would have confirmed them too.)
+    fn same(a: &Candidates, b: &Candidates) -> bool {
+        (&a.rules, a.all, a.literal, a.any, a.spread)
+            == (&b.rules, b.all, b.literal, b.any, b.spread)
+            && a.khits.iter().all(|h| b.khits.contains(h))
+            && a.hits.iter().all(|h| b.hits.contains(h))
+    }
+
+    #[test]
+    fn finds_the_second_copy_of_an_exec_output() {
+        let out = "line with \"quotes\" and a \\ backslash\n".repeat(20);
+        let rec = exec_record(&out, &out);
+        let f = RepeatFinder::new();
+        let r = f.find(&rec).expect("a repeat");
+        assert_eq!(rec[r.orig..r.orig + r.len], rec[r.copy..r.copy + r.len]);
+        assert_eq!(rec[r.copy - COPY_KEY.len()..r.copy], *COPY_KEY);
+        assert_eq!(rec[r.copy + r.len], b'"');
+        assert_eq!(rec[r.orig - ORIG_KEY.len()..r.orig], *ORIG_KEY);
+        // Not a repeat: a differing copy, a copy that only starts like the text, a short one.
+        let mut other = out.clone();
+        other.replace_range(300..301, "X");
+        assert_eq!(f.find(&exec_record(&out, &other)), None);
+        assert_eq!(f.find(&exec_record(&out, &out[..out.len() - 1])), None);
+        assert_eq!(f.find(&exec_record(&out[..100], &out[..100])), None);
+    }
+
+    #[test]
+    fn a_secret_in_both_copies_marks_both() {
+        let Fixture {
+            set,
+            skip: g,
+            scan: whole,
+            ..
+        } = &*FIXTURE;
+        let tail = "0123456789abcdef0123456789";
+        let out = format!(
+            "{}GITHUB_TOKEN=ghp_{tail}ab\n{}",
+            "x ".repeat(300),
+            "y ".repeat(300)
+        );
+        let rec = exec_record(&out, &out);
+        let (a, b) = (candidates(g, set, &rec), candidates(whole, set, &rec));
+        assert!(a.any && same(&a, &b), "{a:?}\n{b:?}");
+        let r = g.repeat.as_ref().unwrap().find(&rec).unwrap();
+        assert!(
+            a.hits
+                .iter()
+                .any(|&h| (r.copy..r.copy + r.len).contains(&h))
+        );
+        // Both copies are redacted (the second from the first's remembered spans).
+        let red = String::from_utf8(redact(&FIXTURE.redact_skip, &rec)).unwrap();
+        assert!(!red.contains(tail), "{red}");
+        assert_eq!(red.matches("[REDACTED:").count(), 2, "{red}");
+    }
+
+    /// Pieces of exec output: secrets of every kind, decoys, escapes, quotes, keywords.
+    fn piece() -> impl Strategy<Value = String> {
+        (any::<u64>(), 0usize..8).prop_map(|(seed, kind)| {
+            let mut r = FakeRng::new(seed);
+            match kind {
+                0 => {
+                    let s = provider_secrets(&mut r);
+                    s[r.below(s.len())].text.clone()
+                }
+                1 => {
+                    let s = contextual_secrets(&mut r);
+                    s[r.below(s.len())].text.clone()
+                }
+                2 => {
+                    let d = decoys(&mut r);
+                    d[r.below(d.len())].clone()
+                }
+                3 => [
+                    "\"",
+                    "\\",
+                    "\\\"",
+                    "\n",
+                    "\t",
+                    "=",
+                    ": ",
+                    "\u{7}",
+                    "é",
+                    "https://u:p@h/",
+                ][r.below(10)]
+                .to_string(),
+                4 => [
+                    "token", "password", "secret", "apiKey", "sk-", "xox", ":AA", "AKIA",
+                ][r.below(8)]
+                .to_string(),
+                _ => {
+                    let n = 1 + r.below(40);
+                    r.alnum(n) + " "
+                }
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Skipping the repeated copy changes nothing in the redacted record, wherever
+        /// secrets, escapes and keywords sit (at the copy's edges too).
+        #[test]
+        fn skipping_the_copy_changes_no_output(
+            pieces in prop::collection::vec(piece(), 1..60),
+            pad in 0usize..400,
+            differ in any::<bool>(),
+        ) {
+            let f = &*FIXTURE;
+            let out = format!("{}{}", "z".repeat(pad), pieces.concat());
+            let agg = if differ { format!("{out}.") } else { out.clone() };
+            let rec = exec_record(&out, &agg);
+            let (a, b) = (candidates(&f.skip, &f.set, &rec), candidates(&f.scan, &f.set, &rec));
+            prop_assert!(same(&a, &b), "{:?}\n{:?}", a, b);
+            let (r, w) = (redact(&f.redact_skip, &rec), redact(&f.redact_scan, &rec));
+            prop_assert_eq!(String::from_utf8_lossy(&r), String::from_utf8_lossy(&w));
+        }
     }
 }

@@ -35,6 +35,7 @@ mod json;
 mod keypath;
 mod redactor;
 mod rules;
+mod teddy;
 mod text;
 mod validate;
 

@@ -409,6 +409,9 @@ impl Redactor {
                     .map(|(_, k)| &k[..k.len() - 1])
                     .collect();
                 let mut local_hits: Vec<(usize, u32)> = Vec::new();
+                // The token spans of the last long string, for its repeat (an exec tool's
+                // output is stored twice).
+                let mut memo: Option<SpanMemo> = None;
                 // Key-path rules on the record's own structure (h2: see `keypath`).
                 let path_hits = match crate::keypath::wanted(&self.rules, cand) {
                     true => crate::keypath::doc_hits(&self.rules, body, &strs, false),
@@ -435,7 +438,22 @@ impl Redactor {
                     let b = cand.khits.partition_point(|&(p, _)| p < s.end);
                     local_hits.clear();
                     local_hits.extend(cand.khits[a..b].iter().map(|&(p, id)| (p - s.start, id)));
-                    let mut spans = self.token_spans(raw, cand, Some(&local_hits));
+                    let mut spans = match &memo {
+                        Some(m) if body[m.range.clone()] == *raw && m.hits == local_hits => {
+                            m.spans.clone()
+                        }
+                        _ => {
+                            let spans = self.token_spans(raw, cand, Some(&local_hits));
+                            if raw.len() >= MEMO_MIN {
+                                memo = Some(SpanMemo {
+                                    range: s.start..s.end,
+                                    hits: local_hits.clone(),
+                                    spans: spans.clone(),
+                                });
+                            }
+                            spans
+                        }
+                    };
                     if let Some(PathKey::Key(k)) = path.last() {
                         let value = if raw.contains(&b'\\') {
                             Cow::Owned(text::unescape(raw).0)
@@ -821,6 +839,14 @@ impl Redactor {
         out
     }
 
+    /// This redactor with a gate that scans repeated exec output twice (the reference for
+    /// the gate's repeat skipping).
+    #[cfg(test)]
+    pub(crate) fn scanning_repeats(mut self) -> Redactor {
+        self.gate.scan_repeats();
+        self
+    }
+
     /// Whether a record (a JSON document or a plain text, as raw bytes) passes the raw-byte gate:
     /// `false` means neither [`Redactor::redact_value`] on the parsed record nor
     /// [`Redactor::redact_text`] on the text can find anything in it, so callers may skip parsing
@@ -869,6 +895,13 @@ const KEY_PROBE_VALUE: usize = 96;
 /// Strings at least this long are matched once per [`Redactor::redact_value`] call however
 /// often they occur in the value.
 const MEMO_MIN: usize = 1024;
+
+/// The token spans found in a long string of a record, with its range and keyword hits.
+struct SpanMemo {
+    range: std::ops::Range<usize>,
+    hits: Vec<(usize, u32)>,
+    spans: Vec<Span>,
+}
 
 /// How many distinct long strings one [`Redactor::redact_value`] call remembers.
 const MEMO_MAX: usize = 16;

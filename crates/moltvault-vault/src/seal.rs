@@ -51,6 +51,7 @@ use crate::error::{DecryptFailure, Error, Result};
 use crate::fsio::{self, AtomicFile, Replace, WriteOptions};
 use crate::keys::Identity;
 
+mod open;
 mod stream;
 
 /// The extended attribute in which a sealed file records its plaintext's permission bits
@@ -407,7 +408,10 @@ pub fn unseal_files_with(
     cfg: &BatchConfig<'_>,
     on_done: &mut dyn FnMut(usize, Result<Unsealed>),
 ) {
-    let stage = |p: &Path| stage_unseal(p, identity, true);
+    let threads = unseal_threads();
+    let stage = |p: &Path| {
+        stage_unseal(p, &[identity.as_age() as &dyn age::Identity], true, threads)
+    };
     run_batches(sealed, cfg, true, &stage, unsealed_of, on_done);
 }
 
@@ -1540,6 +1544,13 @@ pub struct Unsealed {
 /// the whole file authenticated, renames it into place with the mode recorded at sealing
 /// ([`MODE_XATTR`]; 0600 when absent) and the sealed file's mtime, then removes the sealed file.
 ///
+/// The payload of a large file is authenticated and decrypted on several threads (the age
+/// crate parses the header, authenticates its MAC and decrypts the first chunk; the other
+/// chunks are independent and decrypted in place, in runs of 16, wherever a thread is free);
+/// the plaintext takes its name only after every chunk, the final-flagged one last,
+/// authenticated and nothing follows it. ASCII-armored files are decrypted by the age crate's
+/// streaming reader.
+///
 /// If the plaintext already exists with the same content (a crash between the two steps), only
 /// the sealed copy is removed. [`unseal_files_with`] unseals many files with far fewer syncs.
 ///
@@ -1547,7 +1558,16 @@ pub struct Unsealed {
 /// Fails on a symlink or non-regular file, a file not for the identity, any damage (nothing is
 /// written), a differing plaintext ([`Error::Conflict`]) or an I/O failure.
 pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
-    let staged = stage_unseal(sealed, identity, false)?;
+    unseal_file_with(sealed, &[identity.as_age() as &dyn age::Identity])
+}
+
+/// Unseals `sealed` like [`unseal_file`] with any of `identities` (an age identity file, a
+/// passphrase, or the test vectors' keys).
+///
+/// # Errors
+/// As [`unseal_file`].
+pub fn unseal_file_with(sealed: &Path, identities: &[&dyn age::Identity]) -> Result<Unsealed> {
+    let staged = stage_unseal(sealed, identities, false, unseal_threads())?;
     if matches!(staged.temp, Temp::Linked)
         && let Err(e) = fsio::sync_dir(dir_of(&staged.new))
     {
@@ -1557,11 +1577,26 @@ pub fn unseal_file(sealed: &Path, identity: &Identity) -> Result<Unsealed> {
     staged.remove_old(true).map(unsealed_of)
 }
 
+/// Threads that decrypt one large sealed file: one per CPU, at most 4.
+fn unseal_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+}
+
+/// Sealed files at least this large are decrypted on several threads; smaller ones on the
+/// calling thread (a thread costs more than decrypting a few chunks).
+const PARALLEL_UNSEAL_MIN: u64 = 256 * 1024;
+
 /// Decrypts `sealed` into a temp file beside it (kept only once the whole file
-/// authenticated); unless `defer_sync`, also fsyncs it and links it under its final name
-/// (everything but the directory fsync and the removal of the sealed file). A plaintext that
-/// already exists with the same content is staged as [`Temp::Existing`].
-fn stage_unseal(sealed: &Path, identity: &Identity, defer_sync: bool) -> Result<Staged> {
+/// authenticated; the payload of a binary file on up to `threads` threads, [`open`]);
+/// unless `defer_sync`, also fsyncs it and links it under its final name (everything but the
+/// directory fsync and the removal of the sealed file). A plaintext that already exists with
+/// the same content is staged as [`Temp::Existing`].
+fn stage_unseal(
+    sealed: &Path,
+    identities: &[&dyn age::Identity],
+    defer_sync: bool,
+    threads: usize,
+) -> Result<Staged> {
     let plain = plain_path(sealed).ok_or_else(|| Error::NotRegularFile {
         path: sealed.to_path_buf(),
         symlink: false,
@@ -1580,11 +1615,12 @@ fn stage_unseal(sealed: &Path, identity: &Identity, defer_sync: bool) -> Result<
         Ok(_) => true,
         Err(_) => false,
     };
-    let mut r = decrypt_reader(file, identity).map_err(|kind| Error::Decrypt {
+    let decrypt_err = |kind| Error::Decrypt {
         path: sealed.to_path_buf(),
         kind,
-    })?;
+    };
     if existing {
+        let mut r = decrypt_reader_with(file, identities).map_err(decrypt_err)?;
         let mut h = Sha256::new();
         let n = copy_hashing(&mut r, &mut io::sink(), Some(&mut h))
             .map_err(|e| decrypt_io(sealed, e))?;
@@ -1613,15 +1649,30 @@ fn stage_unseal(sealed: &Path, identity: &Identity, defer_sync: bool) -> Result<
             keep_owner: false,
         },
     )?;
-    let mut sink = EarlyWriteback {
-        out: &mut out,
-        written: 0,
-        flushed: 0,
+    let write_err = |e| Error::Fs(fsio::FsError::io("write", &plain, e));
+    let threads = if meta.len() >= PARALLEL_UNSEAL_MIN {
+        threads
+    } else {
+        1
     };
-    let n = copy_sized(&mut r, &mut sink, None, meta.len() as usize).map_err(|e| match e {
-        CopyError::Read(e) => decrypt_io(sealed, CopyError::Read(e)),
-        CopyError::Write(e) => Error::Fs(fsio::FsError::io("write", &plain, e)),
-    })?;
+    let n = match open::decrypt_file(&file, meta.len(), identities, out.as_file(), threads) {
+        Ok(Some(n)) => n,
+        Err(open::OpenError::Decrypt(kind)) => return Err(decrypt_err(kind)),
+        Err(open::OpenError::Write(e)) => return Err(write_err(e)),
+        // Armored: the age crate's streaming reader.
+        Ok(None) => {
+            let mut r = decrypt_reader_with(file, identities).map_err(decrypt_err)?;
+            let mut sink = EarlyWriteback {
+                out: &mut out,
+                written: 0,
+                flushed: 0,
+            };
+            copy_sized(&mut r, &mut sink, None, meta.len() as usize).map_err(|e| match e {
+                CopyError::Read(e) => decrypt_io(sealed, CopyError::Read(e)),
+                CopyError::Write(e) => write_err(e),
+            })?
+        }
+    };
     if let Ok(mtime) = meta.modified() {
         let _ = out.as_file().set_modified(mtime);
     }

@@ -1,0 +1,696 @@
+//! A fused slim Teddy: several literal sets searched in one pass over a record.
+//!
+//! The gate searches three literal sets (rare literals, contextual stems, short anchors).
+//! Run as three `aho_corasick::packed` searches, each block of the record is loaded and split
+//! into nibbles three times, and every hit (frequent for the decoy-rich stems) leaves Teddy's
+//! loop and restarts a search. Here each 32-byte block is loaded once, the slim Teddy bucket
+//! masks of every set are computed from the same nibbles, and candidates are verified in
+//! place, reporting `(set, pattern, start, end)` without restarting anything.
+//!
+//! Each set keeps the semantics of a leftmost-first packed search of its own: hits within a
+//! set are non-overlapping, leftmost first, and at one position the earliest pattern wins.
+//! Buckets are assigned as `aho_corasick::packed` assigns them (patterns sharing the low
+//! nibbles of their fingerprint share a bucket; the k-th new group goes to bucket `7 - k % 8`),
+//! so the gate's bucket layout (`gate::bucket_order`) carries over. Patterns that can match
+//! at one position share their fingerprint, hence a bucket, whose patterns are tried in
+//! priority order.
+//!
+//! Only x86_64 with AVX2 (detected at run time) gets a [`Fused`]; elsewhere the gate keeps its
+//! separate searches.
+#![allow(unsafe_code)]
+#![cfg_attr(not(test), allow(dead_code))] // TEMPORARY: until the gate uses it
+
+/// Slim Teddy's buckets.
+const BUCKETS: usize = 8;
+
+/// The most literal sets one scan fuses.
+pub(crate) const MAX_SETS: usize = 3;
+
+/// The longest fingerprint (bytes of each literal checked by the masks).
+const FP: usize = 4;
+
+/// A pattern of a bucket, with its first (up to 4) bytes as a little-endian word.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u32,
+    len: u32,
+    word: u32,
+    /// The bits of `word` the pattern fills (all when it is 4 bytes or longer).
+    mask: u32,
+}
+
+/// The first (up to) 4 bytes of `b` as a little-endian word, zero-padded.
+#[inline]
+fn word(b: &[u8]) -> u32 {
+    match b.first_chunk::<4>() {
+        Some(w) => u32::from_le_bytes(*w),
+        None => {
+            let mut w = [0u8; 4];
+            w[..b.len()].copy_from_slice(b);
+            u32::from_le_bytes(w)
+        }
+    }
+}
+
+/// One literal set: its literals, their buckets and the nibble masks of the buckets.
+#[derive(Debug, Clone)]
+struct Set {
+    lits: Vec<Vec<u8>>,
+    /// Per bucket: its patterns in priority order.
+    buckets: [Vec<Entry>; BUCKETS],
+    /// Per fingerprint byte `j`: the buckets accepting each low nibble there (bit `b` =
+    /// bucket `b`); all ones beyond the fingerprint.
+    lo: [[u8; 16]; FP],
+    /// The same for high nibbles.
+    hi: [[u8; 16]; FP],
+}
+
+impl Set {
+    fn new(lits: &[Vec<u8>]) -> Option<Set> {
+        let n = lits.iter().map(Vec::len).min()?.min(FP);
+        if n == 0 {
+            return None;
+        }
+        let mut buckets: [Vec<Entry>; BUCKETS] = Default::default();
+        let mut groups: Vec<(Vec<u8>, usize)> = Vec::new();
+        for (id, lit) in lits.iter().enumerate() {
+            let lonybs: Vec<u8> = lit[..n].iter().map(|b| b & 0xF).collect();
+            let bucket = match groups.iter().find(|(k, _)| *k == lonybs) {
+                Some(&(_, b)) => b,
+                None => {
+                    let b = BUCKETS - 1 - id % BUCKETS;
+                    groups.push((lonybs, b));
+                    b
+                }
+            };
+            let short = lit.len().min(4);
+            buckets[bucket].push(Entry {
+                id: u32::try_from(id).ok()?,
+                len: u32::try_from(lit.len()).ok()?,
+                word: word(&lit[..short]),
+                mask: u32::MAX >> (8 * (4 - short)),
+            });
+        }
+        let mut lo = [[0xFF; 16]; FP];
+        let mut hi = [[0xFF; 16]; FP];
+        for j in 0..n {
+            lo[j] = [0; 16];
+            hi[j] = [0; 16];
+        }
+        for (b, ids) in buckets.iter().enumerate() {
+            for e in ids {
+                for (j, &byte) in lits[e.id as usize][..n].iter().enumerate() {
+                    lo[j][usize::from(byte & 0xF)] |= 1 << b;
+                    hi[j][usize::from(byte >> 4)] |= 1 << b;
+                }
+            }
+        }
+        Some(Set {
+            lits: lits.to_vec(),
+            buckets,
+            lo,
+            hi,
+        })
+    }
+
+    /// The first pattern (by priority) of the buckets in `bits` matching at `start`.
+    #[inline]
+    fn verify(&self, hay: &[u8], start: usize, mut bits: u8) -> Option<(usize, usize)> {
+        let rest = &hay[start..];
+        let w = word(rest);
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // Patterns matching at one position share a bucket: the first match is the one.
+            for e in &self.buckets[b] {
+                let len = e.len as usize;
+                if w & e.mask == e.word
+                    && rest.len() >= len
+                    && (len <= 4 || rest[4..len] == self.lits[e.id as usize][4..])
+                {
+                    return Some((e.id as usize, start + len));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Up to [`MAX_SETS`] literal sets searched together (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct Fused {
+    sets: Vec<Set>,
+}
+
+impl Fused {
+    /// Builds the scanner, or `None` when this CPU lacks AVX2, there are no sets or more
+    /// than [`MAX_SETS`], or a set is empty or holds an empty literal.
+    pub fn new(sets: &[Vec<Vec<u8>>]) -> Option<Fused> {
+        if !avx2() || sets.is_empty() || sets.len() > MAX_SETS {
+            return None;
+        }
+        let sets = sets
+            .iter()
+            .map(|s| Set::new(s))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Fused { sets })
+    }
+
+    /// Calls `f(set, pattern, start, end)` for every hit: per set, leftmost first and
+    /// non-overlapping, as a leftmost-first search of that set alone would report them.
+    /// Hits of one set come in ascending order; hits of different sets interleave.
+    #[inline]
+    pub fn each(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize, usize)) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: a `Fused` exists only where `avx2()` held when it was built.
+            unsafe { x86::each(self, hay, &mut f) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            scalar(self, hay, &mut f)
+        }
+    }
+}
+
+/// Whether this CPU runs the AVX2 loop.
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The same search, one position at a time (a reference for the tests, and the body of
+/// [`Fused::each`] where no AVX2 loop exists, which `Fused::new` never lets happen).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn scalar(fused: &Fused, hay: &[u8], f: &mut impl FnMut(usize, usize, usize, usize)) {
+    let mut next = [0usize; MAX_SETS];
+    for start in 0..hay.len() {
+        for (s, set) in fused.sets.iter().enumerate() {
+            if start < next[s] {
+                continue;
+            }
+            if let Some((id, end)) = set.verify(hay, start, 0xFF) {
+                f(s, id, start, end);
+                next[s] = end;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m256i, _mm_loadu_si128, _mm256_and_si256, _mm256_broadcastsi128_si256, _mm256_cmpeq_epi8,
+        _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+        _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_storeu_si256,
+        _mm256_testz_si256,
+    };
+
+    use super::{FP, Fused, Set};
+
+    /// Bytes each block reads: 32 positions plus the rest of the last fingerprint.
+    const SPAN: usize = 32 + FP - 1;
+
+    /// One set's nibble tables, broadcast to both lanes.
+    #[derive(Clone, Copy)]
+    struct Masks {
+        lo: [__m256i; FP],
+        hi: [__m256i; FP],
+        /// Whether the fingerprint is 4 bytes (shorter ones skip the last table pair).
+        four: bool,
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn table(t: &[u8; 16]) -> __m256i {
+        // SAFETY: `t` holds the 16 bytes an unaligned 128-bit load reads.
+        let v = unsafe { _mm_loadu_si128(t.as_ptr().cast()) };
+        _mm256_broadcastsi128_si256(v)
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn masks(set: &Set) -> Masks {
+        Masks {
+            lo: std::array::from_fn(|j| table(&set.lo[j])),
+            hi: std::array::from_fn(|j| table(&set.hi[j])),
+            four: set.lo[FP - 1] != [0xFF; 16] || set.hi[FP - 1] != [0xFF; 16],
+        }
+    }
+
+    /// The candidate buckets of every set for the 32 positions starting at `w[0]` (byte `i`
+    /// of set `s`'s vector: the buckets of `s` whose fingerprint matches at position `i`).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn candidates<const N: usize>(m: &[Masks; N], w: &[u8; SPAN]) -> [__m256i; N] {
+        let nib = _mm256_set1_epi8(0x0F);
+        let v: [__m256i; FP] = std::array::from_fn(|j| {
+            assert!(j < FP);
+            // SAFETY: `j + 32 <= SPAN`, so the 32 bytes read lie within `w`.
+            unsafe { _mm256_loadu_si256(w.as_ptr().add(j).cast()) }
+        });
+        let lo: [__m256i; FP] = std::array::from_fn(|j| _mm256_and_si256(v[j], nib));
+        let hi: [__m256i; FP] =
+            std::array::from_fn(|j| _mm256_and_si256(_mm256_srli_epi16::<4>(v[j]), nib));
+        std::array::from_fn(|s| {
+            let m = &m[s];
+            let mut c = _mm256_and_si256(
+                _mm256_shuffle_epi8(m.lo[0], lo[0]),
+                _mm256_shuffle_epi8(m.hi[0], hi[0]),
+            );
+            for j in 1..FP - 1 {
+                c = _mm256_and_si256(c, _mm256_shuffle_epi8(m.lo[j], lo[j]));
+                c = _mm256_and_si256(c, _mm256_shuffle_epi8(m.hi[j], hi[j]));
+            }
+            if m.four {
+                c = _mm256_and_si256(c, _mm256_shuffle_epi8(m.lo[FP - 1], lo[FP - 1]));
+                c = _mm256_and_si256(c, _mm256_shuffle_epi8(m.hi[FP - 1], hi[FP - 1]));
+            }
+            c
+        })
+    }
+
+    /// Whether any set has a candidate.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn any<const N: usize>(c: &[__m256i; N]) -> bool {
+        let mut a = _mm256_setzero_si256();
+        for x in c {
+            a = _mm256_or_si256(a, *x);
+        }
+        _mm256_testz_si256(a, a) == 0
+    }
+
+    /// Verifies the candidates of the block of positions `at..at + 32` (those below
+    /// `hay.len()`), reporting hits past each set's previous hit.
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    fn verify<const N: usize, F: FnMut(usize, usize, usize, usize)>(
+        sets: &[&Set; N],
+        next: &mut [usize; N],
+        c: &[__m256i; N],
+        hay: &[u8],
+        at: usize,
+        f: &mut F,
+    ) {
+        let left = hay.len() - at;
+        let live = if left >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << left) - 1
+        };
+        let zero = _mm256_setzero_si256();
+        for s in 0..N {
+            // Bit i: position `at + i` has a candidate bucket.
+            let mut bits = !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(c[s], zero)) as u32) & live;
+            let skip = next[s].saturating_sub(at);
+            if skip >= 32 {
+                continue;
+            }
+            bits &= u32::MAX << skip;
+            if bits == 0 {
+                continue;
+            }
+            let mut buckets = [0u8; 32];
+            // SAFETY: `buckets` holds the 32 bytes an unaligned 256-bit store writes.
+            unsafe { _mm256_storeu_si256(buckets.as_mut_ptr().cast(), c[s]) };
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let start = at + i;
+                if start < next[s] {
+                    continue;
+                }
+                if let Some((id, stop)) = sets[s].verify(hay, start, buckets[i]) {
+                    f(s, id, start, stop);
+                    next[s] = stop;
+                }
+            }
+        }
+    }
+
+    /// The AVX2 body of [`Fused::each`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn each<F: FnMut(usize, usize, usize, usize)>(
+        fused: &Fused,
+        hay: &[u8],
+        f: &mut F,
+    ) {
+        match fused.sets.as_slice() {
+            [a] => scan::<1, F>([a], hay, f),
+            [a, b] => scan::<2, F>([a, b], hay, f),
+            [a, b, c] => scan::<3, F>([a, b, c], hay, f),
+            _ => unreachable!("Fused::new takes 1 to MAX_SETS sets"),
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn scan<const N: usize, F: FnMut(usize, usize, usize, usize)>(
+        sets: [&Set; N],
+        hay: &[u8],
+        f: &mut F,
+    ) {
+        let m: [Masks; N] = std::array::from_fn(|s| masks(sets[s]));
+        let mut next = [0usize; N];
+        let len = hay.len();
+        let mut at = 0;
+        // Two blocks a step, one branch for both.
+        while at + 32 + SPAN <= len {
+            let w: &[u8; 32 + SPAN] = hay[at..at + 32 + SPAN].try_into().expect("2 blocks");
+            let (a, b) = (w.first_chunk::<SPAN>(), w.last_chunk::<SPAN>());
+            let (Some(a), Some(b)) = (a, b) else {
+                unreachable!("SPAN < 32 + SPAN")
+            };
+            let (ca, cb) = (candidates(&m, a), candidates(&m, b));
+            let both: [__m256i; N] = std::array::from_fn(|s| _mm256_or_si256(ca[s], cb[s]));
+            if any(&both) {
+                if any(&ca) {
+                    verify(&sets, &mut next, &ca, hay, at, f);
+                }
+                if any(&cb) {
+                    verify(&sets, &mut next, &cb, hay, at + 32, f);
+                }
+            }
+            at += 64;
+        }
+        while at + SPAN <= len {
+            let w: &[u8; SPAN] = hay[at..at + SPAN].try_into().expect("SPAN bytes");
+            let c = candidates(&m, w);
+            if any(&c) {
+                verify(&sets, &mut next, &c, hay, at, f);
+            }
+            at += 32;
+        }
+        // The tail (fewer than SPAN bytes): the same blocks over a zero-padded copy; the
+        // padding only adds candidates, which verification against `hay` rejects.
+        if at < len {
+            let mut pad = [0u8; 32 + SPAN];
+            pad[..len - at].copy_from_slice(&hay[at..]);
+            let mut k = 0;
+            while at + k < len {
+                let w: &[u8; SPAN] = pad[k..k + SPAN].try_into().expect("SPAN bytes");
+                let c = candidates(&m, w);
+                if any(&c) {
+                    verify(&sets, &mut next, &c, hay, at + k, f);
+                }
+                k += 32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aho_corasick::packed::{Config, MatchKind};
+    use proptest::prelude::*;
+
+    /// Every set's hits as the gate's packed searches report them, per set in order.
+    fn reference(sets: &[Vec<Vec<u8>>], hay: &[u8]) -> Vec<Vec<(usize, usize, usize)>> {
+        sets.iter()
+            .map(|lits| {
+                let packed = Config::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .builder()
+                    .extend(lits)
+                    .build();
+                match packed {
+                    Some(s) => s
+                        .find_iter(hay)
+                        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+                        .collect(),
+                    // Sets packed searches refuse (short literals): the gate's fallback.
+                    None => aho_corasick::AhoCorasick::builder()
+                        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                        .build(lits)
+                        .expect("automaton")
+                        .find_iter(hay)
+                        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn fused_hits(f: &Fused, hay: &[u8]) -> Vec<Vec<(usize, usize, usize)>> {
+        let mut out = vec![Vec::new(); f.sets.len()];
+        f.each(hay, |s, id, a, b| out[s].push((id, a, b)));
+        out
+    }
+
+    fn scalar_hits(f: &Fused, hay: &[u8]) -> Vec<Vec<(usize, usize, usize)>> {
+        let mut out = vec![Vec::new(); f.sets.len()];
+        scalar(f, hay, &mut |s, id, a, b| out[s].push((id, a, b)));
+        out
+    }
+
+    /// The gate's three literal sets for the built-in rules.
+    fn gate_sets() -> Vec<Vec<Vec<u8>>> {
+        // TEMPORARY until gate.rs exposes its sets: an approximation of them.
+        let set = crate::RuleSet::builtin();
+        let (mut rare, mut ctx, mut short) = (Vec::new(), Vec::new(), Vec::new());
+        for r in set.rules() {
+            for k in &r.keywords {
+                let k = k.as_bytes().to_vec();
+                let list = if k.len() < 4 {
+                    &mut short
+                } else if r.context {
+                    &mut ctx
+                } else {
+                    &mut rare
+                };
+                let k = if r.context && k.len() > 4 {
+                    k[..4].to_vec()
+                } else {
+                    k
+                };
+                if !list.contains(&k) {
+                    list.push(k);
+                }
+            }
+        }
+        for e in ["\\u00", ":\\/\\/"] {
+            short.push(e.as_bytes().to_vec());
+        }
+        rare.truncate(32);
+        ctx.truncate(32);
+        short.truncate(32);
+        vec![rare, ctx, short]
+    }
+
+    fn check(sets: &[Vec<Vec<u8>>], hay: &[u8]) {
+        let Some(f) = Fused::new(sets) else { return };
+        let want = reference(sets, hay);
+        assert_eq!(
+            fused_hits(&f, hay),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(hay)
+        );
+        assert_eq!(scalar_hits(&f, hay), want);
+    }
+
+    #[test]
+    fn gate_literals_split_across_blocks() {
+        let sets = gate_sets();
+        assert_eq!(sets.len(), 3);
+        for lits in &sets {
+            for lit in lits {
+                for pre in 0..40 {
+                    for post in [0, 1, 3, 7, 40] {
+                        let mut hay = vec![b'x'; pre];
+                        hay.extend_from_slice(lit);
+                        hay.extend_from_slice(&b"=\"abcd1234xyz\"".repeat(4)[..post]);
+                        check(&sets, &hay);
+                        // The same after 32 to 70 bytes of another literal's fragments.
+                        let mut h2 = b"tokenauth_passw".repeat(5)[..pre + 30].to_vec();
+                        h2.extend_from_slice(&hay);
+                        check(&sets, &h2);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn overlapping_and_prioritised_patterns() {
+        let sets = vec![
+            vec![b"abcd".to_vec(), b"abcdef".to_vec(), b"bcde".to_vec()],
+            vec![b"abcdef".to_vec(), b"abcd".to_vec(), b"cdef".to_vec()],
+            vec![b"ab".to_vec(), b"ba".to_vec(), b"a".to_vec()],
+        ];
+        for hay in [
+            &b"abcdefabcdef"[..],
+            b"ababababa",
+            b"",
+            b"a",
+            b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxabcdefgh",
+        ] {
+            check(&sets, hay);
+        }
+    }
+
+    #[test]
+    fn no_fused_scan_for_unsupported_sets() {
+        assert!(Fused::new(&[]).is_none());
+        assert!(Fused::new(&[vec![]]).is_none());
+        assert!(Fused::new(&[vec![b"".to_vec()]]).is_none());
+        assert!(Fused::new(&vec![vec![b"ab".to_vec()]; MAX_SETS + 1]).is_none());
+    }
+
+    /// Haystack pieces: the gate's literals, fragments of them, assignment punctuation,
+    /// random bytes.
+    fn piece(lits: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+        let n = lits.len();
+        let lits2 = lits.clone();
+        prop_oneof![
+            3 => (0..n).prop_map(move |i| lits[i].clone()),
+            2 => (0..n, 0usize..8, 0usize..8).prop_map(move |(i, a, b)| {
+                let l = &lits2[i];
+                let a = a.min(l.len());
+                let b = b.clamp(a, l.len());
+                l[a..b].to_vec()
+            }),
+            2 => prop::sample::select(vec![
+                &b"\""[..], b"\\", b"=", b":", b" ", b"\\\"", b"\\u00", b"\n", b"_", b"-"
+            ])
+            .prop_map(<[u8]>::to_vec),
+            2 => prop::collection::vec(any::<u8>(), 0..6),
+            1 => prop::collection::vec(b'a'..=b'z', 0..40),
+        ]
+    }
+
+    fn hay_of(lits: Vec<Vec<u8>>, max: usize) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(piece(lits), 0..max).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn equals_the_packed_searches(hay in hay_of(gate_sets().concat(), 80)) {
+            let sets = gate_sets();
+            let Some(f) = Fused::new(&sets) else { return Ok(()) };
+            prop_assert_eq!(fused_hits(&f, &hay), reference(&sets, &hay));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn equals_the_packed_searches_on_long_records(
+            hay in hay_of(gate_sets().concat(), 900)
+        ) {
+            let sets = gate_sets();
+            let Some(f) = Fused::new(&sets) else { return Ok(()) };
+            prop_assert_eq!(fused_hits(&f, &hay), reference(&sets, &hay));
+        }
+
+        #[test]
+        fn equals_the_packed_searches_on_random_sets(
+            sets in prop::collection::vec(
+                prop::collection::vec(prop::collection::vec(b'a'..=b'h', 1..7), 1..40),
+                1..=MAX_SETS,
+            ),
+            seed in prop::collection::vec(0usize..1000, 0..60),
+        ) {
+            // Haystacks from the sets' own literals and fragments, over a small alphabet.
+            let all = sets.concat();
+            let mut hay = Vec::new();
+            for x in seed {
+                let l = &all[x % all.len()];
+                hay.extend_from_slice(&l[..l.len() - (x / 100) % l.len().min(3)]);
+                if x % 7 == 0 {
+                    hay.push(b'a' + (x % 9) as u8);
+                }
+            }
+            let Some(f) = Fused::new(&sets) else { return Ok(()) };
+            prop_assert_eq!(fused_hits(&f, &hay), reference(&sets, &hay));
+        }
+    }
+
+    /// Times each packed pass alone, all three, and the fused scan over a JSONL corpus (as
+    /// dumped by `engine dump`): `MV_CORPUS=c16.jsonl cargo test --release -p
+    /// moltvault-redact --lib teddy::tests::measure -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run in release by hand"]
+    #[allow(clippy::print_stdout)]
+    fn measure() {
+        use std::time::Instant;
+        let Some(path) = std::env::var_os("MV_CORPUS") else {
+            return;
+        };
+        let data = std::fs::read(path).unwrap();
+        let recs: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        let sets = gate_sets();
+        let packed: Vec<_> = sets
+            .iter()
+            .map(|l| {
+                Config::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .builder()
+                    .extend(l)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let fused = Fused::new(&sets).unwrap();
+        let time = |name: &str, f: &dyn Fn(&[u8]) -> usize| {
+            let mut best = f64::MAX;
+            let mut n = 0;
+            for _ in 0..7 {
+                let t = Instant::now();
+                n = recs.iter().map(|r| f(r)).sum::<usize>();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{name}: {:.2} ms, {:.2} GB/s, {n} hits",
+                best * 1e3,
+                data.len() as f64 / best / 1e9
+            );
+        };
+        for (i, p) in packed.iter().enumerate() {
+            time(&format!("packed pass {i}"), &|r| p.find_iter(r).count());
+        }
+        time("packed all three", &|r| {
+            packed.iter().map(|p| p.find_iter(r).count()).sum()
+        });
+        // Candidate positions per set, and blocks with any candidate.
+        let (mut cand, mut blocks, mut busy) = (vec![0usize; sets.len()], 0usize, 0usize);
+        for r in &recs {
+            for (k, _) in r.iter().enumerate().step_by(32) {
+                blocks += 1;
+                let mut hit = false;
+                for (s, set) in fused.sets.iter().enumerate() {
+                    for i in k..(k + 32).min(r.len()) {
+                        let mut b = 0xFFu8;
+                        for j in 0..FP {
+                            let x = r.get(i + j).copied().unwrap_or(0);
+                            b &= set.lo[j][usize::from(x & 0xF)] & set.hi[j][usize::from(x >> 4)];
+                        }
+                        if b != 0 {
+                            cand[s] += 1;
+                            hit = true;
+                        }
+                    }
+                }
+                busy += usize::from(hit);
+            }
+        }
+        println!("candidates per set {cand:?}, blocks {blocks}, with a candidate {busy}");
+        time("fused", &|r| {
+            let mut n = 0;
+            fused.each(r, |_, _, _, _| n += 1);
+            n
+        });
+    }
+}
