@@ -1,7 +1,7 @@
 //! `moltvault redact`: rewrites transcripts with secrets replaced by `[REDACTED:<rule>:<fp8>]`.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -151,7 +151,8 @@ pub(crate) fn open_transcript(path: &Path) -> anyhow::Result<(Box<dyn Read + Sen
                 .with_context(|| format!("cannot read {}", path.display()))?,
         )
     } else {
-        Box::new(BufReader::with_capacity(1 << 18, f))
+        // The redactor reads 128 KiB blocks itself: a buffer here would only add a copy.
+        Box::new(f)
     };
     Ok((r, zstd))
 }
@@ -191,7 +192,9 @@ pub(crate) fn redact_in_place(r: &Redactor, path: &Path) -> anyhow::Result<Stats
             .with_context(|| format!("cannot write {}", path.display()))?;
         s
     } else {
-        let mut w = io::BufWriter::with_capacity(1 << 18, &mut out);
+        // Smaller than the redactor's blocks: runs of unchanged records bypass the buffer,
+        // which only gathers the pieces of changed ones.
+        let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
         let s = r
             .redact_jsonl(reader, &mut w, &mut Count(0))
             .with_context(|| format!("cannot redact {}", path.display()))?;
@@ -313,7 +316,10 @@ pub fn run(ctx: &Ctx, args: RedactArgs) -> anyhow::Result<Status> {
         }
         let (reader, _) = open_transcript(&args.paths[0])?;
         let mut out = AtomicFile::create(dest, WriteOptions::secret_replace())?;
-        let s = r.redact_jsonl(reader, &mut out, &mut Count(0))?;
+        let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
+        let s = r.redact_jsonl(reader, &mut w, &mut Count(0))?;
+        w.flush()?;
+        drop(w);
         out.commit()?;
         ui::note(&summary(&args.paths[0].display().to_string(), &s));
         return Ok(Status::Ok);

@@ -409,9 +409,8 @@ pub fn unseal_files_with(
     on_done: &mut dyn FnMut(usize, Result<Unsealed>),
 ) {
     let threads = unseal_threads();
-    let stage = |p: &Path| {
-        stage_unseal(p, &[identity.as_age() as &dyn age::Identity], true, threads)
-    };
+    let stage =
+        |p: &Path| stage_unseal(p, &[identity.as_age() as &dyn age::Identity], true, threads);
     run_batches(sealed, cfg, true, &stage, unsealed_of, on_done);
 }
 
@@ -2679,6 +2678,216 @@ mod tests {
             })
             .count();
         assert_eq!(temps, 0, "no temp files");
+    }
+
+    /// The age crate's own streaming reader on `bytes`: the plaintext, or how it fails.
+    fn age_outcome(bytes: &[u8], id: &Identity) -> std::result::Result<Vec<u8>, DecryptFailure> {
+        let mut out = Vec::new();
+        decrypt_reader(bytes, id)?
+            .read_to_end(&mut out)
+            .map_err(|e| DecryptFailure::from_io(&e))?;
+        Ok(out)
+    }
+
+    /// `unseal` of `bytes` as `x.jsonl.age` in `dir` on `threads` threads: the plaintext it
+    /// restored, or how it failed — then with no plaintext, no temp file and the sealed file
+    /// unchanged. Leaves `dir` empty.
+    fn unseal_outcome(
+        dir: &Path,
+        bytes: &[u8],
+        id: &Identity,
+        threads: usize,
+    ) -> std::result::Result<Vec<u8>, DecryptFailure> {
+        let s = dir.join("x.jsonl.age");
+        let p = dir.join("x.jsonl");
+        fs::write(&s, bytes).unwrap();
+        let r = stage_unseal(&s, &[id.as_age() as &dyn age::Identity], false, threads);
+        let names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let out = match r {
+            Ok(st) => {
+                assert!(matches!(st.temp, Temp::Linked));
+                assert_eq!(names.len(), 2, "{names:?}");
+                let body = fs::read(&p).unwrap();
+                assert_eq!(st.bytes, body.len() as u64);
+                fs::remove_file(&p).unwrap();
+                Ok(body)
+            }
+            Err(Error::Decrypt { path, kind }) => {
+                assert_eq!(path, s, "the error names the sealed file");
+                assert_eq!(names, ["x.jsonl.age"], "nothing written");
+                assert_eq!(fs::read(&s).unwrap(), bytes, "sealed file unchanged");
+                Err(kind)
+            }
+            Err(e) => panic!("{e:?}"),
+        };
+        fs::remove_file(&s).unwrap();
+        out
+    }
+
+    /// An age file to `id` whose payload is `chunks` as given (plaintext, index in the nonce,
+    /// last-chunk flag), in that order: well-formed or not.
+    fn crafted(id: &Identity, chunks: &[(Vec<u8>, u64, bool)]) -> Vec<u8> {
+        use age_core::secrecy::ExposeSecret;
+        use chacha20poly1305::aead::AeadInPlace;
+        let key = std::sync::OnceLock::new();
+        let capture = KeepFileKey {
+            inner: &id.to_public(),
+            key: &key,
+        };
+        let mut out = Vec::new();
+        drop(encrypt_to_many(&mut out, &[&capture]).unwrap());
+        let nonce: [u8; 16] = out[out.len() - 16..].try_into().unwrap();
+        let cipher = stream::payload_cipher(key.get().unwrap().expose_secret(), &nonce);
+        for (plain, idx, last) in chunks {
+            let mut data = plain.clone();
+            let tag = cipher
+                .encrypt_in_place_detached(&stream::chunk_nonce(*idx, *last), b"", &mut data)
+                .unwrap();
+            out.extend_from_slice(&data);
+            out.extend_from_slice(&tag);
+        }
+        out
+    }
+
+    /// The multi-threaded unseal agrees with the age crate's reader — same plaintext, or the
+    /// same kind of failure with nothing written — on every payload layout and on truncated,
+    /// extended, bit-flipped, reordered and crafted payloads, on 1 thread and on several.
+    #[test]
+    fn parallel_unseal_agrees_with_the_age_crate_on_every_layout_and_damage() {
+        use stream::{CHUNK, ENC_CHUNK, RUN};
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let body_of = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect()
+        };
+        let run = RUN as usize;
+        let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+        for len in [
+            0,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            (run + 1) * CHUNK,
+            (run + 1) * CHUNK + 1,
+            (2 * run + 1) * CHUNK,
+            (2 * run + 9) * CHUNK + 123,
+        ] {
+            // Written by the age crate's own encryptor, not by this module.
+            let mut w = encrypt_to(Vec::new(), &id.to_public()).unwrap();
+            w.write_all(&body_of(len)).unwrap();
+            cases.push((format!("len {len}"), w.finish().unwrap()));
+        }
+        let good = cases.last().unwrap().1.clone();
+        let start = good.len() - ((2 * run + 9) * CHUNK + 123) - (2 * run + 10) * 16;
+        let total = (2 * run + 10) as usize;
+        let chunk_at = |k: usize| start + k * ENC_CHUNK;
+        for k in 0..=total {
+            for d in [0isize, -1, 1] {
+                let cut = (chunk_at(k) as isize + d).clamp(0, good.len() as isize) as usize;
+                cases.push((format!("cut at {cut}"), good[..cut].to_vec()));
+            }
+        }
+        for k in [
+            0,
+            1,
+            2,
+            run,
+            run + 1,
+            run + 2,
+            2 * run + 1,
+            total - 2,
+            total - 1,
+        ] {
+            for within in [5, ENC_CHUNK - 3] {
+                let at = (chunk_at(k) + within).min(good.len() - 1);
+                let mut b = good.clone();
+                b[at] ^= 0x20;
+                cases.push((format!("flip at {at}"), b));
+            }
+        }
+        for (a, b) in [(0, 1), (2, 3), (run, run + 1), (total - 3, total - 2)] {
+            let mut v = good.clone();
+            let (x, y) = (chunk_at(a), chunk_at(b));
+            let tmp = v[x..x + ENC_CHUNK].to_vec();
+            v.copy_within(y..y + ENC_CHUNK, x);
+            v[y..y + ENC_CHUNK].copy_from_slice(&tmp);
+            cases.push((format!("swap {a} {b}"), v));
+        }
+        let mut dropped = good[..chunk_at(5)].to_vec();
+        dropped.extend_from_slice(&good[chunk_at(6)..]);
+        cases.push(("drop chunk 5".into(), dropped));
+        let mut dup = good[..chunk_at(6)].to_vec();
+        dup.extend_from_slice(&good[chunk_at(5)..]);
+        cases.push(("duplicate chunk 5".into(), dup));
+        for extra in [&b"x"[..], &[0u8; 16], &good[chunk_at(total - 1)..]] {
+            let mut v = good.clone();
+            v.extend_from_slice(extra);
+            cases.push((format!("append {}", extra.len()), v));
+        }
+        // Crafted with the file key: a final flag too early, an empty final chunk after full
+        // ones, a missing final flag, a short chunk in the middle.
+        let full = || vec![7u8; CHUNK];
+        let n = 2 * run + 3;
+        let mut chunks: Vec<(Vec<u8>, u64, bool)> =
+            (0..n as u64).map(|i| (full(), i, false)).collect();
+        chunks.last_mut().unwrap().2 = true;
+        cases.push(("crafted well-formed".into(), crafted(&id, &chunks)));
+        for early in [0, 1, run, n - 2] {
+            let mut c = chunks.clone();
+            c[early].2 = true;
+            cases.push((format!("final flag on {early}"), crafted(&id, &c)));
+        }
+        let mut c = chunks.clone();
+        c.last_mut().unwrap().2 = false;
+        c.push((Vec::new(), n as u64, true));
+        cases.push(("empty final chunk".into(), crafted(&id, &c)));
+        let mut c = chunks.clone();
+        c.last_mut().unwrap().2 = false;
+        cases.push(("no final flag".into(), crafted(&id, &c)));
+        let mut c = chunks.clone();
+        c[run + 1].0.truncate(100);
+        cases.push(("short middle chunk".into(), crafted(&id, &c)));
+        let mut c = chunks.clone();
+        c[3].1 = 4;
+        cases.push(("wrong index".into(), crafted(&id, &c)));
+
+        let mut failures = 0;
+        for (name, bytes) in &cases {
+            let want = age_outcome(bytes, &id);
+            failures += usize::from(want.is_err());
+            for threads in [1, 3] {
+                let got = unseal_outcome(dir.path(), bytes, &id, threads);
+                assert!(
+                    got == want,
+                    "{name}, {threads} threads: {:?} vs age {:?}",
+                    got.as_ref().map(Vec::len),
+                    want.as_ref().map(Vec::len)
+                );
+            }
+            // And the batch path (the default thread count).
+            let s = dir.path().join("x.jsonl.age");
+            fs::write(&s, bytes).unwrap();
+            let mut seen = 0;
+            unseal_files_with(&[s.clone()], &id, &BatchConfig::default(), &mut |_, r| {
+                seen += 1;
+                match (&r, &want) {
+                    (Ok(u), Ok(body)) => assert_eq!(fs::read(&u.plain).unwrap(), *body),
+                    (Err(Error::Decrypt { kind, .. }), Err(k)) => assert_eq!(kind, k, "{name}"),
+                    _ => panic!("{name}: {:?}", r.map(|u| u.bytes)),
+                }
+            });
+            assert_eq!(seen, 1);
+            for e in fs::read_dir(dir.path()).unwrap() {
+                fs::remove_file(e.unwrap().path()).unwrap();
+            }
+        }
+        assert!(failures > 30 && failures < cases.len() - 9, "{failures}");
     }
 
     #[test]

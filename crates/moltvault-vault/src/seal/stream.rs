@@ -53,7 +53,7 @@ pub(super) fn payload_len(len: u64) -> u64 {
     len + chunks(len) * TAG as u64
 }
 
-fn chunk_nonce(idx: u64, last: bool) -> chacha20poly1305::Nonce {
+pub(super) fn chunk_nonce(idx: u64, last: bool) -> chacha20poly1305::Nonce {
     let mut n = [0u8; 12];
     // An 11-byte big-endian counter: the top 3 bytes stay 0 (2^64 chunks is unreachable).
     n[3..11].copy_from_slice(&idx.to_be_bytes());
