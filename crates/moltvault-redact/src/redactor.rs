@@ -444,7 +444,7 @@ impl Redactor {
                         }
                         _ => {
                             let spans = self.token_spans(raw, cand, Some(&local_hits));
-                            if raw.len() >= MEMO_MIN {
+                            if raw.len() >= REPEAT_MIN {
                                 memo = Some(SpanMemo {
                                     range: s.start..s.end,
                                     hits: local_hits.clone(),
@@ -895,6 +895,10 @@ const KEY_PROBE_VALUE: usize = 96;
 /// Strings at least this long are matched once per [`Redactor::redact_value`] call however
 /// often they occur in the value.
 const MEMO_MIN: usize = 1024;
+
+/// The shortest string of a JSONL record whose spans are kept for a repeat of it (comparing
+/// costs a `memcmp`; a record's strings are in one buffer).
+const REPEAT_MIN: usize = 256;
 
 /// The token spans found in a long string of a record, with its range and keyword hits.
 struct SpanMemo {

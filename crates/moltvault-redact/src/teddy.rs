@@ -362,30 +362,6 @@ mod x86 {
         let mut next = [0usize; N];
         let len = hay.len();
         let mut at = 0;
-        // Four blocks a step while they last, one branch for them.
-        while at + 96 + SPAN <= len {
-            let w: &[u8; 96 + SPAN] = hay[at..at + 96 + SPAN].try_into().expect("4 blocks");
-            let c: [[__m256i; N]; 4] = std::array::from_fn(|k| {
-                let Some(b) = w[32 * k..].first_chunk::<SPAN>() else {
-                    unreachable!("32 * 3 + SPAN bytes")
-                };
-                candidates(&m, b)
-            });
-            let all: [__m256i; N] = std::array::from_fn(|s| {
-                _mm256_or_si256(
-                    _mm256_or_si256(c[0][s], c[1][s]),
-                    _mm256_or_si256(c[2][s], c[3][s]),
-                )
-            });
-            if any(&all) {
-                for (k, ck) in c.iter().enumerate() {
-                    if any(ck) {
-                        verify(&sets, &mut next, ck, hay, at + 32 * k, f);
-                    }
-                }
-            }
-            at += 128;
-        }
         // Two blocks a step, one branch for both.
         while at + 32 + SPAN <= len {
             let w: &[u8; 32 + SPAN] = hay[at..at + 32 + SPAN].try_into().expect("2 blocks");
