@@ -776,6 +776,18 @@ mod tests {
             .unwrap();
     }
 
+    /// Rewrites row 100 in place, as compaction or an edit does: a user message holding
+    /// `content`.
+    fn rewrite_row_100(db: &Path, content: &str) {
+        let ev = json!({"type": "message", "id": "e100", "message": {"role": "user", "content": content}});
+        conn(db)
+            .execute(
+                "UPDATE transcript_events SET event_json = ?1 WHERE session_id = ?2 AND seq = 100",
+                rusqlite::params![ev.to_string(), SID],
+            )
+            .unwrap();
+    }
+
     /// Plants the key in a user message event, the FTS copy and a trajectory row of the real
     /// 2026.9.6 sample database.
     fn plant(db: &Path, key: &str, seq: i64) {
@@ -1009,13 +1021,8 @@ mod tests {
         // The gateway's exact rewrite of an old row (compaction, edit) rotates the session's
         // generation in transcript_rewrite_watermarks.
         let key = fake_key("r");
+        rewrite_row_100(&db, &format!("now {key}"));
         let c = conn(&db);
-        let ev = json!({"type": "message", "id": "e100", "message": {"role": "user", "content": format!("now {key}")}});
-        c.execute(
-            "UPDATE transcript_events SET event_json = ?1 WHERE session_id = ?2 AND seq = 100",
-            rusqlite::params![ev.to_string(), SID],
-        )
-        .unwrap();
         assert_eq!(fx.sweep().db, DbPass::Incremental);
         // An update of an old row that the gateway does not log is not seen by an incremental
         // pass (every rewrite path of 2026.9 logs it; `moltvault redact` reads everything).
@@ -1041,14 +1048,7 @@ mod tests {
         add_event(&db, 101, "newest");
         fx.sweep();
         let key = fake_key("p");
-        let ev =
-            json!({"type": "message", "id": "e100", "message": {"role": "user", "content": key}});
-        conn(&db)
-            .execute(
-                "UPDATE transcript_events SET event_json = ?1 WHERE session_id = ?2 AND seq = 100",
-                rusqlite::params![ev.to_string(), SID],
-            )
-            .unwrap();
+        rewrite_row_100(&db, &key);
         assert_eq!(fx.sweep().db, DbPass::Incremental);
         assert_eq!(holders(&db, &key), ["transcript_events"]);
         // A day later (the stored time of the last full pass moved back) everything is read.
@@ -1119,14 +1119,7 @@ mod tests {
         assert_eq!(fx.sweep().db, DbPass::Incremental);
         // Its text changing is a different matter: the table is read whole.
         let key = fake_key("m");
-        let ev =
-            json!({"type": "message", "id": "e100", "message": {"role": "user", "content": key}});
-        conn(&db)
-            .execute(
-                "UPDATE transcript_events SET event_json = ?1 WHERE session_id = ?2 AND seq = 100",
-                rusqlite::params![ev.to_string(), SID],
-            )
-            .unwrap();
+        rewrite_row_100(&db, &key);
         assert_eq!(
             fx.sweep().db,
             DbPass::Full(FullReason::TableChanged("transcript_events"))

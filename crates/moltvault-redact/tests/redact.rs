@@ -1,38 +1,13 @@
 //! The redactor end to end on JSONL, values and text.
 
-use moltvault_redact::{
-    Finding, FingerprintKey, LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet,
-};
+use moltvault_redact::{FingerprintKey, LiteralSecret, Mode, Redactor, RedactorOptions, RuleSet};
 use moltvault_testutils::secrets::{FakeRng, contextual_secrets, decoys, pem, provider_secrets};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-fn redactor(mode: Mode) -> Redactor {
-    Redactor::new(
-        &RuleSet::builtin(),
-        RedactorOptions::new(mode, FingerprintKey::from_bytes([9; 32])),
-    )
-    .unwrap()
-}
+mod common;
 
-fn run(r: &Redactor, input: &[u8]) -> (Vec<u8>, Vec<Finding>) {
-    let mut out = Vec::new();
-    let mut f = Vec::new();
-    r.redact_jsonl(input, &mut out, &mut f).unwrap();
-    (out, f)
-}
-
-fn tool_result(text: &str) -> String {
-    json!({
-        "type": "message", "id": "4a59b811", "parentId": "113d0369",
-        "timestamp": "2026-11-25T18:13:05.063Z",
-        "message": {"role": "toolResult", "toolCallId": "call_29034630", "toolName": "exec",
-            "content": [{"type": "text", "text": text}],
-            "details": {"status": "completed", "exitCode": 0, "aggregated": text},
-            "isError": false, "timestamp": 1795630385062u64}
-    })
-    .to_string()
-}
+use common::{redactor, run, tool_result};
 
 fn user_msg(text: &str) -> String {
     json!({"type":"message","id":"517c0541","parentId":null,"message":{"role":"user","content":[{"type":"text","text":text}]}}).to_string()

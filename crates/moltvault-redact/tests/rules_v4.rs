@@ -7,32 +7,13 @@ use moltvault_redact::{Finding, FingerprintKey, Mode, Redactor, RedactorOptions,
 use moltvault_testutils::secrets::FakeRng;
 use serde_json::{Value, json};
 
-fn redactor(mode: Mode) -> Redactor {
-    Redactor::new(
-        &RuleSet::builtin(),
-        RedactorOptions::new(mode, FingerprintKey::from_bytes([4; 32])),
-    )
-    .unwrap()
-}
+mod common;
+
+use common::{redactor, tool_result};
 
 fn run(r: &Redactor, input: &[u8]) -> (String, Vec<Finding>) {
-    let mut out = Vec::new();
-    let mut f = Vec::new();
-    r.redact_jsonl(input, &mut out, &mut f).unwrap();
+    let (out, f) = common::run(r, input);
     (String::from_utf8(out).unwrap(), f)
-}
-
-/// A `toolResult` record of the real entry schema, holding `text` twice (content and details).
-fn tool_result(text: &str) -> String {
-    json!({
-        "type": "message", "id": "4a59b811", "parentId": "113d0369",
-        "timestamp": "2026-11-25T18:13:05.063Z",
-        "message": {"role": "toolResult", "toolCallId": "call_29034630", "toolName": "exec",
-            "content": [{"type": "text", "text": text}],
-            "details": {"status": "completed", "exitCode": 0, "aggregated": text},
-            "isError": false, "timestamp": 1795630385062u64}
-    })
-    .to_string()
 }
 
 /// A 32-byte key as Baileys' `BufferJSON.replacer` writes it.

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 /// What one entry of a described tree is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Node {
     /// A directory.
     Dir,
@@ -36,6 +37,7 @@ pub struct Entry {
 
 /// A way to break an otherwise faithful archive; indexes are taken modulo the entry count.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Damage {
     /// The manifest keeps the entry but the archive has no member for it.
     DropMember(usize),
