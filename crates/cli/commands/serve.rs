@@ -19,6 +19,7 @@ use moltvault_gateway::engine::{Engine, EngineSource, Mode, PROTOCOL};
 use moltvault_gateway::sweep::{self, DbPass, SweepOptions};
 
 use crate::commands::Ctx;
+use crate::commands::redact::ModeArg;
 use crate::report::Status;
 
 /// The largest request payload accepted (a bigger one ends the connection).
@@ -62,24 +63,6 @@ pub struct ServeArgs {
     /// Files changed within this many seconds are swept.
     #[arg(long, value_name = "SECS", default_value_t = 900, requires = "sweep")]
     pub recent_secs: u64,
-}
-
-/// The redaction mode, as given on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeArg {
-    /// Tool results and tool-call arguments only.
-    Tools,
-    /// Every string.
-    All,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Tools => Mode::Tools,
-            ModeArg::All => Mode::All,
-        }
-    }
 }
 
 pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<Status> {
