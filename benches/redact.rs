@@ -88,13 +88,16 @@ fn main() {
     std::fs::write(&path, &data).unwrap();
 
     let r = redactor(Mode::All);
+    // Every timed write goes to a new file, as `redact --in-place` writes a new temp file:
+    // truncating the previous run's output would wait for its writeback.
     // Baseline in the same run: copying the file (read + write) through the same buffers.
     let copy = median(
         (0..reps)
-            .map(|_| {
+            .map(|i| {
                 let t = Instant::now();
                 let mut f = File::open(&path).unwrap();
-                let mut w = BufWriter::new(File::create(dir.path().join("copy")).unwrap());
+                let mut w =
+                    BufWriter::new(File::create(dir.path().join(format!("copy{i}"))).unwrap());
                 std::io::copy(&mut f, &mut w).unwrap();
                 drop(w);
                 gbps(data.len(), t.elapsed())
@@ -126,13 +129,13 @@ fn main() {
     // 2. Redact end to end: read + match + write.
     let red = median(
         (0..reps)
-            .map(|_| {
+            .map(|i| {
                 let t = Instant::now();
                 // As `moltvault redact --in-place`: a buffer smaller than the redactor's
                 // 128 KiB blocks, which runs of unchanged records bypass.
                 let w = BufWriter::with_capacity(
                     1 << 16,
-                    File::create(dir.path().join("out")).unwrap(),
+                    File::create(dir.path().join(format!("out{i}"))).unwrap(),
                 );
                 r.redact_jsonl(File::open(&path).unwrap(), w, &mut CountSink::default())
                     .unwrap();
@@ -147,7 +150,7 @@ fn main() {
 
     // 3. Recall on planted secrets: a denser corpus (one secret per ~20 records) so that
     // every format is planted many times.
-    let out = std::fs::read(dir.path().join("out")).unwrap();
+    let out = std::fs::read(dir.path().join("out0")).unwrap();
     assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), lines);
     let (rdata, rplanted) = corpus::corpus(3, if full { 64 << 20 } else { 16 << 20 }, true, 20);
     let mut rout = Vec::new();
