@@ -12,6 +12,9 @@
 //!   anchors first screened by a byte check of their surroundings (a word boundary, a digit,
 //!   an `@` ahead) and then confirmed by their rules' regexes on a window around the hit.
 //!
+//! Where the CPU has AVX2, the three passes run as one fused scan ([`crate::teddy`]) that
+//! reports the same hits without restarting a search at each one.
+//!
 //! An escape detector (`\u00XX` of printable ASCII, `:\/\/`) sends the record to every rule,
 //! since an escape could hide a keyword.
 
@@ -20,6 +23,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use memchr::memmem;
 
 use crate::rules::Rule;
+use crate::teddy::{Fused, MAX_SETS};
 
 /// How a short anchor's surroundings are screened before its rules' regexes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +332,12 @@ pub(crate) struct Gate {
     /// Per keyword pattern id: the rules it gates.
     pat_rules: Vec<Vec<usize>>,
     pub(crate) literals: Option<AhoCorasick>,
+    /// All passes in one scan, where the CPU has AVX2 and there are at most
+    /// [`MAX_SETS`] passes (see [`crate::teddy`]).
+    fused: Option<Fused>,
+    /// The first pass holding a short anchor: hits of the passes before it are judged as
+    /// the fused scan finds them, the others after it, pass by pass.
+    first_short: usize,
     /// Finds an exec result's repeated output (see [`Repeat`]); `None` when a literal holds a
     /// `"` (a hit could then cross a string's quotes, and the copy's hits could differ).
     repeat: Option<RepeatFinder>,
@@ -634,6 +644,16 @@ impl Gate {
         let quote_free = passes
             .iter()
             .all(|p| p.literals.iter().all(|l| !l.contains(&b'"')));
+        let fused = if passes.len() <= MAX_SETS {
+            let sets: Vec<Vec<Vec<u8>>> = passes.iter().map(|p| p.literals.clone()).collect();
+            Fused::new(&sets)
+        } else {
+            None
+        };
+        let first_short = passes
+            .iter()
+            .position(|p| p.pats.iter().any(|pat| matches!(pat, Pat::Short { .. })))
+            .unwrap_or(passes.len());
         let local: Vec<bool> = rules.iter().map(keyword_inside).collect();
         let back = rules
             .iter()
@@ -656,12 +676,25 @@ impl Gate {
             back,
             pat_rules,
             literals,
+            fused,
+            first_short,
             repeat: quote_free.then(RepeatFinder::new),
         }
     }
 
-    /// Examines one record; `c.any` says whether it needs stage B.
+    /// Examines one JSONL record (or transcript row); `c.any` says whether it needs stage B.
+    /// A repeated exec output in it is read once (see [`Repeat`]).
+    pub fn check_record(&self, rules: &[Rule], hay: &[u8], c: &mut Candidates) {
+        let repeat = self.repeat.as_ref().and_then(|f| f.find(hay));
+        self.examine(rules, hay, repeat, c);
+    }
+
+    /// Examines one text or string value; `c.any` says whether it needs stage B.
     pub fn check(&self, rules: &[Rule], hay: &[u8], c: &mut Candidates) {
+        self.examine(rules, hay, None, c);
+    }
+
+    fn examine(&self, rules: &[Rule], hay: &[u8], repeat: Option<Repeat>, c: &mut Candidates) {
         c.rules.clear();
         c.rules.resize(self.n_rules, false);
         c.all = false;
@@ -675,13 +708,7 @@ impl Gate {
             c.any = true;
             c.spread = true;
         }
-        self.check_more(rules, hay, c);
-    }
-
-    /// Adds the candidates of another piece of the same record (hit offsets are then only
-    /// meaningful for the piece examined last).
-    pub fn check_more(&self, rules: &[Rule], hay: &[u8], c: &mut Candidates) {
-        match self.repeat.as_ref().and_then(|f| f.find(hay)) {
+        match repeat {
             // The copy is skipped: the hits inside it are those of the first copy, moved.
             // Nothing else is lost: the copy's quotes stop every hit at its edges, and
             // the flags (escapes, confirmed rules) are the record's, set by the first copy.
@@ -719,67 +746,101 @@ impl Gate {
     /// Runs the keyword passes over `hay[lo..hi]` (whose edges no hit crosses), judging each
     /// hit in the whole record.
     fn scan(&self, rules: &[Rule], hay: &[u8], lo: usize, hi: usize, c: &mut Candidates) {
-        for pass in &self.passes {
-            pass.each(&hay[lo..hi], |pat, start, end| {
-                let (start, end) = (start + lo, end + lo);
-                match pat {
-                    Pat::Unicode => {
-                        // `\u00XX` counts only for printable ASCII (2x..7x).
-                        if matches!(hay.get(end), Some(b'2'..=b'7')) {
-                            c.all = true;
-                            c.any = true;
-                            c.spread = true;
-                        }
-                    }
-                    Pat::Slash => {
+        let mut hit = |pat: &Pat, start: usize, end: usize| {
+            let (start, end) = (start + lo, end + lo);
+            match pat {
+                Pat::Unicode => {
+                    // `\u00XX` counts only for printable ASCII (2x..7x).
+                    if matches!(hay.get(end), Some(b'2'..=b'7')) {
                         c.all = true;
                         c.any = true;
                         c.spread = true;
                     }
-                    Pat::Keyword {
-                        rules,
-                        context,
-                        run,
-                        id,
-                    } => {
-                        if *context && !assignment_follows(hay, end, 32 + run) {
-                            return;
-                        }
-                        for &r in rules {
-                            c.rules[r] = true;
-                            c.spread |= !self.local[r];
-                        }
+                }
+                Pat::Slash => {
+                    c.all = true;
+                    c.any = true;
+                    c.spread = true;
+                }
+                Pat::Keyword {
+                    rules,
+                    context,
+                    run,
+                    id,
+                } => {
+                    if *context && !assignment_follows(hay, end, 32 + run) {
+                        return;
+                    }
+                    for &r in rules {
+                        c.rules[r] = true;
+                        c.spread |= !self.local[r];
+                    }
+                    c.hits.push(start);
+                    c.khits.push((start, *id));
+                    c.any = true;
+                }
+                Pat::Short {
+                    rules: owners,
+                    quick,
+                    id,
+                } => {
+                    if owners.iter().all(|&r| c.rules[r]) {
+                        // Every owner is already a candidate: the hit only marks its string.
                         c.hits.push(start);
                         c.khits.push((start, *id));
+                        return;
+                    }
+                    if !screen(*quick, hay, start, end) {
+                        return;
+                    }
+                    if confirm(rules, owners, hay, start, c, &self.local) {
                         c.any = true;
                     }
-                    Pat::Short {
-                        rules: owners,
-                        quick,
-                        id,
-                    } => {
-                        if owners.iter().all(|&r| c.rules[r]) {
-                            // Every owner is already a candidate: the hit only marks its string.
-                            c.hits.push(start);
-                            c.khits.push((start, *id));
-                            return;
-                        }
-                        if !screen(*quick, hay, start, end) {
-                            return;
-                        }
-                        if confirm(rules, owners, hay, start, c, &self.local) {
-                            c.any = true;
-                        }
-                        // A hit marks its string once any owner is a candidate (a superset:
-                        // cheaper than confirming every position).
-                        if owners.iter().any(|&r| c.rules[r]) {
-                            c.hits.push(start);
-                            c.khits.push((start, *id));
-                        }
+                    // A hit marks its string once any owner is a candidate (a superset:
+                    // cheaper than confirming every position).
+                    if owners.iter().any(|&r| c.rules[r]) {
+                        c.hits.push(start);
+                        c.khits.push((start, *id));
                     }
                 }
-            });
+            }
+        };
+        let Some(fused) = &self.fused else {
+            for pass in &self.passes {
+                pass.each(&hay[lo..hi], &mut hit);
+            }
+            return;
+        };
+        // One scan for all passes. A short anchor's screen reads the candidates that the
+        // keyword hits before it set, so hits are judged in the separate passes' order:
+        // those of the passes before the first with short anchors at once (their hits only
+        // set flags and push offsets, sorted later, so their order does not matter), the
+        // others after the scan, pass by pass.
+        let mut later: Vec<(usize, usize, usize, usize)> = Vec::new();
+        fused.each(&hay[lo..hi], |pass, i, start, end| {
+            if pass < self.first_short {
+                hit(&self.passes[pass].pats[i], start, end);
+            } else {
+                later.push((pass, i, start, end));
+            }
+        });
+        // Stable: each pass's hits stay in order.
+        later.sort_by_key(|h| h.0);
+        for (pass, i, start, end) in later {
+            hit(&self.passes[pass].pats[i], start, end);
         }
+    }
+
+    /// Makes the gate run its passes separately, as where the CPU lacks AVX2 (for tests).
+    #[cfg(test)]
+    pub(crate) fn without_fused(&mut self) {
+        self.fused = None;
+    }
+
+    /// The literals of each pass, in pattern order (for the fused scan's tests).
+    #[cfg(test)]
+    pub(crate) fn literal_sets(&self) -> Vec<Vec<Vec<u8>>> {
+        self.passes.iter().map(|p| p.literals.clone()).collect()
     }
 
     /// Makes the gate scan repeated exec output like any other bytes (for tests).
@@ -1337,7 +1398,7 @@ mod repeats {
 
     fn candidates(g: &Gate, set: &crate::RuleSet, hay: &[u8]) -> Candidates {
         let mut c = Candidates::default();
-        g.check(set.rules(), hay, &mut c);
+        g.check_record(set.rules(), hay, &mut c);
         c
     }
 

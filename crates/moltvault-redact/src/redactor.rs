@@ -386,7 +386,7 @@ impl Redactor {
         sink: &mut dyn FindingSink,
         stats: &mut Stats,
     ) -> Option<Vec<u8>> {
-        self.gate.check(&self.rules, body, cand);
+        self.gate.check_record(&self.rules, body, cand);
         if !cand.any {
             return None;
         }
@@ -853,7 +853,7 @@ impl Redactor {
     /// it. The same gate [`Redactor::redact_jsonl`] applies to each line.
     pub fn may_match(&self, record: &[u8]) -> bool {
         let mut cand = Candidates::default();
-        self.gate.check(&self.rules, record, &mut cand);
+        self.gate.check_record(&self.rules, record, &mut cand);
         cand.any
     }
 

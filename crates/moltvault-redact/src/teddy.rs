@@ -3,9 +3,11 @@
 //! The gate searches three literal sets (rare literals, contextual stems, short anchors).
 //! Run as three `aho_corasick::packed` searches, each block of the record is loaded and split
 //! into nibbles three times, and every hit (frequent for the decoy-rich stems) leaves Teddy's
-//! loop and restarts a search. Here each 32-byte block is loaded once, the slim Teddy bucket
-//! masks of every set are computed from the same nibbles, and candidates are verified in
-//! place, reporting `(set, pattern, start, end)` without restarting anything.
+//! loop and restarts a search. Here each 32-byte block is read once for all sets (four
+//! overlapping unaligned loads, one per fingerprint byte, instead of Teddy's shifts across
+//! lanes), the slim Teddy bucket masks of every set are computed from the same nibbles, two
+//! blocks share one branch, and candidates are verified in place, reporting
+//! `(set, pattern, start, end)` without restarting anything.
 //!
 //! Each set keeps the semantics of a leftmost-first packed search of its own: hits within a
 //! set are non-overlapping, leftmost first, and at one position the earliest pattern wins.
@@ -17,8 +19,8 @@
 //!
 //! Only x86_64 with AVX2 (detected at run time) gets a [`Fused`]; elsewhere the gate keeps its
 //! separate searches.
+// SIMD loads and stores take raw pointers; each `unsafe` block below says why it is sound.
 #![allow(unsafe_code)]
-#![cfg_attr(not(test), allow(dead_code))] // TEMPORARY: until the gate uses it
 
 /// Slim Teddy's buckets.
 const BUCKETS: usize = 8;
@@ -413,107 +415,114 @@ mod tests {
     use aho_corasick::packed::{Config, MatchKind};
     use proptest::prelude::*;
 
-    /// Every set's hits as the gate's packed searches report them, per set in order.
-    fn reference(sets: &[Vec<Vec<u8>>], hay: &[u8]) -> Vec<Vec<(usize, usize, usize)>> {
-        sets.iter()
-            .map(|lits| {
-                let packed = Config::new()
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .builder()
-                    .extend(lits)
-                    .build();
-                match packed {
-                    Some(s) => s
+    type Hits = Vec<Vec<(usize, usize, usize)>>;
+
+    /// The separate searches the fused scan must equal: per set, the gate's packed
+    /// leftmost-first search, or its automaton fallback where packed searches refuse a set.
+    enum Search {
+        Packed(aho_corasick::packed::Searcher),
+        Ac(aho_corasick::AhoCorasick),
+    }
+
+    struct Oracle {
+        searches: Vec<Search>,
+        fused: Option<Fused>,
+    }
+
+    impl Oracle {
+        fn new(sets: &[Vec<Vec<u8>>]) -> Oracle {
+            let searches = sets
+                .iter()
+                .map(|lits| {
+                    match Config::new()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .builder()
+                        .extend(lits)
+                        .build()
+                    {
+                        Some(s) => Search::Packed(s),
+                        None => Search::Ac(
+                            aho_corasick::AhoCorasick::builder()
+                                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                                .build(lits)
+                                .expect("automaton"),
+                        ),
+                    }
+                })
+                .collect();
+            Oracle {
+                searches,
+                fused: Fused::new(sets),
+            }
+        }
+
+        /// Every set's hits as the separate searches report them, per set in order.
+        fn reference(&self, hay: &[u8]) -> Hits {
+            self.searches
+                .iter()
+                .map(|s| match s {
+                    Search::Packed(s) => s
                         .find_iter(hay)
                         .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
                         .collect(),
-                    // Sets packed searches refuse (short literals): the gate's fallback.
-                    None => aho_corasick::AhoCorasick::builder()
-                        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-                        .build(lits)
-                        .expect("automaton")
+                    Search::Ac(s) => s
                         .find_iter(hay)
                         .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
                         .collect(),
-                }
-            })
-            .collect()
-    }
+                })
+                .collect()
+        }
 
-    fn fused_hits(f: &Fused, hay: &[u8]) -> Vec<Vec<(usize, usize, usize)>> {
-        let mut out = vec![Vec::new(); f.sets.len()];
-        f.each(hay, |s, id, a, b| out[s].push((id, a, b)));
-        out
-    }
+        /// The fused scan's and the scalar reference's hits, and the separate searches'.
+        fn compare(&self, hay: &[u8]) -> Option<(Hits, Hits, Hits)> {
+            let f = self.fused.as_ref()?;
+            let mut fused = vec![Vec::new(); f.sets.len()];
+            f.each(hay, |s, id, a, b| fused[s].push((id, a, b)));
+            let mut slow = vec![Vec::new(); f.sets.len()];
+            scalar(f, hay, &mut |s, id, a, b| slow[s].push((id, a, b)));
+            Some((fused, slow, self.reference(hay)))
+        }
 
-    fn scalar_hits(f: &Fused, hay: &[u8]) -> Vec<Vec<(usize, usize, usize)>> {
-        let mut out = vec![Vec::new(); f.sets.len()];
-        scalar(f, hay, &mut |s, id, a, b| out[s].push((id, a, b)));
-        out
+        fn check(&self, hay: &[u8]) {
+            if let Some((fused, slow, want)) = self.compare(hay) {
+                assert_eq!(fused, want, "{:?}", String::from_utf8_lossy(hay));
+                assert_eq!(slow, want);
+            }
+        }
     }
 
     /// The gate's three literal sets for the built-in rules.
-    fn gate_sets() -> Vec<Vec<Vec<u8>>> {
-        // TEMPORARY until gate.rs exposes its sets: an approximation of them.
-        let set = crate::RuleSet::builtin();
-        let (mut rare, mut ctx, mut short) = (Vec::new(), Vec::new(), Vec::new());
-        for r in set.rules() {
-            for k in &r.keywords {
-                let k = k.as_bytes().to_vec();
-                let list = if k.len() < 4 {
-                    &mut short
-                } else if r.context {
-                    &mut ctx
-                } else {
-                    &mut rare
-                };
-                let k = if r.context && k.len() > 4 {
-                    k[..4].to_vec()
-                } else {
-                    k
-                };
-                if !list.contains(&k) {
-                    list.push(k);
-                }
-            }
-        }
-        for e in ["\\u00", ":\\/\\/"] {
-            short.push(e.as_bytes().to_vec());
-        }
-        rare.truncate(32);
-        ctx.truncate(32);
-        short.truncate(32);
-        vec![rare, ctx, short]
+    fn gate_sets() -> &'static [Vec<Vec<u8>>] {
+        static SETS: std::sync::OnceLock<Vec<Vec<Vec<u8>>>> = std::sync::OnceLock::new();
+        SETS.get_or_init(|| {
+            let set = crate::RuleSet::builtin();
+            crate::gate::Gate::new(set.rules(), &[]).literal_sets()
+        })
     }
 
-    fn check(sets: &[Vec<Vec<u8>>], hay: &[u8]) {
-        let Some(f) = Fused::new(sets) else { return };
-        let want = reference(sets, hay);
-        assert_eq!(
-            fused_hits(&f, hay),
-            want,
-            "{:?}",
-            String::from_utf8_lossy(hay)
-        );
-        assert_eq!(scalar_hits(&f, hay), want);
+    fn gate_oracle() -> &'static Oracle {
+        static ORACLE: std::sync::OnceLock<Oracle> = std::sync::OnceLock::new();
+        ORACLE.get_or_init(|| Oracle::new(gate_sets()))
     }
 
     #[test]
     fn gate_literals_split_across_blocks() {
         let sets = gate_sets();
         assert_eq!(sets.len(), 3);
-        for lits in &sets {
+        let oracle = gate_oracle();
+        assert!(oracle.fused.is_some() || !avx2());
+        for lits in sets {
             for lit in lits {
                 for pre in 0..40 {
                     for post in [0, 1, 3, 7, 40] {
                         let mut hay = vec![b'x'; pre];
                         hay.extend_from_slice(lit);
                         hay.extend_from_slice(&b"=\"abcd1234xyz\"".repeat(4)[..post]);
-                        check(&sets, &hay);
+                        oracle.check(&hay);
                         // The same after 32 to 70 bytes of another literal's fragments.
                         let mut h2 = b"tokenauth_passw".repeat(5)[..pre + 30].to_vec();
                         h2.extend_from_slice(&hay);
-                        check(&sets, &h2);
+                        oracle.check(&h2);
                     }
                 }
             }
@@ -527,6 +536,7 @@ mod tests {
             vec![b"abcdef".to_vec(), b"abcd".to_vec(), b"cdef".to_vec()],
             vec![b"ab".to_vec(), b"ba".to_vec(), b"a".to_vec()],
         ];
+        let oracle = Oracle::new(&sets);
         for hay in [
             &b"abcdefabcdef"[..],
             b"ababababa",
@@ -534,7 +544,7 @@ mod tests {
             b"a",
             b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxabcdefgh",
         ] {
-            check(&sets, hay);
+            oracle.check(hay);
         }
     }
 
@@ -577,9 +587,10 @@ mod tests {
 
         #[test]
         fn equals_the_packed_searches(hay in hay_of(gate_sets().concat(), 80)) {
-            let sets = gate_sets();
-            let Some(f) = Fused::new(&sets) else { return Ok(()) };
-            prop_assert_eq!(fused_hits(&f, &hay), reference(&sets, &hay));
+            if let Some((fused, slow, want)) = gate_oracle().compare(&hay) {
+                prop_assert_eq!(&fused, &want);
+                prop_assert_eq!(&slow, &want);
+            }
         }
     }
 
@@ -590,9 +601,9 @@ mod tests {
         fn equals_the_packed_searches_on_long_records(
             hay in hay_of(gate_sets().concat(), 900)
         ) {
-            let sets = gate_sets();
-            let Some(f) = Fused::new(&sets) else { return Ok(()) };
-            prop_assert_eq!(fused_hits(&f, &hay), reference(&sets, &hay));
+            if let Some((fused, _, want)) = gate_oracle().compare(&hay) {
+                prop_assert_eq!(fused, want);
+            }
         }
 
         #[test]
@@ -613,8 +624,79 @@ mod tests {
                     hay.push(b'a' + (x % 9) as u8);
                 }
             }
-            let Some(f) = Fused::new(&sets) else { return Ok(()) };
-            prop_assert_eq!(fused_hits(&f, &hay), reference(&sets, &hay));
+            if let Some((fused, slow, want)) = Oracle::new(&sets).compare(&hay) {
+                prop_assert_eq!(&fused, &want);
+                prop_assert_eq!(&slow, &want);
+            }
+        }
+    }
+
+    /// Assignment shapes and surroundings that the gate's hit judgments look at.
+    const CONTEXT: &[&[u8]] = &[
+        b"=\"Zq8x2Lm4Vt7Rk9Pw3Hs6\"",
+        b"\": \"abc12345\"",
+        b": 123abc",
+        b"=$(cat x)",
+        b"_count = parse(x);",
+        b"0123456789",
+        b"://bob:hunter22@h.example/",
+        b"-or-v1-0123456789abcdef0123456789abcdef",
+        b"1234567890:AAabcdefghijklmnopqrstuvwxyz0123456",
+        b"ghp_0123456789abcdefghijklmnopqrstuvwxyzAB",
+        b"\\n",
+        b"\\u0041",
+        b"mixkey",
+        b"sk-",
+    ];
+
+    /// A user rule gated by a short anchor and a rare literal: whether its `sk-` hits mark
+    /// their strings depends on the `mixkey` hits being judged first, as separate passes
+    /// judge them.
+    const MIXED: &str = r#"
+[[rules]]
+id = "mixed-user-key"
+description = "a key with a short and a long keyword"
+regex = '''(?P<secret>sk-[a-z0-9]{20})'''
+keywords = ["sk-", "mixkey"]
+examples = ["sk-{{hex:20}}"]
+negative_examples = ["sk-short"]
+"#;
+
+    fn record() -> impl Strategy<Value = Vec<u8>> {
+        let ctx = prop::sample::select(CONTEXT.to_vec()).prop_map(<[u8]>::to_vec);
+        prop::collection::vec(
+            prop_oneof![3 => piece(gate_sets().concat()), 2 => ctx],
+            0..120,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The gate decides the same with the fused scan as with separate passes: hits are
+        /// judged in the same order (short anchors after the keyword passes).
+        #[test]
+        fn gate_candidates_do_not_change(hay in record()) {
+            use std::sync::OnceLock;
+            static GATES: OnceLock<(crate::RuleSet, crate::gate::Gate, crate::gate::Gate)> =
+                OnceLock::new();
+            let (set, fused, apart) = GATES.get_or_init(|| {
+                let set = crate::RuleSet::with_user_file(std::path::Path::new("u.toml"), MIXED)
+                    .expect("user rules");
+                let fused = crate::gate::Gate::new(set.rules(), &[]);
+                assert!(fused.literal_sets().len() == 3);
+                let mut apart = fused.clone();
+                apart.without_fused();
+                (set, fused, apart)
+            });
+            let (mut a, mut b) = (Default::default(), Default::default());
+            fused.check(set.rules(), &hay, &mut a);
+            apart.check(set.rules(), &hay, &mut b);
+            let view = |c: &crate::gate::Candidates| {
+                (c.rules.clone(), c.all, c.literal, c.any, c.hits.clone(), c.spread, c.khits.clone())
+            };
+            prop_assert_eq!(view(&a), view(&b));
         }
     }
 
@@ -643,7 +725,7 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        let fused = Fused::new(&sets).unwrap();
+        let fused = Fused::new(sets).unwrap();
         let time = |name: &str, f: &dyn Fn(&[u8]) -> usize| {
             let mut best = f64::MAX;
             let mut n = 0;
