@@ -1,7 +1,8 @@
 //! Vault benchmark over generated transcripts, against the Debian `age` CLI in the same run:
 //!
 //! 1. `moltvault seal` + `moltvault unseal` of one large transcript vs `age -e -r … && sync` +
-//!    `age -d -i … && sync` (ratio = moltvault throughput / age throughput; target ≥ 0.9).
+//!    `age -d -i … && sync` (ratio = moltvault throughput / age throughput; target ≥ 0.9);
+//!    the `age` timings without the `sync` are printed too, with moltvault's ratio to them.
 //!    moltvault does more per byte: it also decrypt-verifies the sealed copy against the
 //!    plaintext before removing it (pipelined on a second thread) and fsyncs.
 //! 2. Peak RSS of the moltvault processes (`wait4` rusage of the children; target < 32 MB).
@@ -12,7 +13,8 @@
 //!
 //! Default (< 1 min): a 64 MiB transcript, 16 × 4 MiB sessions, 2,000 small files, 3 runs each,
 //! medians. `MOLTVAULT_BENCH_FULL=1`: a 1 GB transcript, 64 × 16 MiB, 5,000 small files.
-//! `MOLTVAULT_BENCH_ONLY=big,grep,small,strategies` runs only those sections.
+//! `MOLTVAULT_BENCH_ONLY=big,grep,small,strategies` runs only those sections;
+//! `MOLTVAULT_BENCH_RUNS=n` sets the runs (the implementations take turns going first).
 //! `MOLTVAULT_BENCH_BASELINE_BIN=/path/to/older/moltvault` also measures an older build on the
 //! same data in the same run (before/after figures). `MOLTVAULT_BENCH_DIR` picks the
 //! filesystem (default `target/`). Run: `cargo bench --bench vault`.
@@ -162,7 +164,10 @@ fn main() {
     } else {
         (64usize << 20, 16usize, 4usize << 20, 2000usize)
     };
-    let runs = if full { 1 } else { 3 };
+    let runs = std::env::var("MOLTVAULT_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if full { 1 } else { 3 });
     let want = |section: &str| only.is_empty() || only.split(',').any(|o| o == section);
     assert!(
         have("age"),
@@ -198,11 +203,15 @@ fn main() {
         let mut unseal_t = vec![Vec::new(); impls.len()];
         let mut rss = vec![0u64; impls.len()];
         let (mut age_e, mut age_d) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
+        let (mut age_e_nosync, mut age_d_nosync) = (Vec::new(), Vec::new());
+        for run_no in 0..runs {
             // Each timed command starts from a settled disk (nothing left to write back, no
             // pending discard of the previous command's deleted file): untimed `sync`s.
             let settle = || run(&mut sh("sync"));
-            for (k, im) in impls.iter().enumerate() {
+            // The implementations take turns going first: on ext4 the first seal after the
+            // previous run's `age` commands measured ~1.5 s slower (same binary in both slots).
+            for k in (0..impls.len()).map(|j| (j + run_no) % impls.len()) {
+                let im = &impls[k];
                 settle();
                 let (a, ra) = run(h.cmd_of(&im.bin).args(["seal", "big"]));
                 settle();
@@ -214,20 +223,28 @@ fn main() {
                 seal_t[k].push(a);
                 unseal_t[k].push(b);
             }
+            // Each `age` command also without the `sync` (reported beside the ratio, which
+            // stays against the synced figures: moltvault makes its copies durable). At most
+            // two copies of the file exist at any time, as for moltvault.
+            let pd = p.display();
+            let kd = rec.display();
+            settle();
+            age_e_nosync.push(run(&mut sh(&format!("age -e -r {r} -o '{pd}.age' '{pd}'"))).0);
+            run(&mut sh(&format!("rm '{pd}.age'")));
             settle();
             age_e.push(
                 run(&mut sh(&format!(
-                    "age -e -r {r} -o '{p}.age' '{p}' && sync -f '{p}.age' && rm '{p}'",
-                    p = p.display()
+                    "age -e -r {r} -o '{pd}.age' '{pd}' && sync -f '{pd}.age' && rm '{pd}'"
                 )))
                 .0,
             );
             settle();
+            age_d_nosync.push(run(&mut sh(&format!("age -d -i '{kd}' -o '{pd}' '{pd}.age'"))).0);
+            run(&mut sh(&format!("rm '{pd}'")));
+            settle();
             age_d.push(
                 run(&mut sh(&format!(
-                    "age -d -i '{k}' -o '{p}' '{p}.age' && sync -f '{p}' && rm '{p}.age'",
-                    k = rec.display(),
-                    p = p.display()
+                    "age -d -i '{kd}' -o '{pd}' '{pd}.age' && sync -f '{pd}' && rm '{pd}.age'"
                 )))
                 .0,
             );
@@ -239,7 +256,7 @@ fn main() {
                 .set_modified(SystemTime::now() - Duration::from_secs(3 * 86_400))
                 .unwrap();
         }
-        let (ae, ad) = (median(age_e), median(age_d));
+        let (ae, ad) = (median(age_e.clone()), median(age_d.clone()));
         let mib = size as f64 / (1u64 << 20) as f64;
         println!(
             "seal+unseal of a {mib:.0} MiB transcript ({size} bytes); MB/s = 2 x size / (seal + unseal)"
@@ -250,6 +267,17 @@ fn main() {
             ad.as_secs_f64(),
             (ae + ad).as_secs_f64(),
             mb_per_s(2 * size, ae + ad)
+        );
+        let (aen, adn) = (median(age_e_nosync), median(age_d_nosync));
+        let ours = median(seal_t[0].clone()) + median(unseal_t[0].clone());
+        println!(
+            "  age CLI without sync: encrypt {:.3}s  decrypt {:.3}s  total {:.3}s  {:.0} MB/s  ({} vs these {:.2}; the ratios below are against age with sync)",
+            aen.as_secs_f64(),
+            adn.as_secs_f64(),
+            (aen + adn).as_secs_f64(),
+            mb_per_s(2 * size, aen + adn),
+            impls[0].name,
+            (aen + adn).as_secs_f64() / ours.as_secs_f64()
         );
         for (k, im) in impls.iter().enumerate() {
             let (s, u) = (median(seal_t[k].clone()), median(unseal_t[k].clone()));
@@ -263,6 +291,27 @@ fn main() {
                 (ae + ad).as_secs_f64() / (s + u).as_secs_f64(),
                 rss[k] as f64 / 1024.0
             );
+        }
+        if runs > 1 {
+            let each = |t: &[Duration]| {
+                t.iter()
+                    .map(|d| format!("{:.2}", d.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "  each run (s): age -e {} / -d {}",
+                each(&age_e),
+                each(&age_d)
+            );
+            for (k, im) in impls.iter().enumerate() {
+                println!(
+                    "                {:<10} seal {} / unseal {}",
+                    im.name,
+                    each(&seal_t[k]),
+                    each(&unseal_t[k])
+                );
+            }
         }
         drop(h);
     }

@@ -38,6 +38,12 @@
 //!
 //! [`seal_files_with`] seals many files in batches with one sync per batch instead of one
 //! fsync per file; its documentation gives the durability argument.
+//!
+//! Unsealing a binary age file decrypts its payload on several threads (module `open`): the
+//! age crate parses the header, authenticates its MAC and decrypts the first chunk; the other
+//! chunks, independent in age's STREAM construction, are authenticated and decrypted in place
+//! in runs and written at their offsets into the temp file, which takes its name only once
+//! every chunk (the final-flagged one last, nothing after it) authenticated.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -2858,7 +2864,7 @@ mod tests {
         cases.push(("wrong index".into(), crafted(&id, &c)));
 
         let mut failures = 0;
-        for (name, bytes) in &cases {
+        for (i, (name, bytes)) in cases.iter().enumerate() {
             let want = age_outcome(bytes, &id);
             failures += usize::from(want.is_err());
             for threads in [1, 3] {
@@ -2870,18 +2876,26 @@ mod tests {
                     want.as_ref().map(Vec::len)
                 );
             }
-            // And the batch path (the default thread count).
+            // And the batch path (the default thread count), for every fourth case.
+            if i % 4 != 0 {
+                continue;
+            }
             let s = dir.path().join("x.jsonl.age");
             fs::write(&s, bytes).unwrap();
             let mut seen = 0;
-            unseal_files_with(&[s.clone()], &id, &BatchConfig::default(), &mut |_, r| {
-                seen += 1;
-                match (&r, &want) {
-                    (Ok(u), Ok(body)) => assert_eq!(fs::read(&u.plain).unwrap(), *body),
-                    (Err(Error::Decrypt { kind, .. }), Err(k)) => assert_eq!(kind, k, "{name}"),
-                    _ => panic!("{name}: {:?}", r.map(|u| u.bytes)),
-                }
-            });
+            unseal_files_with(
+                std::slice::from_ref(&s),
+                &id,
+                &BatchConfig::default(),
+                &mut |_, r| {
+                    seen += 1;
+                    match (&r, &want) {
+                        (Ok(u), Ok(body)) => assert_eq!(fs::read(&u.plain).unwrap(), *body),
+                        (Err(Error::Decrypt { kind, .. }), Err(k)) => assert_eq!(kind, k, "{name}"),
+                        _ => panic!("{name}: {:?}", r.map(|u| u.bytes)),
+                    }
+                },
+            );
             assert_eq!(seen, 1);
             for e in fs::read_dir(dir.path()).unwrap() {
                 fs::remove_file(e.unwrap().path()).unwrap();

@@ -9,7 +9,7 @@
 //! before any plaintext). Every deviation of the `age` crate is listed in
 //! [`KNOWN_DEVIATIONS`] with the outcome it has; a new deviation, or a listed one that stops
 //! deviating, fails the test.
-#![allow(clippy::print_stderr)]
+#![allow(clippy::print_stderr, clippy::disallowed_methods)]
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -197,7 +197,16 @@ fn run_unseal(v: &Vector) -> Outcome {
                 .collect();
             assert_eq!(left, ["v.age"], "nothing written beside it");
             assert_eq!(std::fs::read(&sealed).unwrap(), v.body, "left unchanged");
-            assert_eq!(stream.err(), Some(kind), "as streamed");
+            // Except that `unseal` refuses a file that does not start like an age file before
+            // decrypting: an empty one is "not an age file" there, "truncated" to the reader.
+            if v.body.is_empty() {
+                assert_eq!(
+                    (stream.err(), kind),
+                    (Some(DecryptFailure::Truncated), DecryptFailure::BadHeader)
+                );
+            } else {
+                assert_eq!(stream.err(), Some(kind), "as streamed");
+            }
             match kind {
                 DecryptFailure::BadMac => "HMAC failure",
                 DecryptFailure::NotForUs => "no match",
