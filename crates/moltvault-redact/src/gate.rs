@@ -716,12 +716,12 @@ impl Gate {
                 let (h0, k0) = (c.hits.len(), c.khits.len());
                 self.scan(rules, hay, 0, copy, c);
                 let inside = |p: usize| (orig..orig + len).contains(&p);
-                let moved: Vec<usize> = c.hits[h0..]
-                    .iter()
-                    .copied()
-                    .filter(|&p| inside(p))
-                    .collect();
-                c.hits.extend(moved.into_iter().map(|p| p - orig + copy));
+                for i in h0..c.hits.len() {
+                    let p = c.hits[i];
+                    if inside(p) {
+                        c.hits.push(p - orig + copy);
+                    }
+                }
                 for i in k0..c.khits.len() {
                     let (p, id) = c.khits[i];
                     if inside(p) {
