@@ -1013,7 +1013,7 @@ fn verify_copy(
     mut ct: impl Read,
     mut plain: PlainSource<'_>,
     file_key: &std::sync::OnceLock<age_core::format::FileKey>,
-    cipher: &chacha20poly1305::ChaCha20Poly1305,
+    cipher: &stream::PayloadCipher,
     dest: &Path,
     hdr_len: usize,
     len: u64,
@@ -1065,8 +1065,9 @@ fn verify_copy(
         let mut c = 0;
         for i in idx..end {
             let n = stream::chunk_len(len, i);
-            let (data, tag) = got[c..c + n + TAG].split_at_mut(n);
-            stream::open_chunk(cipher, i, i + 1 == total, data, tag).map_err(|e| damaged(&e))?;
+            let data = cipher
+                .open(i, i + 1 == total, &mut got[c..c + n + TAG])
+                .map_err(|e| damaged(&e))?;
             if !plain.matches(data).map_err(|e| damaged(&e))? {
                 return Err(mismatch());
             }
@@ -2737,6 +2738,7 @@ mod tests {
     /// last-chunk flag), in that order: well-formed or not.
     fn crafted(id: &Identity, chunks: &[(Vec<u8>, u64, bool)]) -> Vec<u8> {
         use age_core::secrecy::ExposeSecret;
+        use chacha20poly1305::KeyInit;
         use chacha20poly1305::aead::AeadInPlace;
         let key = std::sync::OnceLock::new();
         let capture = KeepFileKey {
@@ -2746,11 +2748,15 @@ mod tests {
         let mut out = Vec::new();
         drop(encrypt_to_many(&mut out, &[&capture]).unwrap());
         let nonce: [u8; 16] = out[out.len() - 16..].try_into().unwrap();
-        let cipher = stream::payload_cipher(key.get().unwrap().expose_secret(), &nonce);
+        // The pure-Rust cipher the age crate uses, not seal's: an independent implementation.
+        let payload_key =
+            age_core::primitives::hkdf(&nonce, b"payload", key.get().unwrap().expose_secret());
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new(payload_key.as_ref().into());
         for (plain, idx, last) in chunks {
             let mut data = plain.clone();
+            let nonce = stream::chunk_nonce_bytes(*idx, *last);
             let tag = cipher
-                .encrypt_in_place_detached(&stream::chunk_nonce(*idx, *last), b"", &mut data)
+                .encrypt_in_place_detached(&nonce.into(), b"", &mut data)
                 .unwrap();
             out.extend_from_slice(&data);
             out.extend_from_slice(&tag);

@@ -23,8 +23,6 @@ use std::io::{self, IoSlice, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chacha20poly1305::ChaCha20Poly1305;
-
 use super::stream::{self, CHUNK, ENC_CHUNK, RUN, TAG};
 use crate::error::DecryptFailure;
 
@@ -190,11 +188,12 @@ pub(super) fn decrypt_file(
     // when more follow (the age crate also accepts a full final-flagged chunk there).
     {
         let ct = &mut prefix[hdr + 16..];
-        let Some(at) = ct.len().checked_sub(TAG) else {
+        if ct.len() < TAG {
             return Err(OpenError::Decrypt(DecryptFailure::Damaged));
-        };
-        let (data, tag) = ct.split_at_mut(at);
-        stream::open_chunk(&cipher, 0, layout.total == 1, data, tag).map_err(|e| read_err(&e))?;
+        }
+        let data = cipher
+            .open(0, layout.total == 1, ct)
+            .map_err(|e| read_err(&e))?;
         if *data != plain0[..] {
             return Err(OpenError::Decrypt(DecryptFailure::Damaged));
         }
@@ -222,7 +221,7 @@ pub(super) fn decrypt_file(
 fn decrypt_runs(
     src: &File,
     out: &File,
-    cipher: &ChaCha20Poly1305,
+    cipher: &stream::PayloadCipher,
     layout: Layout,
     threads: usize,
 ) -> Result<u64, OpenError> {
@@ -280,7 +279,7 @@ fn decrypt_runs(
 fn decrypt_run(
     src: &File,
     out: &File,
-    cipher: &ChaCha20Poly1305,
+    cipher: &stream::PayloadCipher,
     layout: Layout,
     run: u64,
     buf: &mut [u8],
@@ -302,13 +301,17 @@ fn decrypt_run(
         if chunk.len() < TAG {
             return Err(damaged);
         }
-        let (data, tag) = chunk.split_at_mut(chunk.len() - TAG);
-        if i + 1 == layout.total {
-            if stream::open_chunk(cipher, i, true, data, tag).is_err() {
+        let last = i + 1 == layout.total;
+        // A full last chunk that fails as the final one is tried again as a non-final one,
+        // from a copy: a failed open leaves the chunk unspecified.
+        let copy = (last && chunk.len() == ENC_CHUNK).then(|| chunk.to_vec());
+        let data = match cipher.open(i, last, chunk) {
+            Ok(data) => data,
+            Err(e) if !last => return Err(read_err(&e)),
+            Err(_) => {
                 // As the age crate's reader: a full chunk that authenticates only as a
                 // non-final one means the file ends before its final chunk.
-                let truncated =
-                    data.len() == CHUNK && stream::open_chunk(cipher, i, false, data, tag).is_ok();
+                let truncated = copy.is_some_and(|mut c| cipher.open(i, false, &mut c).is_ok());
                 return Err(if truncated {
                     read_err(&io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -318,12 +321,10 @@ fn decrypt_run(
                     damaged
                 });
             }
-            // Only an empty file may end in an empty chunk.
-            if data.is_empty() {
-                return Err(damaged);
-            }
-        } else {
-            stream::open_chunk(cipher, i, false, data, tag).map_err(|e| read_err(&e))?;
+        };
+        // Only an empty file may end in an empty chunk.
+        if last && data.is_empty() {
+            return Err(damaged);
         }
         plain += data.len();
         slices[k] = data;
