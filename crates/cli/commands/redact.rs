@@ -192,6 +192,8 @@ pub(crate) fn redact_in_place(r: &Redactor, path: &Path) -> anyhow::Result<Stats
             .with_context(|| format!("cannot write {}", path.display()))?;
         s
     } else {
+        // The redacted copy is about the file's size.
+        out.reserve(before.0);
         // Smaller than the redactor's blocks: runs of unchanged records bypass the buffer,
         // which only gathers the pieces of changed ones.
         let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
@@ -314,8 +316,12 @@ pub fn run(ctx: &Ctx, args: RedactArgs) -> anyhow::Result<Status> {
                 "Redact one file per -o, or use --in-place for several files.",
             ));
         }
-        let (reader, _) = open_transcript(&args.paths[0])?;
+        let (reader, zstd) = open_transcript(&args.paths[0])?;
         let mut out = AtomicFile::create(dest, WriteOptions::secret_replace())?;
+        if !zstd && let Ok(m) = fs::metadata(&args.paths[0]) {
+            // The redacted copy is about the file's size.
+            out.reserve(m.len());
+        }
         let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
         let s = r.redact_jsonl(reader, &mut w, &mut Count(0))?;
         w.flush()?;
