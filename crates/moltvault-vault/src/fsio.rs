@@ -261,13 +261,20 @@ impl AtomicFile {
     fn before_sync(&self, file: &File) -> Result<(), FsError> {
         self.take_owner(file)?;
         if self.reserved {
-            // Truncating to the written length frees the reserved blocks past it.
-            let len = file
+            // Truncating to the written length frees the reserved blocks past it. A truncate
+            // also stamps the file's mtime: the times the caller gave it are put back.
+            let meta = file
                 .metadata()
-                .map_err(|e| FsError::io("inspect", &self.tmp, e))?
-                .len();
-            file.set_len(len)
+                .map_err(|e| FsError::io("inspect", &self.tmp, e))?;
+            file.set_len(meta.len())
                 .map_err(|e| FsError::io("truncate", &self.tmp, e))?;
+            if let (Ok(modified), Ok(accessed)) = (meta.modified(), meta.accessed()) {
+                let times = fs::FileTimes::new()
+                    .set_modified(modified)
+                    .set_accessed(accessed);
+                file.set_times(times)
+                    .map_err(|e| FsError::io("set times of", &self.tmp, e))?;
+            }
         }
         Ok(())
     }
@@ -710,8 +717,8 @@ mod tests {
     }
 
     /// Space reserved ahead of the writes is held while writing, and only what was written
-    /// is left after a commit (one by one or in a batch); the file's length is always what
-    /// was written.
+    /// is left after a commit (one by one or in a batch), with the mtime the caller set; the
+    /// file's length is always what was written.
     #[test]
     fn reserved_space_is_given_back_at_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -721,6 +728,9 @@ mod tests {
             let mut f = AtomicFile::create(&p, WriteOptions::secret_new()).unwrap();
             f.reserve(big);
             f.write_all(b"a redacted copy").unwrap();
+            // A time the caller set (as seal and unseal keep the transcript's) survives.
+            let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+            f.as_file().set_modified(old).unwrap();
             assert_eq!(f.as_file().metadata().unwrap().len(), 15);
             if !f.reserved {
                 // This filesystem cannot reserve space: nothing else to check.
@@ -739,6 +749,7 @@ mod tests {
                 f.commit().unwrap();
             }
             assert_eq!(fs::read(&p).unwrap(), b"a redacted copy");
+            assert_eq!(fs::metadata(&p).unwrap().modified().unwrap(), old);
             let held = allocated(&File::open(&p).unwrap());
             assert!(held < 1 << 20, "{held} bytes still allocated");
         }

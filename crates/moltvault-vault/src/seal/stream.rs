@@ -91,7 +91,6 @@ pub(super) fn chunk_len(len: u64, idx: u64) -> usize {
 }
 
 /// The payload's ciphertext length (after the header and nonce) for `len` plaintext bytes.
-#[cfg(test)]
 pub(super) fn payload_len(len: u64) -> u64 {
     len + chunks(len) * TAG as u64
 }
