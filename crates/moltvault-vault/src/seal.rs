@@ -1989,6 +1989,34 @@ mod tests {
         );
     }
 
+    /// The sealed copy and the unsealed plaintext keep the transcript's mtime (idle checks
+    /// see the conversation's age), for small files and for large ones, whose space is
+    /// reserved ahead of the writes and trimmed at commit.
+    #[test]
+    fn seal_and_unseal_keep_the_transcripts_mtime_at_every_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::generate();
+        let then = SystemTime::now() - Duration::from_secs(3 * 86_400);
+        for lines in [100, 40_000] {
+            let (p, body) = transcript(dir.path(), &format!("t{lines}.jsonl"), lines);
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
+            let sealed = seal_file(&p, &id.to_public(), &old_opts()).unwrap();
+            let mtime = |q: &Path| fs::metadata(q).unwrap().modified().unwrap();
+            assert_eq!(mtime(&sealed.sealed), then, "{lines} lines sealed");
+            unseal_file(&sealed.sealed, &id).unwrap();
+            assert_eq!(fs::read(&p).unwrap(), body);
+            assert_eq!(mtime(&p), then, "{lines} lines unsealed");
+            if lines > 100 {
+                assert!(body.len() as u64 > 4 * PIPELINE_MIN.max(PARALLEL_UNSEAL_MIN));
+            }
+        }
+    }
+
     #[test]
     fn refuses_recent_locked_symlinked_and_conflicting_files() {
         let dir = tempfile::tempdir().unwrap();
