@@ -162,7 +162,8 @@ impl AtomicFile {
 
     /// Reserves disk space for about `len` bytes ahead of the writes, for a caller that knows
     /// roughly how much it will write (a redacted copy of a file is about its size). Best
-    /// effort: nothing happens where the filesystem cannot reserve space, or when it is full.
+    /// effort: nothing happens where the filesystem cannot reserve space, or when it is full,
+    /// nor on tmpfs (memory, where reserving means allocating and zeroing pages early).
     ///
     /// Writing into reserved space spares the filesystem its per-page block reservation: on
     /// ext4, a 128 KiB write loop through the page cache ran ~20% faster. The file's size
@@ -170,6 +171,14 @@ impl AtomicFile {
     /// and not written, and a dropped file takes its reservation with it.
     pub fn reserve(&mut self, len: u64) {
         if len == 0 {
+            return;
+        }
+        // tmpfs has no blocks to reserve: it would allocate and zero every page up front
+        // (unseal of 1 GB measured 1.09 s instead of 0.91 s).
+        #[allow(clippy::unnecessary_cast)]
+        if rustix::fs::fstatfs(self.as_file())
+            .is_ok_and(|fs| fs.f_type as i64 == libc::TMPFS_MAGIC as i64)
+        {
             return;
         }
         let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
@@ -709,6 +718,24 @@ mod tests {
         f.write_all(b"partial").unwrap();
         drop(f);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// On tmpfs nothing is reserved (it would allocate and zero memory pages up front).
+    #[test]
+    fn nothing_is_reserved_on_tmpfs() {
+        let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        #[allow(clippy::unnecessary_cast)]
+        let tmpfs = rustix::fs::statfs(dir.path())
+            .is_ok_and(|fs| fs.f_type as i64 == libc::TMPFS_MAGIC as i64);
+        if !tmpfs {
+            return;
+        }
+        let mut f = AtomicFile::create(dir.path().join("t"), WriteOptions::secret_new()).unwrap();
+        f.reserve(8 << 20);
+        assert!(!f.reserved);
+        assert_eq!(allocated(f.as_file()), 0);
     }
 
     /// Bytes of disk a file holds (its blocks), not its length.
