@@ -1012,7 +1012,7 @@ fn stage_with(
 /// The age crate itself parses the header, authenticates its MAC with the file key and
 /// decrypts the first chunk (the whole payload of a file up to 64 KiB): an independent check
 /// of moltvault's in-place encryption on every file. The remaining chunks are authenticated
-/// and decrypted in place ([`stream::open_chunk`]), with no allocation per chunk.
+/// and decrypted in place ([`stream::PayloadCipher::open`]), with no allocation per chunk.
 fn verify_copy(
     mut ct: impl Read,
     mut plain: PlainSource<'_>,
