@@ -447,6 +447,17 @@ fn strategies(this: &Path, small: usize, runs: usize) {
             cfg(4, 256, BatchSync::Fsync { threads: 8 }),
         ),
         (
+            "batch 256, 4 workers, adaptive (default)",
+            cfg(
+                4,
+                256,
+                BatchSync::Adaptive {
+                    threads: 8,
+                    foreign: 16 << 20,
+                },
+            ),
+        ),
+        (
             "batch 256, 1 worker, syncfs",
             cfg(1, 256, BatchSync::Syncfs),
         ),

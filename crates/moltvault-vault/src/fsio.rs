@@ -395,6 +395,27 @@ pub enum BatchSync {
         /// How many fsyncs may be in flight at once (at least 1).
         threads: usize,
     },
+    /// `Syncfs` while little else waits to be written back (at most `foreign` bytes of dirty
+    /// and writeback pages system-wide, from `/proc/meminfo`), else `Fsync { threads }`: one
+    /// `syncfs` makes a batch of small files durable faster than many fsyncs (2,000 small
+    /// sealed files: 3,857 against 2,851 files/s on the development machine), but it also
+    /// waits for other processes' dirty data, which the bound keeps short.
+    Adaptive {
+        /// How many fsyncs may be in flight at once when fsyncs are used (at least 1).
+        threads: usize,
+        /// The most dirty and writeback bytes for which `syncfs` is used.
+        foreign: u64,
+    },
+}
+
+/// Bytes of dirty and writeback pages system-wide (`/proc/meminfo`), if known.
+fn pending_writeback() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = |key: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..].split_whitespace().next()?.parse().ok()
+    };
+    Some((kb("Dirty:")? + kb("Writeback:")?) * 1024)
 }
 
 /// A filesystem, opened before a batch of files is written to it, through which
@@ -433,13 +454,17 @@ impl SyncAnchor {
     /// and returns them, in order, ready for [`SyncedFile::commit_without_dir_sync`]; a file
     /// whose sync failed is returned as the error (its temp file removed).
     ///
-    /// With [`BatchSync::Syncfs`] a failed `syncfs` fails every file of the anchor's
-    /// filesystem (it cannot tell which one's writeback failed).
+    /// Where a `syncfs` is used ([`BatchSync::Syncfs`], [`BatchSync::Adaptive`]), a failed
+    /// one fails every file of the anchor's filesystem (it cannot tell which one's writeback
+    /// failed).
     pub fn sync(&self, files: Vec<AtomicFile>, how: BatchSync) -> Vec<Result<SyncedFile, FsError>> {
-        let use_syncfs = how == BatchSync::Syncfs && syncfs_reports_errors();
-        let threads = match how {
-            BatchSync::Fsync { threads } => threads.max(1),
-            BatchSync::Syncfs => 2,
+        let (use_syncfs, threads) = match how {
+            BatchSync::Syncfs => (syncfs_reports_errors(), 2),
+            BatchSync::Fsync { threads } => (false, threads.max(1)),
+            BatchSync::Adaptive { threads, foreign } => (
+                syncfs_reports_errors() && pending_writeback().is_some_and(|b| b <= foreign),
+                threads.max(1),
+            ),
         };
         // Owner changes and trimmed reservations are metadata the sync must cover: first.
         let mut slots: Vec<Option<Result<SyncedFile, FsError>>> = Vec::with_capacity(files.len());
@@ -718,6 +743,14 @@ mod tests {
         f.write_all(b"partial").unwrap();
         drop(f);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// The pending writeback that [`BatchSync::Adaptive`] weighs is read from the kernel.
+    #[test]
+    fn pending_writeback_is_read_from_meminfo() {
+        if cfg!(target_os = "linux") {
+            assert!(pending_writeback().is_some());
+        }
     }
 
     /// On tmpfs nothing is reserved (it would allocate and zero memory pages up front).

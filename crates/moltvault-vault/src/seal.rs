@@ -320,14 +320,17 @@ impl std::fmt::Debug for BatchConfig<'_> {
 
 impl Default for BatchConfig<'_> {
     /// Two workers per CPU (at most 8; creating files often waits on the journal), batches of
-    /// 256 files, made durable by fsyncs from 8 threads at once. (One `syncfs` per batch,
-    /// [`fsio::BatchSync::Syncfs`], measured no faster on the development machine's shared
-    /// ext4 disk, and it also waits for unrelated dirty data of the filesystem.)
+    /// 256 files, made durable by one `syncfs` while at most 16 MiB of dirty data waits
+    /// system-wide (so that a batch waits at most for that much of other processes' data),
+    /// else by fsyncs from 8 threads at once ([`fsio::BatchSync::Adaptive`]).
     fn default() -> Self {
         BatchConfig {
             workers: std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).min(8)),
             batch: 256,
-            sync: fsio::BatchSync::Fsync { threads: 8 },
+            sync: fsio::BatchSync::Adaptive {
+                threads: 8,
+                foreign: 16 << 20,
+            },
             hook: None,
         }
     }
@@ -356,9 +359,10 @@ pub fn seal_files(
 /// 1. every file is encrypted to a temp file beside it and verified (decrypted back and
 ///    compared with the plaintext), on `cfg.workers` threads; nothing is synced yet;
 /// 2. all the temp files are made durable at once ([`fsio::SyncAnchor::sync`], opened before
-///    step 1): fsyncs from several threads ([`fsio::BatchSync::Fsync`], the default), or one
-///    `syncfs(2)` of the filesystem ([`fsio::BatchSync::Syncfs`]; the anchor opened before
-///    the first write makes it report any writeback error of the batch);
+///    step 1): fsyncs from several threads ([`fsio::BatchSync::Fsync`]), or one `syncfs(2)`
+///    of the filesystem ([`fsio::BatchSync::Syncfs`]; the anchor opened before the first
+///    write makes it report any writeback error of the batch), or the one of the two that
+///    the system's pending writeback favours ([`fsio::BatchSync::Adaptive`], the default);
 /// 3. each temp file takes its final name (`renameat2(RENAME_NOREPLACE)`: never over an
 ///    existing file), then the directory is fsynced once;
 /// 4. only then are the plaintexts unlinked (on helper threads, and for small files only
@@ -2419,6 +2423,15 @@ mod tests {
         for strategy in [
             fsio::BatchSync::Syncfs,
             fsio::BatchSync::Fsync { threads: 3 },
+            // Either way, whatever the system's dirty data.
+            fsio::BatchSync::Adaptive {
+                threads: 3,
+                foreign: u64::MAX,
+            },
+            fsio::BatchSync::Adaptive {
+                threads: 3,
+                foreign: 0,
+            },
         ] {
             for fail_at in [
                 BatchStep::Sync,
@@ -2619,6 +2632,15 @@ mod tests {
         for strategy in [
             fsio::BatchSync::Syncfs,
             fsio::BatchSync::Fsync { threads: 3 },
+            // Either way, whatever the system's dirty data.
+            fsio::BatchSync::Adaptive {
+                threads: 3,
+                foreign: u64::MAX,
+            },
+            fsio::BatchSync::Adaptive {
+                threads: 3,
+                foreign: 0,
+            },
         ] {
             for fail_at in [
                 BatchStep::Sync,
