@@ -2417,13 +2417,12 @@ mod tests {
         assert!(temps.is_empty(), "temp files left: {temps:?}");
     }
 
-    #[test]
-    fn an_error_at_any_batch_step_keeps_every_plaintext_and_leaves_no_sealed_copy() {
-        let id = Identity::generate();
-        for strategy in [
+    /// Every way a batch is made durable, the adaptive one both ways whatever the system's
+    /// dirty data.
+    fn sync_strategies() -> [fsio::BatchSync; 4] {
+        [
             fsio::BatchSync::Syncfs,
             fsio::BatchSync::Fsync { threads: 3 },
-            // Either way, whatever the system's dirty data.
             fsio::BatchSync::Adaptive {
                 threads: 3,
                 foreign: u64::MAX,
@@ -2432,7 +2431,13 @@ mod tests {
                 threads: 3,
                 foreign: 0,
             },
-        ] {
+        ]
+    }
+
+    #[test]
+    fn an_error_at_any_batch_step_keeps_every_plaintext_and_leaves_no_sealed_copy() {
+        let id = Identity::generate();
+        for strategy in sync_strategies() {
             for fail_at in [
                 BatchStep::Sync,
                 BatchStep::Link,
@@ -2629,19 +2634,7 @@ mod tests {
     #[test]
     fn an_error_at_any_unseal_batch_step_keeps_every_sealed_file_and_leaves_no_plaintext() {
         let id = Identity::generate();
-        for strategy in [
-            fsio::BatchSync::Syncfs,
-            fsio::BatchSync::Fsync { threads: 3 },
-            // Either way, whatever the system's dirty data.
-            fsio::BatchSync::Adaptive {
-                threads: 3,
-                foreign: u64::MAX,
-            },
-            fsio::BatchSync::Adaptive {
-                threads: 3,
-                foreign: 0,
-            },
-        ] {
+        for strategy in sync_strategies() {
             for fail_at in [
                 BatchStep::Sync,
                 BatchStep::Link,
