@@ -348,7 +348,8 @@ impl Engine {
     pub fn redact_raw(&self, json: &[u8]) -> Result<Option<RawRedaction>, EngineError> {
         let mut out = Vec::with_capacity(json.len() + 64);
         let mut findings: Vec<Finding> = Vec::new();
-        self.redactor.redact_jsonl(json, &mut out, &mut findings)?;
+        self.redactor
+            .redact_jsonl_bytes(json, &mut out, &mut findings)?;
         if findings.is_empty() {
             return Ok(None);
         }

@@ -893,7 +893,7 @@ impl AgentDb {
                 f.line += first;
                 sink.finding(f);
             };
-            let res = redactor.scan_jsonl(&buf[..], &mut shifted);
+            let res = redactor.redact_jsonl_bytes(buf, std::io::sink(), &mut shifted);
             buf.clear();
             res.map(|_| ())
                 .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))

@@ -568,7 +568,7 @@ fn redact_jsonl_file(
     let mut findings = moltvault_redact::CountSink::default();
     engine
         .redactor()
-        .redact_jsonl(input.as_slice(), &mut out, &mut findings)
+        .redact_jsonl_bytes(&input, &mut out, &mut findings)
         .map_err(|e| SweepError::Redact {
             path: path.to_path_buf(),
             source: e,

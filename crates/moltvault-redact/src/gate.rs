@@ -143,6 +143,31 @@ impl Pass {
         })
     }
 
+    /// How far after the first 4 bytes of a hit the `=` or `:` that [`assignment_follows`]
+    /// needs can lie, when every hit of this pass is judged by it (all its patterns are
+    /// contextual keywords) and no two occurrences of its literals can overlap (so that
+    /// skipping one changes no other hit); `None` otherwise, or when that is farther than
+    /// the fused scan looks.
+    fn assignment_reach(&self) -> Option<usize> {
+        let mut reach = 0;
+        for (lit, pat) in self.literals.iter().zip(&self.pats) {
+            let Pat::Keyword {
+                context: true, run, ..
+            } = pat
+            else {
+                return None;
+            };
+            // The operator lies at most NAME_RUN + run + QUOTE_RUN bytes after the hit.
+            reach = reach.max(lit.len() + NAME_RUN + run + QUOTE_RUN + 1 - 4);
+        }
+        let lits = &self.literals;
+        let apart = lits.iter().enumerate().all(|(i, a)| {
+            (1..a.len()).all(|k| !a.ends_with(&a[..k]))
+                && lits[i + 1..].iter().all(|b| !overlap(a, b))
+        });
+        (apart && reach <= crate::teddy::MAX_REACH).then_some(reach)
+    }
+
     /// Calls `f(pattern, start, end)` for each hit, leftmost first, non-overlapping.
     #[inline]
     fn each(&self, hay: &[u8], mut f: impl FnMut(&Pat, usize, usize)) {
@@ -484,21 +509,6 @@ fn overlap(a: &[u8], b: &[u8]) -> bool {
 /// Teddy's fingerprints for every record.
 const ESCAPES: &[(&str, bool)] = &[("\\u00", true), (":\\/\\/", false), (":\\\\\\/", false)];
 
-/// The 4-byte stem of a contextual keyword, when the cut-off tail is made of name bytes
-/// (`[A-Za-z0-9_.-]`, which the assignment check skips anyway).
-fn stem(k: &str) -> &str {
-    if k.len() > 4
-        && k.is_char_boundary(4)
-        && k.as_bytes()[4..]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        &k[..4]
-    } else {
-        k
-    }
-}
-
 /// The screen of a short anchor of built-in rules (whose regexes were checked against it:
 /// each match starts at a word boundary, follows a digit, or holds an `@` after the anchor).
 fn quick_for(anchor: &str, owners: &[usize], rules: &[Rule]) -> Quick {
@@ -550,8 +560,7 @@ impl Gate {
                         None => short.push((k.clone(), vec![i])),
                     }
                 } else if r.context {
-                    let s = stem(k);
-                    add(&mut ctx, s, i, true, k.len() - s.len());
+                    add(&mut ctx, k, i, true, 0);
                 } else {
                     add(&mut rare, k, i, false, 0);
                 }
@@ -646,7 +655,14 @@ impl Gate {
             .all(|p| p.literals.iter().all(|l| !l.contains(&b'"')));
         let fused = if passes.len() <= MAX_SETS {
             let sets: Vec<Vec<Vec<u8>>> = passes.iter().map(|p| p.literals.clone()).collect();
-            Fused::new(&sets)
+            Fused::new(&sets).map(|mut f| {
+                for (i, pass) in passes.iter().enumerate() {
+                    if let Some(reach) = pass.assignment_reach() {
+                        f.screen_assignments(i, reach);
+                    }
+                }
+                f
+            })
         } else {
             None
         };
@@ -768,7 +784,7 @@ impl Gate {
                     run,
                     id,
                 } => {
-                    if *context && !assignment_follows(hay, end, 32 + run) {
+                    if *context && !assignment_follows(hay, end, NAME_RUN + run) {
                         return;
                     }
                     for &r in rules {
@@ -875,9 +891,14 @@ fn screen(quick: Quick, hay: &[u8], start: usize, end: usize) -> bool {
             match start.checked_sub(1).map(|i| hay[i]) {
                 None => true,
                 Some(b) if !word(b) => true,
-                // A letter after a backslash may be an escape (`\n`, `\t`, `\u00XX`…), which
-                // decodes to a non-word character.
-                Some(_) => hay[..start - 1].iter().rev().take(5).any(|&b| b == b'\\'),
+                // A word byte may end an escape that decodes to a non-word character: a
+                // letter right after a backslash (`\n`, `\t`; `\\n` one level deeper), or
+                // the last digit of `\uXXXX` (at any level: `\\u…`).
+                Some(_) => {
+                    (start >= 2 && hay[start - 2] == b'\\')
+                        || memchr::memmem::find(&hay[start.saturating_sub(7)..start - 1], b"\\u")
+                            .is_some()
+                }
             }
         }
         Quick::DigitBefore => start > 0 && hay[start - 1].is_ascii_digit(),
@@ -1039,6 +1060,11 @@ const NAME_BYTE: [bool; 256] = {
     t
 };
 
+/// The name bytes an assignment check skips after a contextual keyword, beyond its `run`.
+const NAME_RUN: usize = 32;
+/// The quotes, backslashes and spaces it skips before the operator.
+const QUOTE_RUN: usize = 8;
+
 /// Whether an assignment-shaped, non-numeric value follows a contextual keyword ending at `at`:
 /// `[\w.-]{0,run}` then quotes/backslashes/spaces, `=` or `:`, then a value.
 fn assignment_follows(hay: &[u8], mut at: usize, run: usize) -> bool {
@@ -1048,7 +1074,7 @@ fn assignment_follows(hay: &[u8], mut at: usize, run: usize) -> bool {
         .iter()
         .position(|&b| !NAME_BYTE[usize::from(b)])
         .unwrap_or(stop.saturating_sub(at));
-    let stop = (at + 8).min(n);
+    let stop = (at + QUOTE_RUN).min(n);
     while at < stop && matches!(hay[at], b'"' | b'\'' | b'\\' | b' ' | b'\t') {
         at += 1;
     }
@@ -1311,6 +1337,10 @@ mod windows {
         for p in &g.passes {
             assert!(p.pats.len() <= SLIM, "{}", p.pats.len());
         }
+        // The contextual keywords' pass alone is screened for assignments, far enough for
+        // its longest keyword (`uthorization`: 12 + 32 + 8 + 1 - 4 bytes).
+        let reach: Vec<Option<usize>> = g.passes.iter().map(Pass::assignment_reach).collect();
+        assert_eq!(reach, [None, Some(49), None]);
         assert!(overlap(b"xx:A", b":AA") && overlap(b"foo_sk-bar", b"sk-"));
         assert!(!overlap(b"claudeAiOauth", b"sk-") && !overlap(b"ghp_", b"gho_"));
     }

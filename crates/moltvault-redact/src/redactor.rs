@@ -76,6 +76,13 @@ pub struct Stats {
     pub findings: u64,
 }
 
+/// The state of one streaming run.
+struct Run<'s> {
+    stats: Stats,
+    cand: Candidates,
+    sink: &'s mut dyn FindingSink,
+}
+
 /// The result of redacting one text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redacted {
@@ -540,8 +547,11 @@ impl Redactor {
         let mut filled = 0;
         // Bytes at the front of `buf` already known to hold no newline.
         let mut searched = 0;
-        let mut stats = Stats::default();
-        let mut cand = Candidates::default();
+        let mut run = Run {
+            stats: Stats::default(),
+            cand: Candidates::default(),
+            sink,
+        };
         loop {
             if filled == buf.len() {
                 buf.resize(buf.len() * 2, 0);
@@ -553,45 +563,85 @@ impl Redactor {
             };
             let eof = n == 0;
             filled += n;
-            let mut start = 0;
-            let mut copied = 0;
-            while start < filled {
-                let from = start + searched;
-                let end = match memchr::memchr(b'\n', &buf[from..filled]) {
-                    Some(i) => from + i,
-                    None if eof => filled,
-                    None => {
-                        searched = filled - start;
-                        break;
-                    }
-                };
-                searched = 0;
-                let has_nl = end < filled;
-                let next = if has_nl { end + 1 } else { end };
-                stats.lines += 1;
-                stats.bytes += (next - start) as u64;
-                if let Some(new) =
-                    self.record(&buf[start..end], stats.lines, &mut cand, sink, &mut stats)
-                {
-                    stats.changed += 1;
-                    writer.write_all(&buf[copied..start]).map_err(Error::Io)?;
-                    writer.write_all(&new).map_err(Error::Io)?;
-                    if has_nl {
-                        writer.write_all(b"\n").map_err(Error::Io)?;
-                    }
-                    copied = next;
-                }
-                start = next;
-            }
-            writer.write_all(&buf[copied..start]).map_err(Error::Io)?;
+            let used = self.records(&buf[..filled], searched, eof, &mut writer, &mut run)?;
             if eof {
                 break;
             }
-            buf.copy_within(start..filled, 0);
-            filled -= start;
+            searched = filled - used;
+            buf.copy_within(used..filled, 0);
+            filled -= used;
         }
         writer.flush().map_err(Error::Io)?;
-        Ok(stats)
+        Ok(run.stats)
+    }
+
+    /// Redacts JSONL held in memory (a whole file, or a mapping of one), exactly as
+    /// [`Redactor::redact_jsonl`] redacts the same bytes read from a stream, without copying
+    /// them into a buffer first: unchanged records are written from `data` in runs of about
+    /// 128 KiB, each right after the gate read it.
+    ///
+    /// # Errors
+    /// Fails with [`Error::Io`] when writing fails.
+    pub fn redact_jsonl_bytes<W: Write>(
+        &self,
+        data: &[u8],
+        mut writer: W,
+        sink: &mut dyn FindingSink,
+    ) -> Result<Stats> {
+        let mut run = Run {
+            stats: Stats::default(),
+            cand: Candidates::default(),
+            sink,
+        };
+        self.records(data, 0, true, &mut writer, &mut run)?;
+        writer.flush().map_err(Error::Io)?;
+        Ok(run.stats)
+    }
+
+    /// Redacts the whole records of `buf` (and its unterminated tail when `eof`), writing
+    /// each run of unchanged records once it reaches [`BLOCK`] bytes or ends at a changed
+    /// record; returns the bytes consumed. The first `searched` bytes are known to hold no
+    /// newline. Without `eof`, what is left holds no newline.
+    fn records<W: Write>(
+        &self,
+        buf: &[u8],
+        mut searched: usize,
+        eof: bool,
+        writer: &mut W,
+        run: &mut Run<'_>,
+    ) -> Result<usize> {
+        let mut start = 0;
+        let mut copied = 0;
+        while start < buf.len() {
+            let from = start + searched;
+            searched = 0;
+            let end = match memchr::memchr(b'\n', &buf[from..]) {
+                Some(i) => from + i,
+                None if eof => buf.len(),
+                None => break,
+            };
+            let has_nl = end < buf.len();
+            let next = if has_nl { end + 1 } else { end };
+            let stats = &mut run.stats;
+            stats.lines += 1;
+            stats.bytes += (next - start) as u64;
+            let line = stats.lines;
+            if let Some(new) = self.record(&buf[start..end], line, &mut run.cand, run.sink, stats) {
+                stats.changed += 1;
+                writer.write_all(&buf[copied..start]).map_err(Error::Io)?;
+                writer.write_all(&new).map_err(Error::Io)?;
+                if has_nl {
+                    writer.write_all(b"\n").map_err(Error::Io)?;
+                }
+                copied = next;
+            } else if next - copied >= BLOCK {
+                writer.write_all(&buf[copied..next]).map_err(Error::Io)?;
+                copied = next;
+            }
+            start = next;
+        }
+        writer.write_all(&buf[copied..start]).map_err(Error::Io)?;
+        Ok(start)
     }
 
     /// Scans a JSONL stream and reports findings without writing anything.

@@ -31,6 +31,9 @@ pub(crate) const MAX_SETS: usize = 3;
 /// The longest fingerprint (bytes of each literal checked by the masks).
 const FP: usize = 4;
 
+/// The farthest an assignment screen looks (see [`Fused::screen_assignments`]).
+pub(crate) const MAX_REACH: usize = 64;
+
 /// A pattern of a bucket, with its first (up to 4) bytes as a little-endian word.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -65,6 +68,9 @@ struct Set {
     lo: [[u8; 16]; FP],
     /// The same for high nibbles.
     hi: [[u8; 16]; FP],
+    /// See [`Fused::screen_assignments`]: hits are reported only where `=` or `:` lies
+    /// within this many bytes after the fingerprint.
+    screen: Option<usize>,
 }
 
 impl Set {
@@ -112,7 +118,20 @@ impl Set {
             buckets,
             lo,
             hi,
+            screen: None,
         })
+    }
+
+    /// Whether the screen (if any) lets a candidate at `start` through: an `=` or `:` in
+    /// `hay[start + FP..start + FP + reach]` (cut at the end of `hay`).
+    #[inline]
+    fn screened_in(&self, hay: &[u8], start: usize) -> bool {
+        let Some(reach) = self.screen else {
+            return true;
+        };
+        let lo = (start + FP).min(hay.len());
+        let hi = (start + FP + reach).min(hay.len());
+        memchr::memchr2(b'=', b':', &hay[lo..hi]).is_some()
     }
 
     /// The first pattern (by priority) of the buckets in `bits` matching at `start`.
@@ -158,6 +177,19 @@ impl Fused {
         Some(Fused { sets })
     }
 
+    /// Makes set `set` report only hits followed by an assignment: an `=` or `:` within
+    /// `reach` (at most [`MAX_REACH`]) bytes after the first 4 bytes of the hit. The scan
+    /// skips other candidates before verifying them, so such a hit no longer hides a later
+    /// overlapping one of its set: the caller asks for this only for sets whose literals
+    /// cannot overlap, and whose hits it would reject without such an assignment anyway.
+    pub fn screen_assignments(&mut self, set: usize, reach: usize) {
+        if let Some(s) = self.sets.get_mut(set)
+            && (1..=MAX_REACH).contains(&reach)
+        {
+            s.screen = Some(reach);
+        }
+    }
+
     /// Calls `f(set, pattern, start, end)` for every hit: per set, leftmost first and
     /// non-overlapping, as a leftmost-first search of that set alone would report them.
     /// Hits of one set come in ascending order; hits of different sets interleave.
@@ -194,7 +226,7 @@ fn scalar(fused: &Fused, hay: &[u8], f: &mut impl FnMut(usize, usize, usize, usi
     let mut next = [0usize; MAX_SETS];
     for start in 0..hay.len() {
         for (s, set) in fused.sets.iter().enumerate() {
-            if start < next[s] {
+            if start < next[s] || !set.screened_in(hay, start) {
                 continue;
             }
             if let Some((id, end)) = set.verify(hay, start, 0xFF) {
@@ -317,6 +349,12 @@ mod x86 {
             if bits == 0 {
                 continue;
             }
+            if let Some(reach) = sets[s].screen {
+                bits = screen(sets[s], hay, at, reach, bits);
+                if bits == 0 {
+                    continue;
+                }
+            }
             let mut buckets = [0u8; 32];
             // SAFETY: `buckets` holds the 32 bytes an unaligned 256-bit store writes.
             unsafe { _mm256_storeu_si256(buckets.as_mut_ptr().cast(), c[s]) };
@@ -333,6 +371,45 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// The candidates among `bits` (positions `at + i`) that the set's assignment screen
+    /// lets through: those with an `=` or `:` within `reach` bytes after their fingerprint.
+    /// One bitmap of the 128 bytes from `at` serves the whole block.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn screen(set: &Set, hay: &[u8], at: usize, reach: usize, mut bits: u32) -> u32 {
+        if at + 128 > hay.len() {
+            let mut kept = 0;
+            while bits != 0 {
+                let i = bits.trailing_zeros();
+                bits &= bits - 1;
+                if set.screened_in(hay, at + i as usize) {
+                    kept |= 1 << i;
+                }
+            }
+            return kept;
+        }
+        let (eq, colon) = (_mm256_set1_epi8(b'=' as i8), _mm256_set1_epi8(b':' as i8));
+        let mut ops = 0u128;
+        for k in 0..4 {
+            // SAFETY: `at + 128 <= hay.len()`, so the 32 bytes at `at + 32 * k` lie in `hay`.
+            let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(at + 32 * k).cast()) };
+            let hit = _mm256_or_si256(_mm256_cmpeq_epi8(v, eq), _mm256_cmpeq_epi8(v, colon));
+            ops |= u128::from(_mm256_movemask_epi8(hit) as u32) << (32 * k);
+        }
+        // `1 <= reach <= MAX_REACH = 64`: the window is the low `reach` bits of a u64.
+        let window = u64::MAX >> (64 - reach);
+        let mut kept = 0;
+        while bits != 0 {
+            let i = bits.trailing_zeros();
+            bits &= bits - 1;
+            // `i + FP <= 35`, so the window's bits lie within `ops`.
+            if (ops >> (i as usize + FP)) as u64 & window != 0 {
+                kept |= 1 << i;
+            }
+        }
+        kept
     }
 
     /// The AVX2 body of [`Fused::each`].
@@ -631,6 +708,35 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        /// With the assignment screen on the contextual keywords' set (whose literals cannot
+        /// overlap), the scan reports exactly the hits of the unscreened searches that have
+        /// an `=` or `:` within the reach after their first 4 bytes, in the 128-byte blocks
+        /// and in the tail alike.
+        #[test]
+        fn the_assignment_screen_drops_exactly_the_hits_without_an_operator(
+            hay in hay_of(gate_sets()[1].clone(), 120),
+            reach in prop_oneof![Just(49usize), 1usize..=MAX_REACH],
+        ) {
+            let oracle = gate_oracle();
+            let Some(mut f) = oracle.fused.clone() else { return Ok(()) };
+            f.screen_assignments(1, reach);
+            let mut fused = vec![Vec::new(); f.sets.len()];
+            f.each(&hay, |s, id, a, b| fused[s].push((id, a, b)));
+            let mut slow = vec![Vec::new(); f.sets.len()];
+            scalar(&f, &hay, &mut |s, id, a, b| slow[s].push((id, a, b)));
+            let mut want = oracle.reference(&hay);
+            want[1].retain(|&(_, a, _)| {
+                let w = &hay[(a + FP).min(hay.len())..(a + FP + reach).min(hay.len())];
+                w.contains(&b'=') || w.contains(&b':')
+            });
+            prop_assert_eq!(&fused, &want);
+            prop_assert_eq!(&slow, &want);
+        }
+    }
+
     /// Assignment shapes and surroundings that the gate's hit judgments look at.
     const CONTEXT: &[&[u8]] = &[
         b"=\"Zq8x2Lm4Vt7Rk9Pw3Hs6\"",
@@ -676,7 +782,8 @@ negative_examples = ["sk-short"]
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         /// The gate decides the same with the fused scan as with separate passes: hits are
-        /// judged in the same order (short anchors after the keyword passes).
+        /// judged in the same order (short anchors after the keyword passes), and the hits
+        /// the assignment screen skips are those the assignment check would reject.
         #[test]
         fn gate_candidates_do_not_change(hay in record()) {
             use std::sync::OnceLock;

@@ -312,6 +312,13 @@ fn same_result_at_every_read_split_point() {
         tool_result(&secrets[12].text)
     );
     let (whole, wf) = run(&r, input.as_bytes());
+    // The same bytes redacted in memory, without a read buffer.
+    let (mut out, mut f) = (Vec::new(), Vec::new());
+    let stats = r
+        .redact_jsonl_bytes(input.as_bytes(), &mut out, &mut f)
+        .unwrap();
+    assert_eq!((&out, &f), (&whole, &wf));
+    assert_eq!(stats.lines, 5);
     for k in 0..=input.len() {
         let mut out = Vec::new();
         let mut f = Vec::new();
