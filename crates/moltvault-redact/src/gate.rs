@@ -1225,6 +1225,18 @@ mod screens {
         assert!(!passes(format!("task-{tail}").as_bytes()));
         assert!(passes(format!("K=sk-{tail}").as_bytes()));
         assert!(passes(format!(r#"{{"t":"out\nsk-{tail}"}}"#).as_bytes()));
+        // A word byte before the anchor counts as a boundary only when it ends an escape:
+        // `\n`, `\\n` one level deeper, `\u000a` (not printable: no spread) at any level.
+        assert!(!passes(format!(r#"{{"t":"out\ntask-{tail}"}}"#).as_bytes()));
+        assert!(passes(
+            format!(r#"{{"t":"{{\"o\":\"a\\nsk-{tail}\"}}"}}"#).as_bytes()
+        ));
+        assert!(passes(
+            format!(r#"{{"t":"out\u000ask-{tail}"}}"#).as_bytes()
+        ));
+        assert!(passes(
+            format!(r#"{{"t":"{{\"o\":\"\\u000ask-{tail}\"}}"}}"#).as_bytes()
+        ));
         // `:AA` needs the bot id's digits before it.
         assert!(!passes(b"at 10:AAxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
         // `://` needs userinfo: an `@` before the host's first `/`.
