@@ -24,8 +24,16 @@ pub(crate) fn unescape(esc: &[u8]) -> (Vec<u8>, Vec<usize>) {
     let mut starts = Vec::with_capacity(esc.len() + 1);
     let mut i = 0;
     while i < esc.len() {
+        // The run of plain bytes up to the next backslash, at once.
+        let run = memchr::memchr(b'\\', &esc[i..]).unwrap_or(esc.len() - i);
+        out.extend_from_slice(&esc[i..i + run]);
+        starts.extend(i..i + run);
+        i += run;
+        if i >= esc.len() {
+            break;
+        }
         let b = esc[i];
-        if b != b'\\' || i + 1 >= esc.len() {
+        if i + 1 >= esc.len() {
             out.push(b);
             starts.push(i);
             i += 1;
@@ -550,6 +558,30 @@ mod tests {
         assert_eq!(starts[4], 10); // surrogate pair start
         assert_eq!(starts[8], 22); // c
         assert_eq!(*starts.last().unwrap(), esc.len());
+    }
+
+    proptest::proptest! {
+        /// The decoded bytes equal [`unescape_into`]'s (a separate loop), and the map gives
+        /// each decoded byte the offset of the escape or plain byte it comes from.
+        #[test]
+        fn unescape_agrees_with_unescape_into_and_maps_each_byte(
+            esc in proptest::collection::vec(
+                proptest::sample::select(b"ab\\\"nut0Dd8e".to_vec()),
+                0..80,
+            )
+        ) {
+            let (d, starts) = unescape(&esc);
+            let mut into = Vec::new();
+            unescape_into(&esc, &mut into);
+            proptest::prop_assert_eq!(&d, &into);
+            proptest::prop_assert_eq!(starts.len(), d.len() + 1);
+            proptest::prop_assert_eq!(starts.last(), Some(&esc.len()));
+            proptest::prop_assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+            for (k, &at) in starts[..d.len()].iter().enumerate() {
+                // A decoded byte is its own source byte, or comes from an escape.
+                proptest::prop_assert!(esc[at] == d[k] || esc[at] == b'\\');
+            }
+        }
     }
 
     #[test]
