@@ -5,9 +5,10 @@
 //!
 //! - *rare* literals (vendor prefixes such as `ghp_`, `AKIA`, `PRIVATE KEY`), ≥ 4 bytes, at
 //!   most 32 for the built-in rules (slim Teddy, 32 bytes per step);
-//! - *contextual* keywords (`token`, `password`…), cut to 4-byte stems (`oken`, `assw`): they
-//!   are frequent, so fewer, shorter literals keep Teddy's buckets selective; a hit counts only
-//!   when an assignment-shaped value follows;
+//! - *contextual* keywords (`oken`, `assword`, `ecret`…, searched whole: Teddy matches their
+//!   first 4 bytes, verification the rest); a hit counts only when an assignment-shaped value
+//!   follows, and the fused scan drops candidates with no `=` or `:` within reach before
+//!   verifying them;
 //! - *short* (3-byte) anchors (`sk-`, `xox`, `:AA`, `://`…) and the escape markers,
 //!   anchors first screened by a byte check of their surroundings (a word boundary, a digit,
 //!   an `@` ahead) and then confirmed by their rules' regexes on a window around the hit.
@@ -609,9 +610,9 @@ impl Gate {
             short.push((e.as_bytes().to_vec(), p));
         }
         // Slim Teddy (32 bytes a step) takes at most 32 literals, fat Teddy (16 a step) 64:
-        // rare literals beyond 32 ride with the short anchors, or else with the stems, while
-        // those have room (longest first; never next to a literal they could overlap, which
-        // could hide a hit of it in a leftmost-first pass).
+        // rare literals beyond 32 ride with the short anchors, or else with the contextual
+        // keywords, while those have room (longest first; never next to a literal they could
+        // overlap, which could hide a hit of it in a leftmost-first pass).
         let mut rare: Vec<(Vec<u8>, Pat)> = rare;
         let mut ctx: Vec<(Vec<u8>, Pat)> = ctx;
         let others = [&mut short, &mut ctx];
@@ -1259,8 +1260,8 @@ mod screens {
     }
 
     #[test]
-    fn stems_keep_the_assignment_check() {
-        // `apiKey` is searched as the stem `piKe`; the check still skips the rest of the name.
+    fn keywords_keep_the_assignment_check() {
+        // `apiKey` is searched as `piKey`; the check skips the rest of a longer name.
         assert!(passes(br#"{"apiKey": "Zq8x2Lm4Vt7Rk9Pw3Hs6"}"#));
         assert!(!passes(br#"{"apiKey": process.env.X}"#));
         assert!(!passes(b"let token_count = parse(x);"));

@@ -1,8 +1,8 @@
 //! A fused slim Teddy: several literal sets searched in one pass over a record.
 //!
-//! The gate searches three literal sets (rare literals, contextual stems, short anchors).
+//! The gate searches three literal sets (rare literals, contextual keywords, short anchors).
 //! Run as three `aho_corasick::packed` searches, each block of the record is loaded and split
-//! into nibbles three times, and every hit (frequent for the decoy-rich stems) leaves Teddy's
+//! into nibbles three times, and every hit (frequent for the decoy-rich keywords) leaves Teddy's
 //! loop and restarts a search. Here each 32-byte block is read once for all sets (four
 //! overlapping unaligned loads, one per fingerprint byte, instead of Teddy's shifts across
 //! lanes), the slim Teddy bucket masks of every set are computed from the same nibbles, two
