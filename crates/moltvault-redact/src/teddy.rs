@@ -412,6 +412,65 @@ mod x86 {
         kept
     }
 
+    /// Whether every candidate of the two blocks at `at` is one the assignment screen drops
+    /// (so verifying them would report nothing): no set without a screen has a candidate, and
+    /// no candidate of a screened set has an `=` or `:` within its reach. Answers `false`
+    /// where it cannot tell cheaply (fewer than 160 bytes left).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn all_screened_out<const N: usize>(
+        sets: &[&Set; N],
+        both: &[__m256i; N],
+        ca: &[__m256i; N],
+        cb: &[__m256i; N],
+        hay: &[u8],
+        at: usize,
+    ) -> bool {
+        if at + 160 > hay.len() {
+            return false;
+        }
+        let zero = _mm256_setzero_si256();
+        let mut ops: Option<(u128, u128)> = None;
+        for s in 0..N {
+            let Some(reach) = sets[s].screen else {
+                if _mm256_testz_si256(both[s], both[s]) == 0 {
+                    return false;
+                }
+                continue;
+            };
+            let bits = |c: __m256i| !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, zero)) as u32);
+            let mut cand = u64::from(bits(ca[s])) | (u64::from(bits(cb[s])) << 32);
+            if cand == 0 {
+                continue;
+            }
+            // The `=` and `:` of the 160 bytes from `at`, as bits 0..160 of (lo, hi).
+            let (lo, hi) = *ops.get_or_insert_with(|| {
+                let (eq, colon) = (_mm256_set1_epi8(b'=' as i8), _mm256_set1_epi8(b':' as i8));
+                let mut w = [0u128; 2];
+                for k in 0..5 {
+                    // SAFETY: `at + 160 <= hay.len()`: the 32 bytes at `at + 32 * k` lie in
+                    // `hay`.
+                    let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(at + 32 * k).cast()) };
+                    let hit =
+                        _mm256_or_si256(_mm256_cmpeq_epi8(v, eq), _mm256_cmpeq_epi8(v, colon));
+                    w[k / 4] |= u128::from(_mm256_movemask_epi8(hit) as u32) << (32 * (k % 4));
+                }
+                (w[0], w[1])
+            });
+            let window = u64::MAX >> (64 - reach);
+            while cand != 0 {
+                // The window of a candidate at `at + i` starts at bit `p = i + FP` (4..=67).
+                let p = cand.trailing_zeros() as usize + FP;
+                cand &= cand - 1;
+                let w = (lo >> p) | (hi << (128 - p));
+                if w as u64 & window != 0 {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// The AVX2 body of [`Fused::each`].
     ///
     /// # Safety
@@ -450,7 +509,7 @@ mod x86 {
             };
             let (ca, cb) = (candidates(&m, a), candidates(&m, b));
             let both: [__m256i; N] = std::array::from_fn(|s| _mm256_or_si256(ca[s], cb[s]));
-            if any(&both) {
+            if any(&both) && !all_screened_out(&sets, &both, &ca, &cb, hay, at) {
                 if any(&ca) {
                     verify(&sets, &mut next, &ca, hay, at, f);
                 }
