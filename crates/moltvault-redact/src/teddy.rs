@@ -373,39 +373,52 @@ mod x86 {
         }
     }
 
+    /// How many bytes from a block's start [`operators`] reads: two blocks, the fingerprint
+    /// and the longest reach.
+    const OPS_SPAN: usize = 160;
+
+    /// The `=` and `:` among the [`OPS_SPAN`] bytes from `at`, as bits `0..160` of `(lo, hi)`.
+    /// `at + OPS_SPAN <= hay.len()`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn operators(hay: &[u8], at: usize) -> (u128, u128) {
+        assert!(at + OPS_SPAN <= hay.len());
+        let (eq, colon) = (_mm256_set1_epi8(b'=' as i8), _mm256_set1_epi8(b':' as i8));
+        let mut w = [0u128; 2];
+        for k in 0..OPS_SPAN / 32 {
+            // SAFETY: `at + OPS_SPAN <= hay.len()`: the 32 bytes at `at + 32 * k` lie in `hay`.
+            let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(at + 32 * k).cast()) };
+            let hit = _mm256_or_si256(_mm256_cmpeq_epi8(v, eq), _mm256_cmpeq_epi8(v, colon));
+            w[k / 4] |= u128::from(_mm256_movemask_epi8(hit) as u32) << (32 * (k % 4));
+        }
+        (w[0], w[1])
+    }
+
+    /// Whether the operator bits `ops` hold one within the screen window of a candidate at
+    /// `at + i` (`i < 64`): bits `i + FP..i + FP + reach`, `1 <= reach <= MAX_REACH`.
+    #[inline]
+    fn operator_within((lo, hi): (u128, u128), i: usize, reach: usize) -> bool {
+        // `FP <= p <= 67`, so both shifts stay below 128, and `p + reach <= 131 < 160`.
+        let p = i + FP;
+        let w = (lo >> p) | (hi << (128 - p));
+        w as u64 & (u64::MAX >> (64 - reach)) != 0
+    }
+
     /// The candidates among `bits` (positions `at + i`) that the set's assignment screen
     /// lets through: those with an `=` or `:` within `reach` bytes after their fingerprint.
-    /// One bitmap of the 128 bytes from `at` serves the whole block.
     #[target_feature(enable = "avx2")]
     #[inline]
     fn screen(set: &Set, hay: &[u8], at: usize, reach: usize, mut bits: u32) -> u32 {
-        if at + 128 > hay.len() {
-            let mut kept = 0;
-            while bits != 0 {
-                let i = bits.trailing_zeros();
-                bits &= bits - 1;
-                if set.screened_in(hay, at + i as usize) {
-                    kept |= 1 << i;
-                }
-            }
-            return kept;
-        }
-        let (eq, colon) = (_mm256_set1_epi8(b'=' as i8), _mm256_set1_epi8(b':' as i8));
-        let mut ops = 0u128;
-        for k in 0..4 {
-            // SAFETY: `at + 128 <= hay.len()`, so the 32 bytes at `at + 32 * k` lie in `hay`.
-            let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(at + 32 * k).cast()) };
-            let hit = _mm256_or_si256(_mm256_cmpeq_epi8(v, eq), _mm256_cmpeq_epi8(v, colon));
-            ops |= u128::from(_mm256_movemask_epi8(hit) as u32) << (32 * k);
-        }
-        // `1 <= reach <= MAX_REACH = 64`: the window is the low `reach` bits of a u64.
-        let window = u64::MAX >> (64 - reach);
+        let ops = (at + OPS_SPAN <= hay.len()).then(|| operators(hay, at));
         let mut kept = 0;
         while bits != 0 {
             let i = bits.trailing_zeros();
             bits &= bits - 1;
-            // `i + FP <= 35`, so the window's bits lie within `ops`.
-            if (ops >> (i as usize + FP)) as u64 & window != 0 {
+            let near = match ops {
+                Some(ops) => operator_within(ops, i as usize, reach),
+                None => set.screened_in(hay, at + i as usize),
+            };
+            if near {
                 kept |= 1 << i;
             }
         }
@@ -415,7 +428,7 @@ mod x86 {
     /// Whether every candidate of the two blocks at `at` is one the assignment screen drops
     /// (so verifying them would report nothing): no set without a screen has a candidate, and
     /// no candidate of a screened set has an `=` or `:` within its reach. Answers `false`
-    /// where it cannot tell cheaply (fewer than 160 bytes left).
+    /// where it cannot tell cheaply (fewer than [`OPS_SPAN`] bytes left).
     #[target_feature(enable = "avx2")]
     #[inline]
     fn all_screened_out<const N: usize>(
@@ -426,11 +439,11 @@ mod x86 {
         hay: &[u8],
         at: usize,
     ) -> bool {
-        if at + 160 > hay.len() {
+        if at + OPS_SPAN > hay.len() {
             return false;
         }
         let zero = _mm256_setzero_si256();
-        let mut ops: Option<(u128, u128)> = None;
+        let mut ops = None;
         for s in 0..N {
             let Some(reach) = sets[s].screen else {
                 if _mm256_testz_si256(both[s], both[s]) == 0 {
@@ -443,27 +456,11 @@ mod x86 {
             if cand == 0 {
                 continue;
             }
-            // The `=` and `:` of the 160 bytes from `at`, as bits 0..160 of (lo, hi).
-            let (lo, hi) = *ops.get_or_insert_with(|| {
-                let (eq, colon) = (_mm256_set1_epi8(b'=' as i8), _mm256_set1_epi8(b':' as i8));
-                let mut w = [0u128; 2];
-                for k in 0..5 {
-                    // SAFETY: `at + 160 <= hay.len()`: the 32 bytes at `at + 32 * k` lie in
-                    // `hay`.
-                    let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(at + 32 * k).cast()) };
-                    let hit =
-                        _mm256_or_si256(_mm256_cmpeq_epi8(v, eq), _mm256_cmpeq_epi8(v, colon));
-                    w[k / 4] |= u128::from(_mm256_movemask_epi8(hit) as u32) << (32 * (k % 4));
-                }
-                (w[0], w[1])
-            });
-            let window = u64::MAX >> (64 - reach);
+            let ops = *ops.get_or_insert_with(|| operators(hay, at));
             while cand != 0 {
-                // The window of a candidate at `at + i` starts at bit `p = i + FP` (4..=67).
-                let p = cand.trailing_zeros() as usize + FP;
+                let i = cand.trailing_zeros() as usize;
                 cand &= cand - 1;
-                let w = (lo >> p) | (hi << (128 - p));
-                if w as u64 & window != 0 {
+                if operator_within(ops, i, reach) {
                     return false;
                 }
             }
