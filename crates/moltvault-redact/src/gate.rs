@@ -1259,6 +1259,51 @@ mod screens {
         assert!(c.any && c.all);
     }
 
+    /// Credential words are searched whole, so their lists spell out each form the
+    /// assignment rules' names take: lower, camel and upper case, with `_`, `-` or nothing
+    /// between the words.
+    #[test]
+    fn every_spelling_of_a_credential_name_passes() {
+        for name in [
+            "password",
+            "PASSWORD",
+            "passwd",
+            "secret",
+            "SECRET",
+            "token",
+            "TOKEN",
+            "apikey",
+            "apiKey",
+            "APIKEY",
+            "api_key",
+            "API_KEY",
+            "api-key",
+            "accesskey",
+            "accessKey",
+            "ACCESSKEY",
+            "access_key",
+            "ACCESS_KEY",
+            "access-key",
+            "ACCESS-KEY",
+            "privatekey",
+            "privateKey",
+            "PRIVATEKEY",
+            "private_key",
+            "PRIVATE_KEY",
+            "private-key",
+            "PRIVATE-KEY",
+            "credentials",
+            "CREDENTIALS",
+            "client_secret",
+            "MY_SERVICE_TOKEN",
+        ] {
+            let line = format!("{name}=Zq8x2Lm4Vt7Rk9Pw3Hs6");
+            assert!(passes(line.as_bytes()), "{name}");
+            let json = format!(r#"{{"{name}": "Zq8x2Lm4Vt7Rk9Pw3Hs6"}}"#);
+            assert!(passes(json.as_bytes()), "{name} in JSON");
+        }
+    }
+
     #[test]
     fn keywords_keep_the_assignment_check() {
         // `apiKey` is searched as `piKey`; the check skips the rest of a longer name.
