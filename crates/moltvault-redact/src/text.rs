@@ -131,35 +131,47 @@ pub(crate) fn is_placeholder(v: &[u8]) -> bool {
     if matches!(first, b'$' | b'%' | b'<' | b'{' | b'(' | b'*' | b'[') {
         return true;
     }
-    const WORDS: &[&[u8]] = &[
-        b"process.env",
-        b"os.environ",
-        b"getenv",
-        b"xxxx",
-        b"example",
-        b"your_",
-        b"your-",
-        b"yourkey",
-        b"changeme",
-        b"placeholder",
-        b"redacted",
-        b"dummy",
-        b"secretref",
-        b"****",
-        b"....",
-        b"${",
-        b"{{",
-    ];
-    if WORDS.iter().any(|w| contains_ci(v, w)) {
+    /// Words that mark a placeholder wherever they stand, in any ASCII case, searched in one
+    /// pass (a validator runs on every candidate match).
+    static WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                &b"process.env"[..],
+                b"os.environ",
+                b"getenv",
+                b"xxxx",
+                b"example",
+                b"your_",
+                b"your-",
+                b"yourkey",
+                b"changeme",
+                b"placeholder",
+                b"redacted",
+                b"dummy",
+                b"secretref",
+                b"****",
+                b"....",
+                b"${",
+                b"{{",
+            ])
+            .expect("a small literal set")
+    });
+    if WORDS.is_match(v) || v.contains(&b'(') {
         return true;
     }
-    if v.contains(&b'(') {
-        return true;
-    }
-    matches!(
-        v.to_ascii_lowercase().as_slice(),
-        b"true" | b"false" | b"null" | b"none" | b"undefined" | b"nil" | b"password" | b"secret"
-    )
+    [
+        &b"true"[..],
+        b"false",
+        b"null",
+        b"none",
+        b"undefined",
+        b"nil",
+        b"password",
+        b"secret",
+    ]
+    .iter()
+    .any(|w| v.eq_ignore_ascii_case(w))
 }
 
 /// Whether a value has the shape of a hash, UUID or integrity string (not a credential).
@@ -581,6 +593,38 @@ mod tests {
                 // A decoded byte is its own source byte, or comes from an escape.
                 proptest::prop_assert!(esc[at] == d[k] || esc[at] == b'\\');
             }
+        }
+    }
+
+    #[test]
+    fn placeholder_words_in_any_case() {
+        for v in [
+            "YOUR_API_KEY",
+            "your-token-here",
+            "Example123",
+            "sk-EXAMPLE-key",
+            "changeMe42",
+            "abc****def",
+            "PROCESS.ENV.X",
+            "${X}",
+            "a{{b}}",
+            "xXxXkey",
+            "Redacted",
+            "None",
+            "NULL",
+            "Password",
+            "f(x)",
+        ] {
+            assert!(is_placeholder(v.as_bytes()), "{v}");
+        }
+        for v in [
+            "Zq8x2Lm4Vt7Rk9Pw3Hs6",
+            "hunter22",
+            "nonexistent",
+            "secrets",
+            "yours",
+        ] {
+            assert!(!is_placeholder(v.as_bytes()), "{v}");
         }
     }
 
