@@ -575,10 +575,9 @@ impl Redactor {
         Ok(run.stats)
     }
 
-    /// Redacts JSONL held in memory (a whole file, or a mapping of one), exactly as
-    /// [`Redactor::redact_jsonl`] redacts the same bytes read from a stream, without copying
-    /// them into a buffer first: unchanged records are written from `data` in runs of about
-    /// 128 KiB, each right after the gate read it.
+    /// Redacts JSONL held in memory exactly as [`Redactor::redact_jsonl`] redacts the same
+    /// bytes read from a stream, without copying them into a buffer first: unchanged records
+    /// are written from `data` in runs of about 128 KiB, each right after the gate read it.
     ///
     /// # Errors
     /// Fails with [`Error::Io`] when writing fails.
