@@ -329,6 +329,7 @@ mod x86 {
         c: &[__m256i; N],
         hay: &[u8],
         at: usize,
+        ops: &mut Ops,
         f: &mut F,
     ) {
         let left = hay.len() - at;
@@ -350,7 +351,7 @@ mod x86 {
                 continue;
             }
             if let Some(reach) = sets[s].screen {
-                bits = screen(sets[s], hay, at, reach, bits);
+                bits = screen(sets[s], hay, at, reach, bits, ops);
                 if bits == 0 {
                     continue;
                 }
@@ -404,31 +405,53 @@ mod x86 {
         w as u64 & (u64::MAX >> (64 - reach)) != 0
     }
 
+    /// The operator bitmap of the [`OPS_SPAN`] bytes from a block (or block pair) start,
+    /// computed at most once for it, by whichever of the skip test and the verification
+    /// needs it first.
+    struct Ops {
+        at: usize,
+        bits: Option<(u128, u128)>,
+    }
+
+    impl Ops {
+        fn new(at: usize) -> Ops {
+            Ops { at, bits: None }
+        }
+
+        /// Whether an `=` or `:` lies within `reach` bytes after the fingerprint of a
+        /// candidate at `pos` (`self.at <= pos < self.at + 64`) of `set`.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn near(&mut self, set: &Set, hay: &[u8], pos: usize, reach: usize) -> bool {
+            if self.at + OPS_SPAN > hay.len() {
+                return set.screened_in(hay, pos);
+            }
+            let (at, bits) = (self.at, &mut self.bits);
+            let ops = *bits.get_or_insert_with(|| operators(hay, at));
+            operator_within(ops, pos - at, reach)
+        }
+    }
+
     /// The candidates among `bits` (positions `at + i`) that the set's assignment screen
     /// lets through: those with an `=` or `:` within `reach` bytes after their fingerprint.
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn screen(set: &Set, hay: &[u8], at: usize, reach: usize, mut bits: u32) -> u32 {
-        let ops = (at + OPS_SPAN <= hay.len()).then(|| operators(hay, at));
+    fn screen(set: &Set, hay: &[u8], at: usize, reach: usize, mut bits: u32, ops: &mut Ops) -> u32 {
         let mut kept = 0;
         while bits != 0 {
             let i = bits.trailing_zeros();
             bits &= bits - 1;
-            let near = match ops {
-                Some(ops) => operator_within(ops, i as usize, reach),
-                None => set.screened_in(hay, at + i as usize),
-            };
-            if near {
+            if ops.near(set, hay, at + i as usize, reach) {
                 kept |= 1 << i;
             }
         }
         kept
     }
 
-    /// Whether every candidate of the two blocks at `at` is one the assignment screen drops
-    /// (so verifying them would report nothing): no set without a screen has a candidate, and
-    /// no candidate of a screened set has an `=` or `:` within its reach. Answers `false`
-    /// where it cannot tell cheaply (fewer than [`OPS_SPAN`] bytes left).
+    /// Whether every candidate of the two blocks at `ops.at` is one the assignment screen
+    /// drops (so verifying them would report nothing): no set without a screen has a
+    /// candidate, and no candidate of a screened set has an `=` or `:` within its reach.
+    /// Answers `false` where it cannot tell cheaply (fewer than [`OPS_SPAN`] bytes left).
     #[target_feature(enable = "avx2")]
     #[inline]
     fn all_screened_out<const N: usize>(
@@ -437,13 +460,12 @@ mod x86 {
         ca: &[__m256i; N],
         cb: &[__m256i; N],
         hay: &[u8],
-        at: usize,
+        ops: &mut Ops,
     ) -> bool {
-        if at + OPS_SPAN > hay.len() {
+        if ops.at + OPS_SPAN > hay.len() {
             return false;
         }
         let zero = _mm256_setzero_si256();
-        let mut ops = None;
         for s in 0..N {
             let Some(reach) = sets[s].screen else {
                 if _mm256_testz_si256(both[s], both[s]) == 0 {
@@ -453,14 +475,10 @@ mod x86 {
             };
             let bits = |c: __m256i| !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, zero)) as u32);
             let mut cand = u64::from(bits(ca[s])) | (u64::from(bits(cb[s])) << 32);
-            if cand == 0 {
-                continue;
-            }
-            let ops = *ops.get_or_insert_with(|| operators(hay, at));
             while cand != 0 {
                 let i = cand.trailing_zeros() as usize;
                 cand &= cand - 1;
-                if operator_within(ops, i, reach) {
+                if ops.near(sets[s], hay, ops.at + i, reach) {
                     return false;
                 }
             }
@@ -506,12 +524,16 @@ mod x86 {
             };
             let (ca, cb) = (candidates(&m, a), candidates(&m, b));
             let both: [__m256i; N] = std::array::from_fn(|s| _mm256_or_si256(ca[s], cb[s]));
-            if any(&both) && !all_screened_out(&sets, &both, &ca, &cb, hay, at) {
-                if any(&ca) {
-                    verify(&sets, &mut next, &ca, hay, at, f);
-                }
-                if any(&cb) {
-                    verify(&sets, &mut next, &cb, hay, at + 32, f);
+            if any(&both) {
+                // One operator bitmap for the pair, shared by the skip test and both blocks.
+                let mut ops = Ops::new(at);
+                if !all_screened_out(&sets, &both, &ca, &cb, hay, &mut ops) {
+                    if any(&ca) {
+                        verify(&sets, &mut next, &ca, hay, at, &mut ops, f);
+                    }
+                    if any(&cb) {
+                        verify(&sets, &mut next, &cb, hay, at + 32, &mut ops, f);
+                    }
                 }
             }
             at += 64;
@@ -520,7 +542,7 @@ mod x86 {
             let w: &[u8; SPAN] = hay[at..at + SPAN].try_into().expect("SPAN bytes");
             let c = candidates(&m, w);
             if any(&c) {
-                verify(&sets, &mut next, &c, hay, at, f);
+                verify(&sets, &mut next, &c, hay, at, &mut Ops::new(at), f);
             }
             at += 32;
         }
@@ -534,7 +556,7 @@ mod x86 {
                 let w: &[u8; SPAN] = pad[k..k + SPAN].try_into().expect("SPAN bytes");
                 let c = candidates(&m, w);
                 if any(&c) {
-                    verify(&sets, &mut next, &c, hay, at + k, f);
+                    verify(&sets, &mut next, &c, hay, at + k, &mut Ops::new(at + k), f);
                 }
                 k += 32;
             }
